@@ -1,0 +1,4 @@
+//! Pod workers and the sync loop that keeps one worker per pod.
+
+pub mod dispatcher;
+pub mod worker;

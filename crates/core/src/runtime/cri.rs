@@ -1,0 +1,299 @@
+//! CRI v1 client: one gRPC channel to the runtime, every call bounded by a timeout and
+//! turned into a typed [`CriError`] that names the operation.
+//!
+//! The channel is lazy, so the kubelet starts even when containerd is not up yet; tonic
+//! reconnects on the next call once the socket answers again.
+
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// A failed runtime call.
+#[derive(Debug, thiserror::Error)]
+pub enum CriError {
+    #[error("CRI {op}: timed out after {timeout:?}")]
+    Timeout { op: &'static str, timeout: Duration },
+    #[error("CRI {op}: {code:?}: {message}")]
+    Status {
+        op: &'static str,
+        code: tonic::Code,
+        message: String,
+    },
+    #[error("invalid container runtime endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+}
+
+impl CriError {
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            CriError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(tonic::Code::NotFound)
+    }
+
+    /// The runtime could not be reached at all (as opposed to refusing the request).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CriError::Timeout { .. }) || self.code() == Some(tonic::Code::Unavailable)
+    }
+
+    /// The message without the operation prefix, for status messages shown to users.
+    pub fn message(&self) -> String {
+        match self {
+            CriError::Status { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Cheap to clone: every clone shares the same channel.
+#[derive(Clone)]
+pub struct CriClient {
+    runtime: RuntimeServiceClient<Channel>,
+    image: ImageServiceClient<Channel>,
+    timeout: Duration,
+}
+
+/// Turn `unix:///path` (or a bare path) into a socket path.
+pub fn socket_path(endpoint: &str) -> Result<String, CriError> {
+    let bad = |reason: &str| CriError::Endpoint {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
+    };
+    let path = if let Some(rest) = endpoint.strip_prefix("unix://") {
+        rest
+    } else if endpoint.starts_with('/') {
+        endpoint
+    } else {
+        return Err(bad("only unix:// endpoints are supported"));
+    };
+    if path.is_empty() {
+        return Err(bad("empty socket path"));
+    }
+    Ok(path.to_string())
+}
+
+fn lazy_channel(endpoint: &str) -> Result<Channel, CriError> {
+    let path = socket_path(endpoint)?;
+    // The URI is required by tonic but unused: the connector dials the unix socket.
+    let channel = Endpoint::try_from("http://[::]:50051")
+        .map_err(|e| CriError::Endpoint {
+            endpoint: endpoint.to_string(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }));
+    Ok(channel)
+}
+
+macro_rules! call {
+    ($self:ident, $svc:ident, $method:ident, $op:literal, $req:expr) => {{
+        let mut client = $self.$svc.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout($self.timeout, client.$method($req)).await;
+        tracing::trace!(op = $op, elapsed_ms = started.elapsed().as_millis() as u64, "CRI call");
+        match result {
+            Err(_) => Err(CriError::Timeout {
+                op: $op,
+                timeout: $self.timeout,
+            }),
+            Ok(Err(status)) => Err(CriError::Status {
+                op: $op,
+                code: status.code(),
+                message: status.message().to_string(),
+            }),
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        }
+    }};
+}
+
+impl CriClient {
+    /// `image_endpoint` defaults to the runtime endpoint, as upstream.
+    pub fn new(
+        runtime_endpoint: &str,
+        image_endpoint: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, CriError> {
+        let runtime_channel = lazy_channel(runtime_endpoint)?;
+        let image_channel = match image_endpoint {
+            Some(ep) if !ep.is_empty() && ep != runtime_endpoint => lazy_channel(ep)?,
+            _ => runtime_channel.clone(),
+        };
+        Ok(CriClient {
+            runtime: RuntimeServiceClient::new(runtime_channel),
+            image: ImageServiceClient::new(image_channel),
+            timeout,
+        })
+    }
+
+    /// The same client with another per-call timeout (pulls and stops take longer).
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        CriClient {
+            timeout,
+            ..self.clone()
+        }
+    }
+
+    pub async fn version(&self) -> Result<cri::VersionResponse, CriError> {
+        call!(self, runtime, version, "Version", cri::VersionRequest { version: "v1".into() })
+    }
+
+    pub async fn status(&self) -> Result<cri::StatusResponse, CriError> {
+        call!(self, runtime, status, "Status", cri::StatusRequest { verbose: false })
+    }
+
+    pub async fn run_pod_sandbox(&self, config: cri::PodSandboxConfig) -> Result<String, CriError> {
+        let req = cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        };
+        call!(self, runtime, run_pod_sandbox, "RunPodSandbox", req).map(|r| r.pod_sandbox_id)
+    }
+
+    pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
+        let req = cri::StopPodSandboxRequest { pod_sandbox_id: id.into() };
+        call!(self, runtime, stop_pod_sandbox, "StopPodSandbox", req).map(|_| ())
+    }
+
+    pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
+        let req = cri::RemovePodSandboxRequest { pod_sandbox_id: id.into() };
+        call!(self, runtime, remove_pod_sandbox, "RemovePodSandbox", req).map(|_| ())
+    }
+
+    pub async fn pod_sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatus, CriError> {
+        let req = cri::PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: false,
+        };
+        let resp = call!(self, runtime, pod_sandbox_status, "PodSandboxStatus", req)?;
+        resp.status.ok_or(CriError::Status {
+            op: "PodSandboxStatus",
+            code: tonic::Code::Internal,
+            message: format!("no status returned for sandbox {id}"),
+        })
+    }
+
+    pub async fn list_pod_sandbox(
+        &self,
+        filter: Option<cri::PodSandboxFilter>,
+    ) -> Result<Vec<cri::PodSandbox>, CriError> {
+        let req = cri::ListPodSandboxRequest { filter };
+        call!(self, runtime, list_pod_sandbox, "ListPodSandbox", req).map(|r| r.items)
+    }
+
+    pub async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: cri::ContainerConfig,
+        sandbox_config: cri::PodSandboxConfig,
+    ) -> Result<String, CriError> {
+        let req = cri::CreateContainerRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox_config),
+        };
+        call!(self, runtime, create_container, "CreateContainer", req).map(|r| r.container_id)
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<(), CriError> {
+        let req = cri::StartContainerRequest { container_id: id.into() };
+        call!(self, runtime, start_container, "StartContainer", req).map(|_| ())
+    }
+
+    /// Stop with a grace period: the runtime sends the stop signal, then SIGKILL after
+    /// `grace_seconds`. The call itself may take that long, so the timeout grows with it.
+    pub async fn stop_container(&self, id: &str, grace_seconds: i64) -> Result<(), CriError> {
+        let grace = grace_seconds.max(0);
+        let client = self.with_timeout(self.timeout + Duration::from_secs(grace as u64));
+        let req = cri::StopContainerRequest {
+            container_id: id.into(),
+            timeout: grace,
+        };
+        call!(client, runtime, stop_container, "StopContainer", req).map(|_| ())
+    }
+
+    pub async fn remove_container(&self, id: &str) -> Result<(), CriError> {
+        let req = cri::RemoveContainerRequest { container_id: id.into() };
+        call!(self, runtime, remove_container, "RemoveContainer", req).map(|_| ())
+    }
+
+    pub async fn list_containers(
+        &self,
+        filter: Option<cri::ContainerFilter>,
+    ) -> Result<Vec<cri::Container>, CriError> {
+        let req = cri::ListContainersRequest { filter };
+        call!(self, runtime, list_containers, "ListContainers", req).map(|r| r.containers)
+    }
+
+    pub async fn container_status(&self, id: &str) -> Result<cri::ContainerStatus, CriError> {
+        let req = cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        };
+        let resp = call!(self, runtime, container_status, "ContainerStatus", req)?;
+        resp.status.ok_or(CriError::Status {
+            op: "ContainerStatus",
+            code: tonic::Code::Internal,
+            message: format!("no status returned for container {id}"),
+        })
+    }
+
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout_seconds: i64,
+    ) -> Result<cri::ExecSyncResponse, CriError> {
+        let client = self.with_timeout(self.timeout + Duration::from_secs(timeout_seconds.max(0) as u64));
+        let req = cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout: timeout_seconds,
+        };
+        call!(client, runtime, exec_sync, "ExecSync", req)
+    }
+
+    pub async fn image_status(&self, image: &str) -> Result<Option<cri::Image>, CriError> {
+        let req = cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        call!(self, image, image_status, "ImageStatus", req).map(|r| r.image)
+    }
+
+    /// Pulls can be slow: the caller passes a client made with [`Self::with_timeout`].
+    pub async fn pull_image(
+        &self,
+        image: &str,
+        sandbox_config: Option<cri::PodSandboxConfig>,
+    ) -> Result<String, CriError> {
+        let req = cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config,
+        };
+        call!(self, image, pull_image, "PullImage", req).map(|r| r.image_ref)
+    }
+
+    pub async fn list_images(&self) -> Result<Vec<cri::Image>, CriError> {
+        call!(self, image, list_images, "ListImages", cri::ListImagesRequest { filter: None })
+            .map(|r| r.images)
+    }
+}

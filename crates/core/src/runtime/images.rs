@@ -1,0 +1,127 @@
+//! Image pulls by pull policy, with a per-image backoff so a missing image or a down
+//! registry is retried at 10s doubling to 5 min (ErrImagePull, then ImagePullBackOff).
+
+use k8s_openapi::api::core::v1::Container;
+
+use super::backoff::Backoff;
+use super::cri::CriClient;
+use super::model::now_ns;
+
+/// Why a container could not get its image; `reason` is the waiting reason shown in status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub struct ImagePuller {
+    cri: CriClient,
+    /// Same client with the (longer) pull timeout.
+    pull_cri: CriClient,
+    backoff: Backoff,
+}
+
+/// Upstream default: Always for `:latest` or no tag, else IfNotPresent (digests too).
+pub fn pull_policy(container: &Container) -> String {
+    if let Some(p) = container.image_pull_policy.as_deref().filter(|p| !p.is_empty()) {
+        return p.to_string();
+    }
+    let image = container.image.as_deref().unwrap_or_default();
+    let tag_part = image.rsplit('/').next().unwrap_or(image);
+    let latest = !image.contains('@') && tag_part.split_once(':').is_none_or(|(_, tag)| tag == "latest");
+    if latest { "Always".into() } else { "IfNotPresent".into() }
+}
+
+impl ImagePuller {
+    pub fn new(cri: CriClient, pull_cri: CriClient) -> Self {
+        ImagePuller {
+            cri,
+            pull_cri,
+            backoff: Backoff::containers(),
+        }
+    }
+
+    /// The image reference to create the container from.
+    pub async fn ensure(&mut self, container: &Container) -> Result<String, ImageError> {
+        let image = container.image.clone().unwrap_or_default();
+        if image.trim().is_empty() || image.contains(char::is_whitespace) {
+            return Err(ImageError {
+                reason: "InvalidImageName",
+                message: format!("Failed to apply default image tag {image:?}: invalid reference format"),
+            });
+        }
+        let policy = pull_policy(container);
+        if policy != "Always" {
+            match self.cri.image_status(&image).await {
+                Ok(Some(found)) => return Ok(found.id),
+                Ok(None) if policy == "Never" => {
+                    return Err(ImageError {
+                        reason: "ErrImageNeverPull",
+                        message: format!("Container image {image:?} is not present with pull policy of Never"),
+                    });
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    return Err(ImageError {
+                        reason: "ErrImagePull",
+                        message: err.message(),
+                    });
+                }
+            }
+        }
+        let now = now_ns();
+        if self.in_window(&image, now) {
+            return Err(ImageError {
+                reason: "ImagePullBackOff",
+                message: format!("Back-off pulling image {image:?}"),
+            });
+        }
+        tracing::info!(image = %image, "pulling image");
+        let started = std::time::Instant::now();
+        match self.pull_cri.pull_image(&image, None).await {
+            Ok(image_ref) => {
+                tracing::info!(image = %image, image_ref = %image_ref, elapsed_ms = started.elapsed().as_millis() as u64, "pulled image");
+                Ok(image_ref)
+            }
+            Err(err) => {
+                self.backoff.next(&image, now_ns());
+                tracing::warn!(image = %image, error = %err, "failed to pull image");
+                Err(ImageError {
+                    reason: "ErrImagePull",
+                    message: format!("failed to pull image {image:?}: {}", err.message()),
+                })
+            }
+        }
+    }
+
+    /// True while the last failed pull of `image` is within its backoff window.
+    fn in_window(&self, image: &str, now: i64) -> bool {
+        // The backoff entry is updated at each failed pull, so the window starts there.
+        self.backoff.last_update(image).is_some_and(|last| self.backoff.in_backoff_since(image, last, now).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(image: &str, policy: Option<&str>) -> Container {
+        Container {
+            name: "c".into(),
+            image: Some(image.into()),
+            image_pull_policy: policy.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_pull_policy() {
+        assert_eq!(pull_policy(&c("busybox", None)), "Always");
+        assert_eq!(pull_policy(&c("busybox:latest", None)), "Always");
+        assert_eq!(pull_policy(&c("nginx:1.7.9", None)), "IfNotPresent");
+        assert_eq!(pull_policy(&c("localhost:5000/busybox", None)), "Always");
+        assert_eq!(pull_policy(&c("localhost:5000/busybox:1", None)), "IfNotPresent");
+        assert_eq!(pull_policy(&c("busybox@sha256:abc", None)), "IfNotPresent");
+        assert_eq!(pull_policy(&c("busybox", Some("Never"))), "Never");
+    }
+}

@@ -1,0 +1,262 @@
+//! Volumes the kubelet provides without an API server: emptyDir (disk or tmpfs) and
+//! hostPath with its type checks; the per-pod directory layout under the root dir; and
+//! cleanup that never crosses a mount point.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Pod, Volume, VolumeMount};
+
+/// Where each volume of a pod lives on the host.
+pub type VolumePaths = HashMap<String, PathBuf>;
+
+/// `<root>/pods/<uid>`, the pod's own directory.
+pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
+    root_dir.join("pods").join(uid)
+}
+
+/// Set up every volume of the pod; the error names the volume and the reason.
+pub fn prepare(root_dir: &Path, pod: &Pod) -> Result<VolumePaths, String> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut paths = VolumePaths::new();
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let path = prepare_one(root_dir, &uid, volume).map_err(|e| format!("volume {:?}: {e}", volume.name))?;
+        paths.insert(volume.name.clone(), path);
+    }
+    Ok(paths)
+}
+
+fn prepare_one(root_dir: &Path, uid: &str, volume: &Volume) -> Result<PathBuf, String> {
+    if let Some(empty) = &volume.empty_dir {
+        let dir = pod_dir(root_dir, uid)
+            .join("volumes/kubernetes.io~empty-dir")
+            .join(&volume.name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Writable by any container user, as upstream.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
+        if empty.medium.as_deref() == Some("Memory") && !is_mount_point(&dir) {
+            let size = match &empty.size_limit {
+                Some(q) => Some(crate::cm::quantity::parse_value(&q.0)?),
+                None => None,
+            };
+            mount_tmpfs(&dir, size)?;
+        }
+        return Ok(dir);
+    }
+    if let Some(host) = &volume.host_path {
+        let path = PathBuf::from(&host.path);
+        check_host_path(&path, host.type_.as_deref().unwrap_or(""))?;
+        return Ok(path);
+    }
+    Err("volume type is not supported in standalone mode (only emptyDir and hostPath)".into())
+}
+
+/// hostPath `type` checks (upstream hostpath plugin).
+pub fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
+    let meta = std::fs::metadata(path);
+    let shown = path.display();
+    let want = |ok: bool, what: &str| {
+        if ok { Ok(()) } else { Err(format!("hostPath type check failed: {shown} is not a {what}")) }
+    };
+    match kind {
+        "" => Ok(()),
+        "DirectoryOrCreate" => {
+            if meta.is_err() {
+                std::fs::create_dir_all(path).map_err(|e| format!("creating {shown}: {e}"))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            want(meta.map(|m| m.is_dir()).unwrap_or(false), "directory")
+        }
+        "FileOrCreate" => {
+            if meta.is_err() {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                }
+                std::fs::File::create(path).map_err(|e| format!("creating {shown}: {e}"))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            want(meta.map(|m| m.is_file()).unwrap_or(false), "file")
+        }
+        other => {
+            let m = meta.map_err(|_| format!("hostPath type check failed: {shown} does not exist"))?;
+            let ft = m.file_type();
+            match other {
+                "Directory" => want(ft.is_dir(), "directory"),
+                "File" => want(ft.is_file(), "file"),
+                "Socket" => want(ft.is_socket(), "socket"),
+                "CharDevice" => want(ft.is_char_device(), "character device"),
+                "BlockDevice" => want(ft.is_block_device(), "block device"),
+                _ => Err(format!("invalid hostPath type {other:?}")),
+            }
+        }
+    }
+}
+
+/// The host path of a volumeMount, with `subPath` checked to stay inside the volume
+/// (no absolute path, no `..`, no symlink leading out).
+pub fn mount_source(paths: &VolumePaths, mount: &VolumeMount, sub_path: Option<&str>) -> Result<PathBuf, String> {
+    let base = paths
+        .get(&mount.name)
+        .ok_or_else(|| format!("volumeMount {:?}: no volume of that name", mount.name))?;
+    let Some(sub) = sub_path.filter(|s| !s.is_empty()) else {
+        return Ok(base.clone());
+    };
+    let rel = Path::new(sub);
+    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(format!("subPath {sub:?} must be a relative path without '..'"));
+    }
+    let full = base.join(rel);
+    if !full.exists() {
+        std::fs::create_dir_all(&full).map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
+    }
+    let real = full.canonicalize().map_err(|e| format!("subPath {sub:?}: {e}"))?;
+    let real_base = base.canonicalize().map_err(|e| format!("volume {:?}: {e}", mount.name))?;
+    if !real.starts_with(&real_base) {
+        return Err(format!("subPath {sub:?} resolves outside the volume"));
+    }
+    Ok(real)
+}
+
+/// The file a container's termination message is written to, created empty.
+pub fn termination_message_file(root_dir: &Path, uid: &str, container: &str, restart_count: u32) -> Result<PathBuf, String> {
+    let dir = pod_dir(root_dir, uid).join("containers").join(container);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let file = dir.join(format!("termination-{restart_count}"));
+    std::fs::File::create(&file).map_err(|e| format!("creating {}: {e}", file.display()))?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).map_err(|e| e.to_string())?;
+    Ok(file)
+}
+
+fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    // Deepest first.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points
+}
+
+fn is_mount_point(dir: &Path) -> bool {
+    mount_points_under(dir).iter().any(|p| p == dir)
+}
+
+fn mount_tmpfs(dir: &Path, size: Option<i128>) -> Result<(), String> {
+    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let options = match size {
+        Some(bytes) => format!("mode=0777,size={bytes}"),
+        None => "mode=0777".into(),
+    };
+    let data = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!("mounting tmpfs at {}: {}", dir.display(), std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Remove the pod's directory. Mounts inside it are unmounted first; if one cannot be,
+/// nothing is deleted (deleting through a mount could destroy data outside the pod).
+pub fn cleanup_pod_dir(root_dir: &Path, uid: &str) -> Result<(), String> {
+    if uid.is_empty() || uid.contains('/') || uid == ".." || uid == "." {
+        return Err(format!("refusing to clean pod dir for uid {uid:?}"));
+    }
+    let dir = pod_dir(root_dir, uid);
+    if !dir.exists() {
+        return Ok(());
+    }
+    for point in mount_points_under(&dir) {
+        let c = std::ffi::CString::new(point.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: valid NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(format!("unmounting {}: {}", point.display(), std::io::Error::last_os_error()));
+        }
+    }
+    if !mount_points_under(&dir).is_empty() {
+        return Err(format!("{} still has mounts; left in place", dir.display()));
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_path_types() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("made");
+        check_host_path(&d, "DirectoryOrCreate").unwrap();
+        assert!(d.is_dir());
+        check_host_path(&d, "Directory").unwrap();
+        assert!(check_host_path(&d, "File").unwrap_err().contains("not a file"));
+        let f = tmp.path().join("sub/file");
+        check_host_path(&f, "FileOrCreate").unwrap();
+        assert!(f.is_file());
+        assert!(check_host_path(&f, "Socket").unwrap_err().contains("not a socket"));
+        assert!(check_host_path(&tmp.path().join("nope"), "Directory").unwrap_err().contains("does not exist"));
+        assert!(check_host_path(&d, "Weird").unwrap_err().contains("invalid hostPath type"));
+    }
+
+    #[test]
+    fn sub_path_cannot_escape() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = tmp.path().join("vol");
+        std::fs::create_dir_all(&vol).unwrap();
+        std::os::unix::fs::symlink("/etc", vol.join("out")).unwrap();
+        let paths = VolumePaths::from([("v".to_string(), vol.clone())]);
+        let m = VolumeMount { name: "v".into(), mount_path: "/x".into(), ..Default::default() };
+        assert!(mount_source(&paths, &m, Some("../x")).is_err());
+        assert!(mount_source(&paths, &m, Some("/abs")).is_err());
+        assert!(mount_source(&paths, &m, Some("out")).unwrap_err().contains("outside"));
+        let ok = mount_source(&paths, &m, Some("a/b")).unwrap();
+        assert!(ok.ends_with("vol/a/b") && ok.is_dir());
+    }
+
+    #[test]
+    fn cleanup_removes_only_the_pod_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let keep = tmp.path().join("pods/other");
+        std::fs::create_dir_all(&keep).unwrap();
+        let pod = Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::PodSpec {
+                volumes: Some(vec![Volume {
+                    name: "scratch".into(),
+                    empty_dir: Some(Default::default()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let paths = prepare(tmp.path(), &pod).unwrap();
+        assert!(paths["scratch"].is_dir());
+        cleanup_pod_dir(tmp.path(), "u1").unwrap();
+        assert!(!pod_dir(tmp.path(), "u1").exists());
+        assert!(keep.exists());
+        assert!(cleanup_pod_dir(tmp.path(), "..").is_err());
+    }
+}

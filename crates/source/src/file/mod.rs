@@ -1,0 +1,301 @@
+//! The file source (`--pod-manifest-path` / `staticPodPath`).
+//!
+//! The path is a directory, read non-recursively in name order, skipping entries whose
+//! name starts with '.', or a single file. Each file holds exactly one Pod. The source
+//! lists the path at start, then again on every inotify event (directory watch, or the
+//! parent directory of a single file; events are coalesced for 100 ms so an editor's
+//! several writes make one re-list) and every `check_frequency` as a safety net. It sends
+//! a complete snapshot after each re-list that changed the pods (and always the first
+//! one). A missing path yields an empty snapshot (so the source counts as ready, as
+//! upstream) and is retried.
+//!
+//! # Deliberate difference from upstream: keep the last good pod
+//!
+//! Upstream drops a pod on its next full re-list when its file stops decoding or
+//! validating (while its watch-event path keeps the old pod: the two disagree). Here,
+//! **a file that produced a valid pod keeps that pod in the snapshot while its content
+//! is broken** (a half-written save, a typo): the error is logged with the file name and
+//! the reason, and the pod keeps running. The pod leaves the snapshot only when the file
+//! is removed (or renamed to a dotfile), or replaced by a different valid pod. A file
+//! that has never been valid in this process produces no pod.
+//!
+//! Two files defining the same pod full name (namespace/name, after the node-name
+//! suffix): the first file by name wins, the other is logged as an error.
+
+mod scan;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::{Pod, SourceError, SourceKind, SourceUpdate, decode, defaults};
+use scan::{ReadError, Scan, Scanner};
+use watch::{DirWatch, Target};
+
+/// Quiet period that coalesces bursts of file events into one re-list.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Shortest accepted re-list period (a zero period would spin).
+const MIN_CHECK_FREQUENCY: Duration = Duration::from_millis(100);
+/// Longest accepted re-list period (keeps timer arithmetic far from overflow).
+const MAX_CHECK_FREQUENCY: Duration = Duration::from_secs(365 * 24 * 3600);
+const WATCH_RETRY_INITIAL: Duration = Duration::from_secs(1);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(20);
+
+/// Decodes and prepares one manifest's bytes (exactly one Pod). Errors start with
+/// `origin` (the file path) and give the reason.
+pub fn prepare_manifest(content: &[u8], origin: &str, node_name: &str) -> Result<Pod, SourceError> {
+    let pod = decode::decode_pod(content).map_err(|source| SourceError::Decode {
+        origin: origin.to_string(),
+        source,
+    })?;
+    defaults::prepare_static_pod(pod, SourceKind::File, origin, node_name).map_err(|source| {
+        SourceError::Invalid {
+            origin: origin.to_string(),
+            source,
+        }
+    })
+}
+
+/// Reads (at most 10 MiB), decodes and prepares one manifest file, as the file source
+/// does (for one-off checks of a manifest).
+pub fn load_manifest(path: &Path, node_name: &str) -> Result<Pod, SourceError> {
+    let content = scan::read_limited(path).map_err(|e| match e {
+        ReadError::Gone => SourceError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        },
+        ReadError::Failed(e) => e,
+    })?;
+    prepare_manifest(&content, &path.to_string_lossy(), node_name)
+}
+
+/// Static pods from a directory of manifests or from one manifest file.
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    path: PathBuf,
+    node_name: String,
+    check_frequency: Duration,
+}
+
+impl FileSource {
+    /// `path`: a directory or a file; `node_name`: this node (pods are named
+    /// `<name>-<node_name>`); `check_frequency`: the periodic re-list.
+    pub fn new(path: PathBuf, node_name: String, check_frequency: Duration) -> Self {
+        Self {
+            path: trim_trailing_separators(path),
+            node_name,
+            check_frequency: check_frequency.clamp(MIN_CHECK_FREQUENCY, MAX_CHECK_FREQUENCY),
+        }
+    }
+
+    /// Reads the path once and returns its snapshot (errors are logged; a missing or
+    /// unreadable path gives an empty snapshot).
+    pub fn read_once(&self) -> SourceUpdate {
+        let mut scanner = Scanner::new(self.path.clone(), self.node_name.clone());
+        let pods = match scanner.scan() {
+            Scan::Pods(pods) => pods,
+            Scan::Missing => Vec::new(),
+            Scan::Failed(e) => {
+                tracing::error!("cannot read the static pod path: {e}");
+                Vec::new()
+            }
+        };
+        SourceUpdate {
+            source: SourceKind::File,
+            pods,
+        }
+    }
+
+    /// Watches and re-lists until `cancel` fires or the receiver of `tx` is gone.
+    pub async fn run(self, tx: mpsc::Sender<SourceUpdate>, cancel: CancellationToken) {
+        tracing::info!(path = %self.path.display(), "watching static pod path");
+        let mut runner = Runner {
+            path: self.path.clone(),
+            node_name: self.node_name.clone(),
+            scanner: None,
+            watch: None,
+            watch_backoff: Backoff::new(WATCH_RETRY_INITIAL, WATCH_RETRY_MAX),
+            watch_retry_at: Instant::now(),
+            last_sent: None,
+        };
+        let mut ticker = tokio::time::interval(self.check_frequency);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick is immediate; the first scan is below
+        loop {
+            runner.ensure_watch();
+            if let Some(pods) = runner.rescan().await
+                && !send(&tx, &cancel, pods).await
+            {
+                return;
+            }
+            let retry_at = runner.watch.is_none().then_some(runner.watch_retry_at);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+                _ = sleep_until_opt(retry_at) => {}
+                signal = recv_opt(runner.watch.as_mut().map(|w| &mut w.events)) => {
+                    if signal.is_none() {
+                        // The watcher's callback is gone: rebuild the watch.
+                        runner.watch = None;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(DEBOUNCE) => {}
+                    }
+                    if let Some(w) = runner.watch.as_mut() {
+                        while w.events.try_recv().is_ok() {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The loop state of [`FileSource::run`].
+struct Runner {
+    path: PathBuf,
+    node_name: String,
+    /// Moved into a blocking thread while it reads the disk; `None` only then, or
+    /// after that thread panicked (a fresh scanner is made).
+    scanner: Option<Scanner>,
+    watch: Option<DirWatch>,
+    watch_backoff: Backoff,
+    watch_retry_at: Instant,
+    last_sent: Option<Vec<Pod>>,
+}
+
+impl Runner {
+    /// (Re)creates the inotify watch when missing or stale; failures are retried with
+    /// a bounded backoff, the periodic re-list covering the gap.
+    fn ensure_watch(&mut self) {
+        let Some(wanted) = Target::for_path(&self.path) else {
+            return;
+        };
+        if self.watch.as_ref().is_some_and(|w| w.is_current(&wanted)) {
+            return;
+        }
+        self.watch = None;
+        if Instant::now() < self.watch_retry_at {
+            return;
+        }
+        match DirWatch::start(wanted.clone()) {
+            Ok(w) => {
+                tracing::debug!(dir = %wanted.dir.display(), "inotify watch established");
+                self.watch = Some(w);
+                self.watch_backoff.reset();
+            }
+            Err(e) => {
+                let delay = self.watch_backoff.next_delay();
+                tracing::warn!(
+                    dir = %wanted.dir.display(),
+                    "cannot watch the static pod path ({e}); retrying in {delay:?}"
+                );
+                self.watch_retry_at = Instant::now() + delay;
+            }
+        }
+    }
+
+    /// Re-lists (file I/O on a blocking thread); returns the snapshot to send when it
+    /// differs from the last one sent.
+    async fn rescan(&mut self) -> Option<Vec<Pod>> {
+        let mut scanner = self
+            .scanner
+            .take()
+            .unwrap_or_else(|| Scanner::new(self.path.clone(), self.node_name.clone()));
+        let outcome = tokio::task::spawn_blocking(move || {
+            let scan = scanner.scan();
+            (scanner, scan)
+        })
+        .await;
+        let scan = match outcome {
+            Ok((scanner, scan)) => {
+                self.scanner = Some(scanner);
+                scan
+            }
+            Err(e) => {
+                tracing::error!("static pod path scan failed: {e}");
+                return None;
+            }
+        };
+        let pods = match scan {
+            Scan::Pods(pods) => pods,
+            Scan::Missing => Vec::new(),
+            Scan::Failed(e) => {
+                tracing::error!("cannot read the static pod path: {e}");
+                if self.last_sent.is_some() {
+                    return None;
+                }
+                // Never sent anything: report an empty set so the source is ready.
+                Vec::new()
+            }
+        };
+        if self.last_sent.as_ref() == Some(&pods) {
+            return None;
+        }
+        self.last_sent = Some(pods.clone());
+        Some(pods)
+    }
+}
+
+/// Sends a snapshot; false when the loop should stop.
+async fn send(tx: &mpsc::Sender<SourceUpdate>, cancel: &CancellationToken, pods: Vec<Pod>) -> bool {
+    let update = SourceUpdate {
+        source: SourceKind::File,
+        pods,
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        sent = tx.send(update) => sent.is_ok(),
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt(rx: Option<&mut mpsc::Receiver<()>>) -> Option<()> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Upstream trims trailing separators (`/etc/kubernetes/manifests/` is the directory).
+fn trim_trailing_separators(path: PathBuf) -> PathBuf {
+    let s = path.to_string_lossy();
+    let trimmed = s.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed.len() == s.len() {
+        path
+    } else {
+        PathBuf::from(trimmed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_separators_are_trimmed() {
+        assert_eq!(
+            trim_trailing_separators("/etc/m//".into()),
+            PathBuf::from("/etc/m")
+        );
+        assert_eq!(trim_trailing_separators("/".into()), PathBuf::from("/"));
+        assert_eq!(trim_trailing_separators("a".into()), PathBuf::from("a"));
+    }
+
+    #[test]
+    fn check_frequency_has_a_floor() {
+        let s = FileSource::new("/x".into(), "n".into(), Duration::ZERO);
+        assert_eq!(s.check_frequency, MIN_CHECK_FREQUENCY);
+    }
+}

@@ -1,0 +1,148 @@
+//! An inotify watch (via `notify`) on the manifest directory, reduced to a
+//! "something may have changed" signal.
+
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+/// Which directory to watch, and which entry of it matters (`None`: every entry but
+/// dotfiles).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) dir: PathBuf,
+    pub(crate) only: Option<OsString>,
+}
+
+impl Target {
+    /// The manifest directory itself, or the parent of a manifest file (or of a path
+    /// that does not exist yet, to notice its creation).
+    pub(crate) fn for_path(path: &Path) -> Option<Self> {
+        if path.is_dir() {
+            return Some(Target {
+                dir: path.to_path_buf(),
+                only: None,
+            });
+        }
+        let name = path.file_name()?.to_os_string();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Some(Target {
+            dir: parent,
+            only: Some(name),
+        })
+    }
+
+    /// True when an event concerns this target.
+    fn matches(&self, event: &Event) -> bool {
+        event.paths.iter().any(|p| {
+            if p == &self.dir {
+                return true;
+            }
+            let Some(name) = p.file_name() else {
+                return true;
+            };
+            match &self.only {
+                Some(only) => name == only,
+                None => !name.to_string_lossy().starts_with('.'),
+            }
+        }) || event.paths.is_empty()
+    }
+}
+
+/// (device, inode) of a directory, to notice it being replaced or removed.
+pub(crate) fn identity(dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A live watch; dropping it stops the watch.
+pub(crate) struct DirWatch {
+    pub(crate) target: Target,
+    pub(crate) identity: Option<(u64, u64)>,
+    pub(crate) events: mpsc::Receiver<()>,
+    _watcher: RecommendedWatcher,
+}
+
+impl DirWatch {
+    /// Starts watching `target.dir` (non-recursively).
+    pub(crate) fn start(target: Target) -> notify::Result<Self> {
+        // Capacity 1: pending signals coalesce, the consumer re-lists everything anyway.
+        let (tx, events) = mpsc::channel(1);
+        let filter = target.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
+            let relevant = match &res {
+                Ok(event) => filter.matches(event),
+                // An error (e.g. queue overflow) may hide changes: re-list.
+                Err(_) => true,
+            };
+            if relevant {
+                let _ = tx.try_send(());
+            }
+        })?;
+        watcher.watch(&target.dir, RecursiveMode::NonRecursive)?;
+        Ok(Self {
+            identity: identity(&target.dir),
+            target,
+            events,
+            _watcher: watcher,
+        })
+    }
+
+    /// True while the watch still covers what `wanted` asks for.
+    pub(crate) fn is_current(&self, wanted: &Target) -> bool {
+        self.target == *wanted
+            && self.identity.is_some()
+            && identity(&self.target.dir) == self.identity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::EventKind;
+
+    fn event(paths: &[&str]) -> Event {
+        let mut e = Event::new(EventKind::Any);
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    #[test]
+    fn directory_target_ignores_dotfiles() {
+        let t = Target {
+            dir: "/m".into(),
+            only: None,
+        };
+        assert!(t.matches(&event(&["/m/pod.yaml"])));
+        assert!(!t.matches(&event(&["/m/.pod.yaml.swp"])));
+        assert!(t.matches(&event(&["/m"])));
+        assert!(t.matches(&event(&["/m/.tmp", "/m/pod.yaml"])));
+    }
+
+    #[test]
+    fn file_target_only_sees_its_file() {
+        let t = Target {
+            dir: "/m".into(),
+            only: Some("pod.yaml".into()),
+        };
+        assert!(t.matches(&event(&["/m/pod.yaml"])));
+        assert!(!t.matches(&event(&["/m/other.yaml"])));
+    }
+
+    #[test]
+    fn targets_for_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Target::for_path(dir.path()).unwrap();
+        assert_eq!(t.only, None);
+        let file = dir.path().join("x.yaml");
+        let t = Target::for_path(&file).unwrap();
+        assert_eq!(t.dir, dir.path());
+        assert_eq!(t.only.as_deref(), Some(std::ffi::OsStr::new("x.yaml")));
+    }
+}

@@ -1,0 +1,214 @@
+//! The `kubelet` binary: parse flags and config, build the components, run until
+//! SIGTERM/SIGINT. Pods keep running when the kubelet stops.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubelet_core::cm::CgroupLayout;
+use kubelet_core::pleg::Pleg;
+use kubelet_core::pod::dispatcher::Dispatcher;
+use kubelet_core::pod::worker::WorkerContext;
+use kubelet_core::runtime::container::ContainerSettings;
+use kubelet_core::runtime::cri::CriClient;
+use kubelet_core::runtime::model::RuntimeSnapshot;
+use kubelet_core::runtime::sandbox::SandboxSettings;
+use kubelet_core::status::store::StatusStore;
+use kubelet_config::{ConfigError, Settings};
+use kubelet_source::{DesiredPods, SourceKind, file::FileSource, http::HttpSource};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// How often the runtime is relisted when nothing asks for it sooner.
+const RELIST_PERIOD: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let loaded = match kubelet_config::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(ConfigError::Clap(err)) => err.exit(),
+        Err(err) => {
+            eprintln!("kubelet: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    for warning in &loaded.warnings {
+        eprintln!("{warning}");
+    }
+    init_logging(loaded.settings.flags.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("kubelet: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(loaded.settings)) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "kubelet failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbosity: u8) {
+    let level = match verbosity {
+        0..=1 => "info",
+        2..=4 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBELET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,kubelet={level},kubelet_core={level},kubelet_source={level},kubelet_rs={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let Settings { flags, config, node_name } = settings;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %node_name, "starting kubelet-rs");
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+
+    let cri = CriClient::new(
+        &config.container_runtime_endpoint,
+        Some(config.image_service_endpoint.as_str()).filter(|e| !e.is_empty()),
+        config.runtime_request_timeout,
+    )?;
+    // Pulls can take longer than ordinary calls.
+    let pull_cri = cri.with_timeout(config.runtime_request_timeout.max(Duration::from_secs(300)));
+    spawn_runtime_probe(cri.clone(), shutdown.clone());
+
+    let root_dir = flags.root_dir.clone();
+    std::fs::create_dir_all(root_dir.join("pods"))
+        .map_err(|e| anyhow::anyhow!("cannot create root dir {}: {e}", root_dir.display()))?;
+    let pod_logs_dir = PathBuf::from(&config.pod_logs_dir);
+    std::fs::create_dir_all(&pod_logs_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create pod logs dir {}: {e}", pod_logs_dir.display()))?;
+    let host_ips = kubelet_core::node::host_ips(&flags.node_ip);
+    let cgroups = CgroupLayout {
+        per_qos: config.cgroups_per_qos,
+        root: config.cgroup_root.clone(),
+        systemd: config.cgroup_driver == "systemd",
+    };
+
+    // Sources -> merge -> desired pods.
+    let (updates_tx, updates_rx) = mpsc::channel(16);
+    let mut expected = BTreeSet::new();
+    if let Some(path) = Some(config.static_pod_path.as_str()).filter(|p| !p.is_empty()) {
+        expected.insert(SourceKind::File);
+        tracing::info!(path, "watching static pod path");
+        let source = FileSource::new(PathBuf::from(path), node_name.clone(), config.file_check_frequency);
+        tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
+    }
+    if let Some(url) = Some(config.static_pod_url.as_str()).filter(|u| !u.is_empty()) {
+        expected.insert(SourceKind::Http);
+        let headers: Vec<(String, String)> = config
+            .static_pod_url_header
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+            .collect();
+        tracing::info!(url, headers = ?headers.iter().map(|(k, _)| k).collect::<Vec<_>>(), "adding pod url");
+        let source = HttpSource::new(url.to_string(), headers, node_name.clone(), config.http_check_frequency);
+        tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
+    }
+    drop(updates_tx);
+    let (desired_tx, desired_rx) = watch::channel(DesiredPods::default());
+    tokio::spawn(kubelet_source::merge::run(expected, updates_rx, desired_tx, shutdown.clone()));
+
+    // Runtime view.
+    let pleg = Pleg::new(cri.clone(), node_name.clone(), RELIST_PERIOD);
+    let relist = pleg.trigger();
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(RuntimeSnapshot::default()));
+    tokio::spawn(pleg.run(snapshot_tx, shutdown.clone()));
+
+    let statuses = StatusStore::default();
+    let ctx = Arc::new(WorkerContext {
+        cri: cri.clone(),
+        pull_cri,
+        sandbox: SandboxSettings {
+            node_name: node_name.clone(),
+            pod_logs_dir,
+            cgroups: cgroups.clone(),
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+            resolv_conf: PathBuf::from(&config.resolv_conf),
+        },
+        container: ContainerSettings {
+            node_name: node_name.clone(),
+            root_dir: root_dir.clone(),
+            host_ips,
+            cpu_cfs_quota: config.cpu_cfs_quota,
+            cpu_cfs_period_us: config.cpu_cfs_quota_period.as_micros() as i64,
+            memory_capacity: kubelet_core::cm::memory_capacity(),
+        },
+        root_dir,
+        cgroups,
+        relist,
+        statuses: statuses.clone(),
+    });
+    let dispatcher = Dispatcher::new(ctx, desired_rx.clone(), snapshot_rx, !flags.runonce);
+    let dispatcher_task = tokio::spawn(dispatcher.run(shutdown.clone()));
+
+    if flags.runonce {
+        let deadline = config.runtime_request_timeout.max(Duration::from_secs(30));
+        let results = tokio::select! {
+            r = kubelet_core::runonce::wait(desired_rx, &statuses, deadline) => r,
+            _ = shutdown.cancelled() => Vec::new(),
+        };
+        print!("{}", kubelet_core::runonce::report(&results));
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_task).await;
+        let ok = !results.is_empty() && results.iter().all(|(_, o)| *o == kubelet_core::runonce::PodOutcome::Running);
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down; pods are left running");
+    let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_task).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+        }
+        shutdown.cancel();
+    });
+}
+
+/// Log the runtime's name and version once it answers (it may come up after us).
+fn spawn_runtime_probe(cri: CriClient, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match cri.version().await {
+                Ok(v) => {
+                    tracing::info!(runtime = %v.runtime_name, version = %v.runtime_version, api = %v.runtime_api_version, "connected to container runtime");
+                    return;
+                }
+                Err(err) => tracing::warn!(error = %err, "container runtime not ready yet"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    });
+}
