@@ -57,6 +57,8 @@ pub struct Node {
     pub root_dir: PathBuf,
     pub logs_dir: PathBuf,
     pub config: PathBuf,
+    /// The CRI endpoint written into the config (the shared containerd by default).
+    pub runtime_endpoint: String,
     child: Option<Child>,
     run: u32,
 }
@@ -71,7 +73,17 @@ impl Node {
         let logs_dir = dir.path().join("pod-logs");
         std::fs::create_dir_all(&manifests).unwrap();
         let config = dir.path().join("kubelet.yaml");
-        let node = Node { name, manifests, root_dir, logs_dir, config, dir, child: None, run: 0 };
+        let node = Node {
+            name,
+            manifests,
+            root_dir,
+            logs_dir,
+            config,
+            dir,
+            runtime_endpoint: endpoint(),
+            child: None,
+            run: 0,
+        };
         node.write_config("");
         node
     }
@@ -84,7 +96,7 @@ impl Node {
              fileCheckFrequency: 5s\nenableServer: false\nhealthzPort: 0\nreadOnlyPort: 0\n{extra}",
             self.manifests.display(),
             self.logs_dir.display(),
-            endpoint()
+            self.runtime_endpoint
         );
         std::fs::write(&self.config, text).unwrap();
     }
@@ -256,4 +268,110 @@ pub fn busybox_pod(name: &str, script: &str, extra_spec: &str) -> String {
 
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// A unix socket in front of the real containerd socket that a test can take away and
+/// bring back, to play a runtime that is down, or restarting, without touching containerd.
+pub struct RuntimeProxy {
+    pub path: PathBuf,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RuntimeProxy {
+    /// A proxy path that does not answer yet.
+    pub fn new(dir: &Path) -> RuntimeProxy {
+        RuntimeProxy { path: dir.join("cri-proxy.sock"), task: None }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    pub fn start(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let listener = tokio::net::UnixListener::bind(&self.path).expect("bind proxy socket");
+        let target = endpoint().trim_start_matches("unix://").to_string();
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let target = target.clone();
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::UnixStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Drop the socket and every connection through it.
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for RuntimeProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A one-route HTTP server for the URL source: serves `body()` and records request headers.
+pub struct ManifestServer {
+    pub url: String,
+    pub body: std::sync::Arc<std::sync::Mutex<String>>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ManifestServer {
+    pub async fn start(body: &str) -> ManifestServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/manifests", listener.local_addr().unwrap());
+        let shared_body = std::sync::Arc::new(std::sync::Mutex::new(body.to_string()));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (b, r) = (shared_body.clone(), requests.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let (b, r) = (b.clone(), r.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16384];
+                    let mut got = 0;
+                    while let Ok(n) = sock.read(&mut buf[got..]).await {
+                        if n == 0 {
+                            break;
+                        }
+                        got += n;
+                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") || got == buf.len() {
+                            break;
+                        }
+                    }
+                    r.lock().unwrap().push(String::from_utf8_lossy(&buf[..got]).into_owned());
+                    let body = b.lock().unwrap().clone();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        ManifestServer { url, body: shared_body, requests, task }
+    }
+
+    pub fn set_body(&self, body: &str) {
+        *self.body.lock().unwrap() = body.to_string();
+    }
+}
+
+impl Drop for ManifestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
