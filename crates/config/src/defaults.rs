@@ -268,6 +268,10 @@ pub fn apply_zero_value_defaults(c: &mut KubeletConfiguration) {
         d.streaming_connection_idle_timeout,
     );
     default_if_zero(
+        &mut c.node_status_update_frequency,
+        d.node_status_update_frequency,
+    );
+    default_if_zero(
         &mut c.node_lease_duration_seconds,
         d.node_lease_duration_seconds,
     );

@@ -438,3 +438,97 @@ fn report_frequency_follows_the_files_update_frequency() {
         Duration::from_secs(300)
     );
 }
+
+/// The file `kubeadm init` writes to /var/lib/kubelet/config.yaml: many
+/// zero values (`0s`, `""`, integer `flushFrequency: 0`) that must default.
+#[test]
+fn a_kubeadm_generated_config_loads() {
+    let text = r#"apiVersion: kubelet.config.k8s.io/v1beta1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+  webhook:
+    cacheAuthorizedTTL: 0s
+    cacheUnauthorizedTTL: 0s
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+containerRuntimeEndpoint: ""
+cpuManagerReconcilePeriod: 0s
+crashLoopBackOff: {}
+evictionPressureTransitionPeriod: 0s
+fileCheckFrequency: 0s
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+httpCheckFrequency: 0s
+imageMaximumGCAge: 0s
+imageMinimumGCAge: 0s
+kind: KubeletConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+    text:
+      infoBufferSize: "0"
+  verbosity: 0
+memorySwap: {}
+nodeStatusReportFrequency: 0s
+nodeStatusUpdateFrequency: 0s
+resolvConf: /run/systemd/resolve/resolv.conf
+rotateCertificates: true
+runtimeRequestTimeout: 0s
+shutdownGracePeriod: 0s
+shutdownGracePeriodCriticalPods: 0s
+staticPodPath: /etc/kubernetes/manifests
+streamingConnectionIdleTimeout: 0s
+syncFrequency: 0s
+volumeStatsAggPeriod: 0s
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "config.yaml", text);
+    let loaded = ok(&[
+        &arg("config", &path),
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+        "--node-ip=192.168.1.10",
+    ]);
+    let c = &loaded.settings.config;
+    assert_eq!(c.authentication.webhook.cache_ttl, Duration::from_secs(120));
+    assert_eq!(
+        c.authorization.webhook.cache_unauthorized_ttl,
+        Duration::from_secs(30)
+    );
+    assert_eq!(c.sync_frequency, Duration::from_secs(60));
+    assert_eq!(c.node_status_update_frequency, Duration::from_secs(10));
+    assert_eq!(c.node_status_report_frequency, Duration::from_secs(300));
+    assert_eq!(c.logging.flush_frequency, Duration::from_secs(5));
+    assert_eq!(
+        c.container_runtime_endpoint,
+        "unix:///var/run/containerd/containerd.sock"
+    );
+    assert_eq!(c.resolv_conf, "/run/systemd/resolve/resolv.conf");
+    assert_eq!(
+        c.authentication.x509.client_ca_file,
+        "/etc/kubernetes/pki/ca.crt"
+    );
+    assert!(c.rotate_certificates);
+    assert_eq!(
+        loaded.settings.flags.kubeconfig,
+        Some(PathBuf::from("/etc/kubernetes/kubelet.conf"))
+    );
+    assert_eq!(
+        loaded.warnings,
+        [format!(
+            "Flag --container-runtime-endpoint has been deprecated, {CONFIG_FILE_NOTICE}"
+        )]
+    );
+}

@@ -269,7 +269,7 @@ pub(crate) fn reserved_memory_value(s: &str) -> Result<FlagValue, String> {
             format!("the reserved memory has incorrect format, expected numaNodeID:type=quantity[,type=quantity...], got {reservation}")
         })?;
         let numa_node = node.trim().parse::<i32>().map_err(|_| {
-            format!("failed to convert the NUMA node ID {node:?}, exptected integer")
+            format!("failed to convert the NUMA node ID {node:?}, expected an integer")
         })?;
         let mut parsed = MemoryReservation {
             numa_node,
