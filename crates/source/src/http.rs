@@ -222,7 +222,7 @@ impl HttpSource {
 
     /// Polls until `cancel` fires or the receiver of `tx` is gone.
     pub async fn run(mut self, tx: mpsc::Sender<SourceUpdate>, cancel: CancellationToken) {
-        tracing::info!(url = %self.url, "watching static pod URL");
+        tracing::debug!(url = %self.url, "URL source started");
         let mut backoff = Backoff::new(RETRY_INITIAL, self.check_frequency);
         let mut failures: u32 = 0;
         loop {

@@ -15,7 +15,8 @@
 //! - `http::HttpSource::new(url, headers: Vec<(String,String)>, node_name, check_frequency)
 //!   .run(tx, cancel).await`; `HttpSource::fetch_once(&mut self).await
 //!   -> Result<Option<SourceUpdate>, SourceError>`.
-//! - `merge::run(expected_sources: BTreeSet<SourceKind>, rx, watch_tx, cancel).await`.
+//! - `merge::run(expected_sources: BTreeSet<SourceKind>, rx, watch_tx, cancel).await`
+//!   (runs until `cancel`; keeps the watch sender alive even when every source is gone).
 //! - `decode::{decode_pod, decode_pods}`; `defaults::prepare_static_pod(pod, source,
 //!   source_location, node_name) -> Result<Pod, ValidationError>`.
 //!

@@ -25,7 +25,9 @@ use crate::annotations::CONFIG_SOURCE;
 use crate::seen::FirstSeen;
 use crate::{DesiredPods, Pod, SourceKind, SourceUpdate, pod_full_name, pod_uid};
 
-/// Merges snapshots from `rx` into `out` until `cancel` fires or every sender is gone.
+/// Merges snapshots from `rx` into `out` until `cancel` fires. When every sender is gone
+/// the last state stays published (the watch sender is kept alive) until `cancel`, so
+/// consumers never see a closed channel before shutdown.
 pub async fn run(
     expected: BTreeSet<SourceKind>,
     mut rx: mpsc::Receiver<SourceUpdate>,
@@ -40,7 +42,8 @@ pub async fn run(
             u = rx.recv() => u,
         };
         let Some(update) = update else {
-            tracing::debug!("all pod sources closed; merge stops");
+            tracing::debug!("all pod sources closed; the merged view stays as it is");
+            cancel.cancelled().await;
             return;
         };
         merger.apply(update);

@@ -113,7 +113,7 @@ impl FileSource {
 
     /// Watches and re-lists until `cancel` fires or the receiver of `tx` is gone.
     pub async fn run(self, tx: mpsc::Sender<SourceUpdate>, cancel: CancellationToken) {
-        tracing::info!(path = %self.path.display(), "watching static pod path");
+        tracing::debug!(path = %self.path.display(), "file source started");
         let mut runner = Runner {
             path: self.path.clone(),
             node_name: self.node_name.clone(),
@@ -173,26 +173,30 @@ impl Runner {
     /// (Re)creates the inotify watch when missing or stale; failures are retried with
     /// a bounded backoff, the periodic re-list covering the gap.
     fn ensure_watch(&mut self) {
-        let Some(wanted) = Target::for_path(&self.path) else {
-            return;
-        };
-        if self.watch.as_ref().is_some_and(|w| w.is_current(&wanted)) {
+        let wanted = Target::for_path(&self.path);
+        if let (Some(w), Some(wanted)) = (&self.watch, &wanted)
+            && w.is_current(wanted)
+        {
             return;
         }
         self.watch = None;
         if Instant::now() < self.watch_retry_at {
             return;
         }
-        match DirWatch::start(wanted.clone()) {
+        let result = match &wanted {
+            Some(target) => DirWatch::start(target.clone()).map_err(|e| e.to_string()),
+            None => Err("no directory to watch".to_string()),
+        };
+        match result {
             Ok(w) => {
-                tracing::debug!(dir = %wanted.dir.display(), "inotify watch established");
+                tracing::debug!(dir = %w.target.dir.display(), "inotify watch established");
                 self.watch = Some(w);
                 self.watch_backoff.reset();
             }
             Err(e) => {
                 let delay = self.watch_backoff.next_delay();
                 tracing::warn!(
-                    dir = %wanted.dir.display(),
+                    path = %self.path.display(),
                     "cannot watch the static pod path ({e}); retrying in {delay:?}"
                 );
                 self.watch_retry_at = Instant::now() + delay;

@@ -132,11 +132,18 @@ async fn run_publishes_changes_and_readiness() {
 }
 
 #[tokio::test]
-async fn run_stops_when_senders_are_gone() {
-    let (tx, rx) = mpsc::channel(1);
-    let (out, _watch_rx) = watch::channel(DesiredPods::default());
-    let task = tokio::spawn(run(both(), rx, out, CancellationToken::new()));
+async fn run_keeps_the_channel_open_until_cancelled() {
+    // No source configured: ready at once, and the watch stays open until shutdown.
+    let (tx, rx) = mpsc::channel::<SourceUpdate>(1);
+    let (out, watch_rx) = watch::channel(DesiredPods::default());
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(BTreeSet::new(), rx, out, cancel.clone()));
     drop(tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(watch_rx.borrow().all_sources_ready);
+    assert!(!task.is_finished(), "still running without senders");
+    assert!(watch_rx.has_changed().is_ok(), "sender still alive");
+    cancel.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .unwrap()
