@@ -7,16 +7,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kubelet_config::{ConfigError, Settings};
 use kubelet_core::cm::CgroupLayout;
 use kubelet_core::pleg::Pleg;
-use kubelet_core::pod::dispatcher::Dispatcher;
+use kubelet_core::cm::admission;
+use kubelet_core::pod::dispatcher::{AdmissionPolicy, Dispatcher};
 use kubelet_core::pod::worker::WorkerContext;
 use kubelet_core::runtime::container::ContainerSettings;
 use kubelet_core::runtime::cri::CriClient;
 use kubelet_core::runtime::model::RuntimeSnapshot;
 use kubelet_core::runtime::sandbox::SandboxSettings;
 use kubelet_core::status::store::StatusStore;
-use kubelet_config::{ConfigError, Settings};
 use kubelet_source::{DesiredPods, SourceKind, file::FileSource, http::HttpSource};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -63,8 +64,11 @@ fn init_logging(verbosity: u8) {
         2..=4 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBELET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,kubelet={level},kubelet_core={level},kubelet_source={level},kubelet_rs={level}")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBELET_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,kubelet={level},kubelet_core={level},kubelet_source={level},kubelet_rs={level}"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -74,7 +78,11 @@ fn init_logging(verbosity: u8) {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
-    let Settings { flags, config, node_name } = settings;
+    let Settings {
+        flags,
+        config,
+        node_name,
+    } = settings;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %node_name, "starting kubelet-rs");
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
@@ -92,8 +100,9 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(root_dir.join("pods"))
         .map_err(|e| anyhow::anyhow!("cannot create root dir {}: {e}", root_dir.display()))?;
     let pod_logs_dir = PathBuf::from(&config.pod_logs_dir);
-    std::fs::create_dir_all(&pod_logs_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create pod logs dir {}: {e}", pod_logs_dir.display()))?;
+    std::fs::create_dir_all(&pod_logs_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create pod logs dir {}: {e}", pod_logs_dir.display())
+    })?;
     let host_ips = kubelet_core::node::host_ips(&flags.node_ip);
     let cgroups = CgroupLayout {
         per_qos: config.cgroups_per_qos,
@@ -107,7 +116,11 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     if let Some(path) = Some(config.static_pod_path.as_str()).filter(|p| !p.is_empty()) {
         expected.insert(SourceKind::File);
         tracing::info!(path, "watching static pod path");
-        let source = FileSource::new(PathBuf::from(path), node_name.clone(), config.file_check_frequency);
+        let source = FileSource::new(
+            PathBuf::from(path),
+            node_name.clone(),
+            config.file_check_frequency,
+        );
         tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
     }
     if let Some(url) = Some(config.static_pod_url.as_str()).filter(|u| !u.is_empty()) {
@@ -118,12 +131,22 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
             .collect();
         tracing::info!(url, headers = ?headers.iter().map(|(k, _)| k).collect::<Vec<_>>(), "adding pod url");
-        let source = HttpSource::new(url.to_string(), headers, node_name.clone(), config.http_check_frequency);
+        let source = HttpSource::new(
+            url.to_string(),
+            headers,
+            node_name.clone(),
+            config.http_check_frequency,
+        );
         tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
     }
     drop(updates_tx);
     let (desired_tx, desired_rx) = watch::channel(DesiredPods::default());
-    tokio::spawn(kubelet_source::merge::run(expected, updates_rx, desired_tx, shutdown.clone()));
+    tokio::spawn(kubelet_source::merge::run(
+        expected,
+        updates_rx,
+        desired_tx,
+        shutdown.clone(),
+    ));
 
     // Runtime view.
     let pleg = Pleg::new(cri.clone(), node_name.clone(), RELIST_PERIOD);
@@ -132,6 +155,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     tokio::spawn(pleg.run(snapshot_tx, shutdown.clone()));
 
     let statuses = StatusStore::default();
+    start_node_api(&flags, &config, &node_name, &statuses, &snapshot_rx, &cri, &shutdown)?;
     let ctx = Arc::new(WorkerContext {
         cri: cri.clone(),
         pull_cri,
@@ -150,13 +174,34 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             cpu_cfs_quota: config.cpu_cfs_quota,
             cpu_cfs_period_us: config.cpu_cfs_quota_period.as_micros() as i64,
             memory_capacity: kubelet_core::cm::memory_capacity(),
+            cluster_domain: config.cluster_domain.clone(),
+            seccomp_default: config.seccomp_default,
         },
         root_dir,
         cgroups,
+        pod_pids_limit: config.pod_pids_limit,
         relist,
         statuses: statuses.clone(),
     });
-    let dispatcher = Dispatcher::new(ctx, desired_rx.clone(), snapshot_rx, !flags.runonce);
+    let admission = AdmissionPolicy {
+        allocatable: admission::allocatable(
+            admission::cpu_cores(),
+            kubelet_core::cm::memory_capacity(),
+            i64::from(config.max_pods),
+            &config.system_reserved,
+            &config.kube_reserved,
+            &config.eviction_hard,
+        ),
+        allowed_unsafe_sysctls: config.allowed_unsafe_sysctls.clone(),
+    };
+    tracing::info!(allocatable = ?admission.allocatable, "node allocatable");
+    let dispatcher = Dispatcher::new(
+        ctx,
+        desired_rx.clone(),
+        snapshot_rx,
+        !flags.runonce,
+        admission,
+    );
     let dispatcher_task = tokio::spawn(dispatcher.run(shutdown.clone()));
 
     if flags.runonce {
@@ -168,8 +213,15 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         print!("{}", kubelet_core::runonce::report(&results));
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_task).await;
-        let ok = !results.is_empty() && results.iter().all(|(_, o)| *o == kubelet_core::runonce::PodOutcome::Running);
-        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        let ok = !results.is_empty()
+            && results
+                .iter()
+                .all(|(_, o)| *o == kubelet_core::runonce::PodOutcome::Running);
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
 
     shutdown.cancelled().await;
@@ -181,7 +233,10 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
@@ -212,4 +267,73 @@ fn spawn_runtime_probe(cri: CriClient, shutdown: CancellationToken) {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     });
+}
+
+/// The node API: HTTPS (10250), read-only (10255) and healthz (10248) servers; see
+/// docs/node-api.md. Nothing is served in `--runonce` mode, as upstream.
+fn start_node_api(
+    flags: &kubelet_config::KubeletFlags,
+    config: &kubelet_config::KubeletConfiguration,
+    node_name: &str,
+    statuses: &StatusStore,
+    snapshots: &watch::Receiver<Arc<RuntimeSnapshot>>,
+    cri: &CriClient,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use std::net::{IpAddr, Ipv4Addr};
+    if flags.runonce {
+        return Ok(());
+    }
+    let ip = |value: &str, default: IpAddr| -> anyhow::Result<IpAddr> {
+        if value.is_empty() {
+            return Ok(default);
+        }
+        value.parse().map_err(|e| anyhow::anyhow!("invalid IP address {value:?}: {e}"))
+    };
+    let port = |name: &str, value: i32| -> anyhow::Result<u16> {
+        u16::try_from(value).map_err(|_| anyhow::anyhow!("invalid {name} {value}: must be 0-65535"))
+    };
+    let path = |value: &str| Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+    let settings = kubelet_server::ServerSettings {
+        node_name: node_name.to_string(),
+        address: ip(&config.address, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?,
+        port: port("port", config.port)?,
+        enable_server: config.enable_server,
+        read_only_port: port("readOnlyPort", config.read_only_port)?,
+        healthz_port: port("healthzPort", config.healthz_port)?,
+        healthz_bind_address: ip(&config.healthz_bind_address, IpAddr::V4(Ipv4Addr::LOCALHOST))?,
+        enable_debugging_handlers: config.enable_debugging_handlers,
+        enable_system_log_handler: config.enable_system_log_handler,
+        tls: kubelet_server::TlsSettings {
+            cert_file: path(&config.tls_cert_file),
+            key_file: path(&config.tls_private_key_file),
+            cert_dir: flags.cert_dir.clone(),
+            min_version: config.tls_min_version.clone(),
+            cipher_suites: config.tls_cipher_suites.clone(),
+        },
+        auth: kubelet_server::AuthSettings {
+            anonymous: config.authentication.anonymous.enabled,
+            client_ca_file: path(&config.authentication.x509.client_ca_file),
+            webhook_authentication: config.authentication.webhook.enabled,
+            authorization_mode: config.authorization.mode.clone(),
+        },
+        root_dir: flags.root_dir.clone(),
+        pod_logs_dir: PathBuf::from(&config.pod_logs_dir),
+        node_log_dir: PathBuf::from("/var/log"),
+        cgroups: CgroupLayout {
+            per_qos: config.cgroups_per_qos,
+            root: config.cgroup_root.clone(),
+            systemd: config.cgroup_driver == "systemd",
+        },
+        cloud_provider: flags.cloud_provider.clone(),
+        configz: serde_json::to_value(config)?,
+    };
+    let deps = kubelet_server::ServerDeps {
+        statuses: statuses.clone(),
+        snapshots: snapshots.clone(),
+        cri: cri.clone(),
+        metrics: kubelet_metrics::KubeletMetrics::new(node_name),
+    };
+    kubelet_server::start(settings, deps, shutdown.clone())?;
+    Ok(())
 }

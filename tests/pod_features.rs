@@ -51,10 +51,20 @@ spec:
     .await;
     // `$$` escapes; the shell then sees `$(WHO)` in the echo, so compare the env itself.
     assert!(env.contains("GREETING=hello world $(WHO)"), "{env}");
-    assert!(std::fs::read_to_string(host_dir.join("out.txt")).unwrap().starts_with("hello world"));
-    assert!(env.contains(&format!("POD_NAME={}", node.pod_name("envy"))), "{env}");
+    assert!(
+        std::fs::read_to_string(host_dir.join("out.txt"))
+            .unwrap()
+            .starts_with("hello world")
+    );
+    assert!(
+        env.contains(&format!("POD_NAME={}", node.pod_name("envy"))),
+        "{env}"
+    );
     assert!(env.contains("APP=web"), "{env}");
-    let ip_line = env.lines().find(|l| l.starts_with("POD_IP=")).expect("POD_IP set");
+    let ip_line = env
+        .lines()
+        .find(|l| l.starts_with("POD_IP="))
+        .expect("POD_IP set");
     assert!(ip_line.starts_with("POD_IP=10.88."), "{ip_line}");
     node.stop();
     node.purge_runtime().await;
@@ -84,30 +94,68 @@ spec:
         )
     };
     // Leaves on SIGTERM, writing a mark.
-    node.write_manifest("polite.yaml", &pod("polite", "trap 'echo term > /marks/polite; exit 0' TERM; while true; do sleep 0.2; done", 30));
+    node.write_manifest(
+        "polite.yaml",
+        &pod(
+            "polite",
+            "trap 'echo term > /marks/polite; exit 0' TERM; while true; do sleep 0.2; done",
+            30,
+        ),
+    );
     // Ignores SIGTERM: only SIGKILL after 3 s ends it.
-    node.write_manifest("stubborn.yaml", &pod("stubborn", "trap 'echo term > /marks/stubborn' TERM; while true; do sleep 0.2; done", 3));
+    node.write_manifest(
+        "stubborn.yaml",
+        &pod(
+            "stubborn",
+            "trap 'echo term > /marks/stubborn' TERM; while true; do sleep 0.2; done",
+            3,
+        ),
+    );
     node.start();
     node.wait_running(&node.pod_name("polite"), &["main"]).await;
-    node.wait_running(&node.pod_name("stubborn"), &["main"]).await;
+    node.wait_running(&node.pod_name("stubborn"), &["main"])
+        .await;
 
     let started = Instant::now();
     node.remove_manifest("polite.yaml");
     node.remove_manifest("stubborn.yaml");
     eventually("polite pod gone", DEADLINE, || async {
-        node.running(&node.pod_name("polite")).await.is_empty().then_some(())
+        node.running(&node.pod_name("polite"))
+            .await
+            .is_empty()
+            .then_some(())
     })
     .await;
     let polite_took = started.elapsed();
     eventually("stubborn pod gone", DEADLINE, || async {
-        node.running(&node.pod_name("stubborn")).await.is_empty().then_some(())
+        node.running(&node.pod_name("stubborn"))
+            .await
+            .is_empty()
+            .then_some(())
     })
     .await;
     let stubborn_took = started.elapsed();
-    assert_eq!(std::fs::read_to_string(marks.join("polite")).unwrap().trim(), "term");
-    assert_eq!(std::fs::read_to_string(marks.join("stubborn")).unwrap().trim(), "term", "SIGTERM first");
-    assert!(polite_took < Duration::from_secs(20), "a polite container is not held for its 30s grace period: {polite_took:?}");
-    assert!(stubborn_took >= Duration::from_secs(3), "SIGKILL must wait for the grace period: {stubborn_took:?}");
+    assert_eq!(
+        std::fs::read_to_string(marks.join("polite"))
+            .unwrap()
+            .trim(),
+        "term"
+    );
+    assert_eq!(
+        std::fs::read_to_string(marks.join("stubborn"))
+            .unwrap()
+            .trim(),
+        "term",
+        "SIGTERM first"
+    );
+    assert!(
+        polite_took < Duration::from_secs(20),
+        "a polite container is not held for its 30s grace period: {polite_took:?}"
+    );
+    assert!(
+        stubborn_took >= Duration::from_secs(3),
+        "SIGKILL must wait for the grace period: {stubborn_took:?}"
+    );
     node.wait_no_sandboxes().await;
     node.stop();
 }
@@ -117,22 +165,40 @@ async fn container_logs_are_in_cri_format_and_pod_cgroups_are_removed() {
     let mut node = Node::new("logs");
     node.write_manifest(
         "talker.yaml",
-        &busybox_pod("talker", "echo hello-out; echo hello-err >&2; sleep 3600", ""),
+        &busybox_pod(
+            "talker",
+            "echo hello-out; echo hello-err >&2; sleep 3600",
+            "",
+        ),
     );
     node.start();
     let c = node.wait_running(&node.pod_name("talker"), &["main"]).await["main"].clone();
     let uid = c.labels[labels::POD_UID].clone();
-    let log = node.logs_dir.join(format!("default_{}_{uid}/main/0.log", node.pod_name("talker")));
+    let log = node.logs_dir.join(format!(
+        "default_{}_{uid}/main/0.log",
+        node.pod_name("talker")
+    ));
     let text = eventually("both lines logged", DEADLINE, || async {
-        std::fs::read_to_string(&log).ok().filter(|t| t.contains("hello-err"))
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("hello-err"))
     })
     .await;
     // <RFC3339Nano timestamp> <stream> <P|F> <message>
-    let out = text.lines().find(|l| l.ends_with("hello-out")).expect("stdout line");
+    let out = text
+        .lines()
+        .find(|l| l.ends_with("hello-out"))
+        .expect("stdout line");
     let fields: Vec<&str> = out.splitn(4, ' ').collect();
     assert_eq!(&fields[1..], &["stdout", "F", "hello-out"], "{out}");
-    assert!(fields[0].contains('T') && fields[0].ends_with('Z') || fields[0].contains('+'), "{out}");
-    assert!(text.lines().any(|l| l.contains(" stderr F hello-err")), "{text}");
+    assert!(
+        fields[0].contains('T') && fields[0].ends_with('Z') || fields[0].contains('+'),
+        "{out}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains(" stderr F hello-err")),
+        "{text}"
+    );
 
     // The pod cgroup exists (BestEffort) in the memory hierarchy and goes with the pod.
     let cgroup = kubelet_core::cm::cgroup_mounts()
@@ -140,10 +206,17 @@ async fn container_logs_are_in_cri_format_and_pod_cgroups_are_removed() {
         .find(|m| m.ends_with("memory") || m.ends_with("unified"))
         .map(|m| m.join(format!("kubepods/besteffort/pod{uid}")))
         .expect("a cgroup hierarchy");
-    assert!(cgroup.is_dir(), "{} should exist while the pod runs", cgroup.display());
+    assert!(
+        cgroup.is_dir(),
+        "{} should exist while the pod runs",
+        cgroup.display()
+    );
     node.remove_manifest("talker.yaml");
     node.wait_no_sandboxes().await;
-    eventually("pod cgroup removed", DEADLINE, || async { (!cgroup.exists()).then_some(()) }).await;
+    eventually("pod cgroup removed", DEADLINE, || async {
+        (!cgroup.exists()).then_some(())
+    })
+    .await;
     node.stop();
 }
 
@@ -165,12 +238,22 @@ async fn missing_image_is_retried_with_backoff_and_does_not_block_other_pods() {
     assert!(logs.contains("ErrImagePull"), "{logs}");
     // Retried, but not in a hot loop: the second attempt waits for the 10s back-off.
     // One warning per pull attempt; back-off refusals say ImagePullBackOff instead.
-    let attempts = |l: &str| l.lines().filter(|x| x.contains("reason=ErrImagePull")).count();
+    let attempts = |l: &str| {
+        l.lines()
+            .filter(|x| x.contains("reason=ErrImagePull"))
+            .count()
+    };
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(attempts(&node.logs()), 1, "a retry inside the back-off window");
-    eventually("pull retried after the back-off", Duration::from_secs(30), || async {
-        (attempts(&node.logs()) >= 2).then_some(())
-    })
+    assert_eq!(
+        attempts(&node.logs()),
+        1,
+        "a retry inside the back-off window"
+    );
+    eventually(
+        "pull retried after the back-off",
+        Duration::from_secs(30),
+        || async { (attempts(&node.logs()) >= 2).then_some(()) },
+    )
     .await;
     assert!(node.running(&node.pod_name("ghost")).await.is_empty());
     node.stop();

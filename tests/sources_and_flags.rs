@@ -24,7 +24,9 @@ async fn url_source_sends_headers_runs_a_pod_list_and_follows_changes() {
     node.wait_running(&node.pod_name("one"), &["main"]).await;
     let two = node.wait_running(&node.pod_name("two"), &["main"]).await["main"].clone();
     assert_eq!(
-        two.annotations.get(labels::CONTAINER_RESTART_COUNT).map(String::as_str),
+        two.annotations
+            .get(labels::CONTAINER_RESTART_COUNT)
+            .map(String::as_str),
         Some("0")
     );
     let first_request = server.requests.lock().unwrap()[0].to_lowercase();
@@ -32,7 +34,10 @@ async fn url_source_sends_headers_runs_a_pod_list_and_follows_changes() {
 
     // Unchanged content is a no-op: after several polls the pods are the same containers.
     let polls = server.requests.lock().unwrap().len();
-    eventually("more polls", DEADLINE, || async { (server.requests.lock().unwrap().len() >= polls + 2).then_some(()) }).await;
+    eventually("more polls", DEADLINE, || async {
+        (server.requests.lock().unwrap().len() >= polls + 2).then_some(())
+    })
+    .await;
     assert_eq!(node.running(&node.pod_name("two")).await["main"].id, two.id);
 
     // A single Pod document replaces the list: `one` stays, `two` goes.
@@ -47,7 +52,10 @@ async fn url_source_sends_headers_runs_a_pod_list_and_follows_changes() {
 }
 
 fn kubelet(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kubelet")).args(args).output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_kubelet"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -75,7 +83,10 @@ fn config_file_errors_name_the_file_and_field() {
     let out = kubelet(&[&format!("--config={}", file.display())]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("staticPodPth") && err.contains("kubelet.yaml"), "{err}");
+    assert!(
+        err.contains("staticPodPth") && err.contains("kubelet.yaml"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +108,11 @@ async fn deprecated_flags_warn_like_upstream_and_still_work() {
         err.contains("Flag --pod-manifest-path has been deprecated, This parameter should be set via the config file specified by the Kubelet's --config flag."),
         "{err}"
     );
-    assert!(out.status.success(), "{err}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(node.running(&node.pod_name("p")).await.contains_key("main"));
     node.purge_runtime().await;
 }
@@ -112,9 +127,15 @@ async fn kubelet_waits_for_the_runtime_and_survives_its_restart() {
     node.write_manifest("p.yaml", &busybox_pod("p", "sleep 3600", ""));
     node.start();
     // No runtime yet: the kubelet keeps running and says so.
-    eventually("kubelet reports the runtime is not ready", DEADLINE, || async {
-        node.logs().contains("container runtime not ready").then_some(())
-    })
+    eventually(
+        "kubelet reports the runtime is not ready",
+        DEADLINE,
+        || async {
+            node.logs()
+                .contains("container runtime not ready")
+                .then_some(())
+        },
+    )
     .await;
     assert!(node.is_running());
 
@@ -124,7 +145,10 @@ async fn kubelet_waits_for_the_runtime_and_survives_its_restart() {
     // The runtime goes away and comes back: running pods are not disturbed.
     proxy.stop();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(node.is_running(), "kubelet must survive the runtime going away");
+    assert!(
+        node.is_running(),
+        "kubelet must survive the runtime going away"
+    );
     proxy.start();
     node.write_manifest("q.yaml", &busybox_pod("q", "sleep 3600", ""));
     node.wait_running(&node.pod_name("q"), &["main"]).await;

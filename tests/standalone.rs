@@ -69,23 +69,39 @@ async fn seed_two_container_pod_runs_shares_volume_and_is_torn_down() {
     // The emptyDir is shared: a file written in one container is seen in the other.
     let cri = cri();
     let out = cri
-        .exec_sync(&web.id, vec!["sh".into(), "-c".into(), "echo hello > /var/log/nginx/probe.txt".into()], 10)
+        .exec_sync(
+            &web.id,
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "echo hello > /var/log/nginx/probe.txt".into(),
+            ],
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0);
     let out = cri
-        .exec_sync(&running["log-truncator"].id, vec!["cat".into(), "/logdir/probe.txt".into()], 10)
+        .exec_sync(
+            &running["log-truncator"].id,
+            vec!["cat".into(), "/logdir/probe.txt".into()],
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
-    let empty_dir = node.root_dir.join(format!("pods/{uid}/volumes/kubernetes.io~empty-dir/nginx-logs"));
+    let empty_dir = node.root_dir.join(format!(
+        "pods/{uid}/volumes/kubernetes.io~empty-dir/nginx-logs"
+    ));
     assert!(empty_dir.join("probe.txt").is_file());
 
     // The web server answers on the pod IP.
     let body = eventually("nginx answers on the pod IP", DEADLINE, || {
         let ip = ip.clone();
         async move {
-            let mut s = tokio::net::TcpStream::connect((ip.as_str(), 80)).await.ok()?;
+            let mut s = tokio::net::TcpStream::connect((ip.as_str(), 80))
+                .await
+                .ok()?;
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
             let mut buf = String::new();
@@ -120,7 +136,10 @@ async fn manifest_edit_replaces_the_pod() {
     node.write_manifest("web.yaml", &busybox_pod("web", "sleep 7200", ""));
     let second = eventually("new pod with a new UID", DEADLINE, || async {
         let running = node.running(&pod).await;
-        running.get("main").filter(|c| c.labels[labels::POD_UID] != first_uid).cloned()
+        running
+            .get("main")
+            .filter(|c| c.labels[labels::POD_UID] != first_uid)
+            .cloned()
     })
     .await;
     assert_ne!(second.id, first.id);
@@ -138,17 +157,23 @@ async fn manifest_edit_replaces_the_pod() {
 async fn exited_containers_restart_per_restart_policy() {
     let mut node = Node::new("restart");
     node.write_manifest("always.yaml", &busybox_pod("always", "sleep 1; exit 3", ""));
-    node.write_manifest("never.yaml", &busybox_pod("never", "exit 0", "  restartPolicy: Never\n"));
-    node.write_manifest("onfail.yaml", &busybox_pod("onfail", "exit 0", "  restartPolicy: OnFailure\n"));
+    node.write_manifest(
+        "never.yaml",
+        &busybox_pod("never", "exit 0", "  restartPolicy: Never\n"),
+    );
+    node.write_manifest(
+        "onfail.yaml",
+        &busybox_pod("onfail", "exit 0", "  restartPolicy: OnFailure\n"),
+    );
     node.start();
 
     // Always: the first restart is immediate, with restartCount 1 and a new log file.
     let always = node.pod_name("always");
     let restarted = eventually("always pod restarted once", DEADLINE, || async {
-        node.containers()
-            .await
-            .into_iter()
-            .find(|c| c.labels[labels::POD_NAME] == always && c.annotations[labels::CONTAINER_RESTART_COUNT] == "1")
+        node.containers().await.into_iter().find(|c| {
+            c.labels[labels::POD_NAME] == always
+                && c.annotations[labels::CONTAINER_RESTART_COUNT] == "1"
+        })
     })
     .await;
     assert_eq!(restarted.metadata.as_ref().unwrap().attempt, 1);
@@ -168,18 +193,26 @@ async fn exited_containers_restart_per_restart_policy() {
     let check_until = std::time::Instant::now() + Duration::from_secs(7);
     while std::time::Instant::now() < check_until {
         let third = node.containers().await.into_iter().any(|c| {
-            c.labels[labels::POD_NAME] == always && c.annotations[labels::CONTAINER_RESTART_COUNT] == "2"
+            c.labels[labels::POD_NAME] == always
+                && c.annotations[labels::CONTAINER_RESTART_COUNT] == "2"
         });
         assert!(!third, "restarted again inside the 10s back-off");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    eventually("restart after the back-off", Duration::from_secs(30), || async {
-        node.containers()
-            .await
-            .into_iter()
-            .any(|c| c.labels[labels::POD_NAME] == always && c.annotations[labels::CONTAINER_RESTART_COUNT] == "2")
-            .then_some(())
-    })
+    eventually(
+        "restart after the back-off",
+        Duration::from_secs(30),
+        || async {
+            node.containers()
+                .await
+                .into_iter()
+                .any(|c| {
+                    c.labels[labels::POD_NAME] == always
+                        && c.annotations[labels::CONTAINER_RESTART_COUNT] == "2"
+                })
+                .then_some(())
+        },
+    )
     .await;
 
     // Never and OnFailure with exit 0: exactly one container each, never restarted, and
@@ -189,11 +222,19 @@ async fn exited_containers_restart_per_restart_policy() {
         eventually(&format!("{name} sandbox stopped"), DEADLINE, || async {
             let sbs = node.sandboxes().await;
             sbs.iter()
-                .any(|s| s.labels[labels::POD_NAME] == pod && s.state == cri::PodSandboxState::SandboxNotready as i32)
+                .any(|s| {
+                    s.labels[labels::POD_NAME] == pod
+                        && s.state == cri::PodSandboxState::SandboxNotready as i32
+                })
                 .then_some(())
         })
         .await;
-        let cs: Vec<_> = node.containers().await.into_iter().filter(|c| c.labels[labels::POD_NAME] == pod).collect();
+        let cs: Vec<_> = node
+            .containers()
+            .await
+            .into_iter()
+            .filter(|c| c.labels[labels::POD_NAME] == pod)
+            .collect();
         assert_eq!(cs.len(), 1, "{name}: {cs:?}");
     }
     node.stop();
@@ -211,9 +252,16 @@ async fn restart_adopts_running_pods_and_removes_unconfigured_ones() {
 
     // SIGTERM: exits promptly and leaves the pods running.
     let took = node.stop();
-    assert!(took < Duration::from_secs(5), "kubelet took {took:?} to stop");
+    assert!(
+        took < Duration::from_secs(5),
+        "kubelet took {took:?} to stop"
+    );
     assert_eq!(node.sandboxes().await.len(), 2);
-    assert!(node.running(&node.pod_name("keep")).await.contains_key("main"));
+    assert!(
+        node.running(&node.pod_name("keep"))
+            .await
+            .contains_key("main")
+    );
 
     // Restart with one manifest fewer: `keep` is adopted untouched, `drop` removed.
     node.remove_manifest("drop.yaml");
@@ -224,7 +272,10 @@ async fn restart_adopts_running_pods_and_removes_unconfigured_ones() {
     })
     .await;
     let still = node.running(&node.pod_name("keep")).await;
-    assert_eq!(still["main"].id, keep.id, "the adopted container must not be restarted");
+    assert_eq!(
+        still["main"].id, keep.id,
+        "the adopted container must not be restarted"
+    );
     node.stop();
     node.purge_runtime().await;
 }
@@ -259,7 +310,10 @@ async fn foreign_sandboxes_are_never_touched() {
     node.wait_running(&node.pod_name("mine"), &["main"]).await;
     node.remove_manifest("mine.yaml");
     node.wait_no_sandboxes().await;
-    let status = cri.pod_sandbox_status(&foreign).await.expect("foreign sandbox still exists");
+    let status = cri
+        .pod_sandbox_status(&foreign)
+        .await
+        .expect("foreign sandbox still exists");
     assert_eq!(status.state, cri::PodSandboxState::SandboxReady as i32);
     node.stop();
     let _ = cri.stop_pod_sandbox(&foreign).await;
@@ -270,20 +324,32 @@ async fn foreign_sandboxes_are_never_touched() {
 async fn broken_manifest_does_not_disturb_others_and_starts_once_fixed() {
     let mut node = Node::new("broken");
     node.write_manifest("good.yaml", &busybox_pod("good", "sleep 3600", ""));
-    node.write_manifest("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad\nspec: [");
+    node.write_manifest(
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bad\nspec: [",
+    );
     node.write_manifest(
         "dup.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: dup}\nspec:\n  containers:\n  - {name: a, image: busybox}\n  - {name: a, image: busybox}\n",
     );
-    node.write_manifest("empty.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: empty}\nspec:\n  containers: []\n");
-    node.write_manifest("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n");
+    node.write_manifest(
+        "empty.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: empty}\nspec:\n  containers: []\n",
+    );
+    node.write_manifest(
+        "deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n",
+    );
     node.start();
     let good = node.wait_running(&node.pod_name("good"), &["main"]).await["main"].clone();
     // The errors are logged with the file and the reason.
     let logs = eventually("errors logged", DEADLINE, || async {
         let l = node.logs();
-        (l.contains("bad.yaml") && l.contains("dup.yaml") && l.contains("empty.yaml") && l.contains("deploy.yaml"))
-            .then_some(l)
+        (l.contains("bad.yaml")
+            && l.contains("dup.yaml")
+            && l.contains("empty.yaml")
+            && l.contains("deploy.yaml"))
+        .then_some(l)
     })
     .await;
     assert!(logs.contains("Duplicate value"), "{logs}");
@@ -293,7 +359,10 @@ async fn broken_manifest_does_not_disturb_others_and_starts_once_fixed() {
     // Fixing the file starts the pod; the good pod is untouched throughout.
     node.write_manifest("bad.yaml", &busybox_pod("bad", "sleep 3600", ""));
     node.wait_running(&node.pod_name("bad"), &["main"]).await;
-    assert_eq!(node.running(&node.pod_name("good")).await["main"].id, good.id);
+    assert_eq!(
+        node.running(&node.pod_name("good")).await["main"].id,
+        good.id
+    );
     assert!(node.is_running());
     node.stop();
     node.purge_runtime().await;
@@ -310,13 +379,23 @@ async fn runonce_starts_pods_reports_and_exits() {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("pod default/{}: running", node.pod_name("a"))), "{stdout}");
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("pod default/{}: running", node.pod_name("a"))),
+        "{stdout}"
+    );
     // Pods stay running after the kubelet exits.
     assert!(node.running(&node.pod_name("a")).await.contains_key("main"));
 
     // A pod that cannot run makes --runonce exit non-zero and say why.
-    node.write_manifest("b.yaml", &busybox_pod("b", "exit 1", "  restartPolicy: Never\n"));
+    node.write_manifest(
+        "b.yaml",
+        &busybox_pod("b", "exit 1", "  restartPolicy: Never\n"),
+    );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubelet"))
         .args(node.args())
         .arg("--runonce")
@@ -325,6 +404,9 @@ async fn runonce_starts_pods_reports_and_exits() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
-    assert!(stdout.contains(&format!("pod default/{}: failed", node.pod_name("b"))), "{stdout}");
+    assert!(
+        stdout.contains(&format!("pod default/{}: failed", node.pod_name("b"))),
+        "{stdout}"
+    );
     node.purge_runtime().await;
 }

@@ -4,6 +4,8 @@
 //! containerd: the kubelet only lists and touches objects labelled with its node name.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -142,7 +144,11 @@ impl Node {
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "kubelet exited with {status}; log:\n{}", self.logs());
+                assert!(
+                    status.success(),
+                    "kubelet exited with {status}; log:\n{}",
+                    self.logs()
+                );
                 return started.elapsed();
             }
             if started.elapsed() > Duration::from_secs(20) {
@@ -159,7 +165,10 @@ impl Node {
 
     pub fn logs(&self) -> String {
         (1..=self.run)
-            .map(|r| std::fs::read_to_string(self.dir.path().join(format!("kubelet-{r}.log"))).unwrap_or_default())
+            .map(|r| {
+                std::fs::read_to_string(self.dir.path().join(format!("kubelet-{r}.log")))
+                    .unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("\n--- restart ---\n")
     }
@@ -186,14 +195,20 @@ impl Node {
 
     pub async fn sandboxes(&self) -> Vec<cri::PodSandbox> {
         cri()
-            .list_pod_sandbox(Some(cri::PodSandboxFilter { label_selector: self.selector(), ..Default::default() }))
+            .list_pod_sandbox(Some(cri::PodSandboxFilter {
+                label_selector: self.selector(),
+                ..Default::default()
+            }))
             .await
             .expect("ListPodSandbox")
     }
 
     pub async fn containers(&self) -> Vec<cri::Container> {
         cri()
-            .list_containers(Some(cri::ContainerFilter { label_selector: self.selector(), ..Default::default() }))
+            .list_containers(Some(cri::ContainerFilter {
+                label_selector: self.selector(),
+                ..Default::default()
+            }))
             .await
             .expect("ListContainers")
     }
@@ -210,13 +225,20 @@ impl Node {
     }
 
     /// Wait until pod `pod_name` has all `names` running; returns them.
-    pub async fn wait_running(&self, pod_name: &str, names: &[&str]) -> HashMap<String, cri::Container> {
+    pub async fn wait_running(
+        &self,
+        pod_name: &str,
+        names: &[&str],
+    ) -> HashMap<String, cri::Container> {
         let what = format!("pod {pod_name} running containers {names:?}");
         let result = tokio::time::timeout(
             DEADLINE,
             eventually(&what, DEADLINE, || async {
                 let running = self.running(pod_name).await;
-                names.iter().all(|n| running.contains_key(*n)).then_some(running)
+                names
+                    .iter()
+                    .all(|n| running.contains_key(*n))
+                    .then_some(running)
             }),
         )
         .await;
@@ -280,7 +302,10 @@ pub struct RuntimeProxy {
 impl RuntimeProxy {
     /// A proxy path that does not answer yet.
     pub fn new(dir: &Path) -> RuntimeProxy {
-        RuntimeProxy { path: dir.join("cri-proxy.sock"), task: None }
+        RuntimeProxy {
+            path: dir.join("cri-proxy.sock"),
+            task: None,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -294,7 +319,9 @@ impl RuntimeProxy {
         self.task = Some(tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 let target = target.clone();
                 conns.spawn(async move {
                     if let Ok(mut outbound) = tokio::net::UnixStream::connect(&target).await {
@@ -338,7 +365,9 @@ impl ManifestServer {
         let (b, r) = (shared_body.clone(), requests.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let (b, r) = (b.clone(), r.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16384];
@@ -352,7 +381,9 @@ impl ManifestServer {
                             break;
                         }
                     }
-                    r.lock().unwrap().push(String::from_utf8_lossy(&buf[..got]).into_owned());
+                    r.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..got]).into_owned());
                     let body = b.lock().unwrap().clone();
                     let resp = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -362,7 +393,12 @@ impl ManifestServer {
                 });
             }
         });
-        ManifestServer { url, body: shared_body, requests, task }
+        ManifestServer {
+            url,
+            body: shared_body,
+            requests,
+            task,
+        }
     }
 
     pub fn set_body(&self, body: &str) {
@@ -374,4 +410,13 @@ impl Drop for ManifestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Run a command in a container; returns (exit code, stdout).
+pub async fn exec(container_id: &str, script: &str) -> (i32, String) {
+    let out = cri()
+        .exec_sync(container_id, vec!["/bin/sh".into(), "-c".into(), script.into()], 10)
+        .await
+        .expect("ExecSync");
+    (out.exit_code, String::from_utf8_lossy(&out.stdout).into_owned())
 }

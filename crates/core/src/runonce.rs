@@ -19,7 +19,9 @@ pub enum PodOutcome {
 }
 
 fn all_running(pod: &Pod) -> bool {
-    let Some(status) = &pod.status else { return false };
+    let Some(status) = &pod.status else {
+        return false;
+    };
     status.phase.as_deref() == Some("Running")
         && status
             .container_statuses
@@ -31,14 +33,29 @@ fn all_running(pod: &Pod) -> bool {
 fn failure(pod: &Pod) -> Option<String> {
     let status = pod.status.as_ref()?;
     if matches!(status.phase.as_deref(), Some("Failed") | Some("Succeeded")) {
-        return Some(format!("pod phase {}", status.phase.as_deref().unwrap_or_default()));
+        return Some(format!(
+            "pod phase {}",
+            status.phase.as_deref().unwrap_or_default()
+        ));
     }
     // Waiting reasons that will not fix themselves within a run.
     status.container_statuses.iter().flatten().find_map(|c| {
         let w = c.state.as_ref()?.waiting.as_ref()?;
         let reason = w.reason.as_deref()?;
-        matches!(reason, "ErrImageNeverPull" | "InvalidImageName" | "CreateContainerConfigError" | "CrashLoopBackOff")
-            .then(|| format!("container {}: {reason}: {}", c.name, w.message.as_deref().unwrap_or_default()))
+        matches!(
+            reason,
+            "ErrImageNeverPull"
+                | "InvalidImageName"
+                | "CreateContainerConfigError"
+                | "CrashLoopBackOff"
+        )
+        .then(|| {
+            format!(
+                "container {}: {reason}: {}",
+                c.name,
+                w.message.as_deref().unwrap_or_default()
+            )
+        })
     })
 }
 
@@ -71,7 +88,9 @@ pub async fn wait(
             }
             let outcome = match current.as_deref() {
                 Some(p) if all_running(p) => {
-                    let since = *running_since.entry(uid.clone()).or_insert_with(Instant::now);
+                    let since = *running_since
+                        .entry(uid.clone())
+                        .or_insert_with(Instant::now);
                     if since.elapsed() >= STABLE {
                         PodOutcome::Running
                     } else {
@@ -79,7 +98,9 @@ pub async fn wait(
                         PodOutcome::TimedOut("not yet running for 1s".into())
                     }
                 }
-                Some(p) if failure(p).is_some() => PodOutcome::Failed(failure(p).unwrap_or_default()),
+                Some(p) if failure(p).is_some() => {
+                    PodOutcome::Failed(failure(p).unwrap_or_default())
+                }
                 other => {
                     pending = true;
                     let phase = other

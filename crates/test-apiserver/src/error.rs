@@ -90,6 +90,9 @@ pub enum ApiError {
     /// 504 Timeout (also used for "Too large resource version").
     #[error("{0}")]
     Timeout(String, Vec<Cause>),
+    /// 422 for a patch that cannot be applied.
+    #[error("{0}")]
+    Unprocessable(String),
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
@@ -128,7 +131,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) | ApiError::PathNotFound => 404,
             ApiError::AlreadyExists(_) | ApiError::Conflict(..) => 409,
-            ApiError::Invalid(..) => 422,
+            ApiError::Invalid(..) | ApiError::Unprocessable(_) => 422,
             ApiError::Expired(_) => 410,
             ApiError::Forbidden(..) | ApiError::ForbiddenRaw(_) => 403,
             ApiError::Unauthorized => 401,
@@ -149,7 +152,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::PathNotFound => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
             ApiError::Conflict(..) => "Conflict",
-            ApiError::Invalid(..) => "Invalid",
+            ApiError::Invalid(..) | ApiError::Unprocessable(_) => "Invalid",
             ApiError::Expired(_) => "Expired",
             ApiError::Forbidden(..) | ApiError::ForbiddenRaw(_) => "Forbidden",
             ApiError::Unauthorized => "Unauthorized",

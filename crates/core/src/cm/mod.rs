@@ -1,6 +1,7 @@
 //! Container management: QoS class, the pod cgroup each sandbox is parented to, CPU and
 //! memory values for CRI, and removal of pod cgroups (containerd never removes them).
 
+pub mod admission;
 pub mod quantity;
 
 use std::path::{Path, PathBuf};
@@ -27,14 +28,23 @@ impl QosClass {
 
 fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
     let spec = pod.spec.as_ref();
-    spec.into_iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+    spec.into_iter().flat_map(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+    })
 }
 
 fn resource(c: &Container, limits: bool, name: &str) -> Option<i128> {
     let res = c.resources.as_ref()?;
-    let map = if limits { res.limits.as_ref() } else { res.requests.as_ref() }?;
-    quantity::parse_milli(&map.get(name)?.0).ok().filter(|v| *v > 0)
+    let map = if limits {
+        res.limits.as_ref()
+    } else {
+        res.requests.as_ref()
+    }?;
+    quantity::parse_milli(&map.get(name)?.0)
+        .ok()
+        .filter(|v| *v > 0)
 }
 
 /// Upstream GetPodQOS for cpu and memory.
@@ -74,7 +84,11 @@ impl CgroupLayout {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let root = self.root.trim_end_matches('/');
         if !self.per_qos {
-            return if root.is_empty() { "/".into() } else { root.to_string() };
+            return if root.is_empty() {
+                "/".into()
+            } else {
+                root.to_string()
+            };
         }
         let qos = qos_class(pod);
         if self.systemd {
@@ -118,6 +132,92 @@ impl CgroupLayout {
             }
         }
     }
+}
+
+/// Pod-level limits written into the pod cgroup (upstream pod container manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PodLimits {
+    pub cpu_shares: i64,
+    /// CFS quota in µs per period; 0 = unlimited.
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    /// 0 = unlimited.
+    pub memory_bytes: i64,
+    /// <= 0 = unlimited.
+    pub pids: i64,
+}
+
+/// Limits of the whole pod: shares from the summed requests; quota and memory only when
+/// every container has a limit (otherwise the pod is unbounded), as upstream.
+pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i64) -> PodLimits {
+    let containers: Vec<&Container> = pod.spec.iter().flat_map(|s| s.containers.iter()).collect();
+    let sum = |limits: bool, name: &str| -> Option<i128> {
+        containers.iter().map(|c| resource(c, limits, name)).sum::<Option<i128>>()
+    };
+    let requests: i128 = containers
+        .iter()
+        .map(|c| resource(c, false, "cpu").or_else(|| resource(c, true, "cpu")).unwrap_or(0))
+        .sum();
+    let quota = match (cfs_quota, sum(true, "cpu")) {
+        (true, Some(milli)) => cpu_quota(milli, cfs_period_us),
+        _ => 0,
+    };
+    PodLimits {
+        cpu_shares: cpu_shares(requests),
+        cpu_quota: quota,
+        cpu_period: cfs_period_us,
+        memory_bytes: sum(true, "memory").map(|m| (m / 1000) as i64).unwrap_or(0),
+        pids: pids_limit,
+    }
+}
+
+impl CgroupLayout {
+    /// Create the pod cgroup in every hierarchy and write its limits, before the sandbox
+    /// is created under it. Files a hierarchy does not have are skipped.
+    pub fn ensure_pod_cgroup(&self, pod: &Pod, limits: &PodLimits) -> Result<(), String> {
+        if !self.per_qos || self.systemd {
+            return Ok(());
+        }
+        let rel = self.pod_cgroup(pod);
+        for mount in cgroup_mounts() {
+            let dir = mount.join(rel.trim_start_matches('/'));
+            if let Err(err) = std::fs::create_dir_all(&dir) {
+                return Err(format!("creating pod cgroup {}: {err}", dir.display()));
+            }
+            let unlimited_quota = if limits.cpu_quota > 0 { limits.cpu_quota.to_string() } else { "-1".into() };
+            let v2_max = |v: i64| if v > 0 { v.to_string() } else { "max".into() };
+            let writes: Vec<(&str, String)> = vec![
+                // cgroup v1
+                ("cpu.shares", limits.cpu_shares.to_string()),
+                ("cpu.cfs_period_us", limits.cpu_period.to_string()),
+                ("cpu.cfs_quota_us", unlimited_quota),
+                ("memory.limit_in_bytes", if limits.memory_bytes > 0 { limits.memory_bytes.to_string() } else { "-1".into() }),
+                ("pids.max", v2_max(limits.pids)),
+                // cgroup v2
+                ("cpu.max", format!("{} {}", v2_max(limits.cpu_quota), limits.cpu_period)),
+                ("cpu.weight", shares_to_weight(limits.cpu_shares).to_string()),
+                ("memory.max", v2_max(limits.memory_bytes)),
+            ];
+            for (file, value) in writes {
+                let path = dir.join(file);
+                if !path.exists() {
+                    continue;
+                }
+                if let Err(err) = std::fs::write(&path, &value) {
+                    return Err(format!("writing {value} to {}: {err}", path.display()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// cgroup v2 cpu.weight from v1 shares (the runc/upstream conversion).
+fn shares_to_weight(shares: i64) -> i64 {
+    if shares <= 0 {
+        return 100;
+    }
+    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// rmdir a cgroup and its child cgroups, children first. Cgroup directories hold only
@@ -194,7 +294,9 @@ pub fn container_resources(
 ) -> cri::LinuxContainerResources {
     let cpu_limit = resource(container, true, "cpu");
     let cpu_request = resource(container, false, "cpu").or(cpu_limit).unwrap_or(0);
-    let memory_limit = resource(container, true, "memory").map(|m| (m / 1000) as i64).unwrap_or(0);
+    let memory_limit = resource(container, true, "memory")
+        .map(|m| (m / 1000) as i64)
+        .unwrap_or(0);
     let quota = match (cfs_quota, cpu_limit) {
         (true, Some(limit)) => cpu_quota(limit, cfs_period_us),
         _ => 0,
@@ -232,7 +334,11 @@ mod tests {
 
     fn pod_with(requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Pod {
         let map = |kv: &[(&str, &str)]| {
-            (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect())
+            (!kv.is_empty()).then(|| {
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect()
+            })
         };
         Pod {
             metadata: ObjectMeta {
@@ -263,27 +369,56 @@ mod tests {
             QosClass::Guaranteed
         );
         assert_eq!(
-            qos_class(&pod_with(&[("cpu", "50m"), ("memory", "32Mi")], &[("cpu", "150m"), ("memory", "32Mi")])),
+            qos_class(&pod_with(
+                &[("cpu", "50m"), ("memory", "32Mi")],
+                &[("cpu", "150m"), ("memory", "32Mi")]
+            )),
             QosClass::Burstable
         );
     }
 
     #[test]
     fn cgroup_parents() {
-        let layout = CgroupLayout { per_qos: true, root: "/".into(), systemd: false };
-        assert_eq!(layout.pod_cgroup(&pod_with(&[], &[])), "/kubepods/besteffort/podabc");
+        let layout = CgroupLayout {
+            per_qos: true,
+            root: "/".into(),
+            systemd: false,
+        };
+        assert_eq!(
+            layout.pod_cgroup(&pod_with(&[], &[])),
+            "/kubepods/besteffort/podabc"
+        );
         assert_eq!(
             layout.pod_cgroup(&pod_with(&[], &[("cpu", "1"), ("memory", "1Gi")])),
             "/kubepods/podabc"
         );
-        let systemd = CgroupLayout { systemd: true, ..layout };
-        assert_eq!(systemd.pod_cgroup(&pod_with(&[("cpu", "1")], &[])), "kubepods-burstable-podabc.slice");
+        let systemd = CgroupLayout {
+            systemd: true,
+            ..layout
+        };
+        assert_eq!(
+            systemd.pod_cgroup(&pod_with(&[("cpu", "1")], &[])),
+            "kubepods-burstable-podabc.slice"
+        );
+    }
+
+    #[test]
+    fn pod_level_limits() {
+        let p = pod_with(&[("cpu", "50m"), ("memory", "32Mi")], &[("cpu", "150m"), ("memory", "32Mi")]);
+        let l = pod_limits(&p, true, 100_000, 100);
+        assert_eq!((l.cpu_shares, l.cpu_quota, l.memory_bytes, l.pids), (51, 15_000, 32 << 20, 100));
+        let unbounded = pod_limits(&pod_with(&[("cpu", "50m")], &[]), true, 100_000, -1);
+        assert_eq!((unbounded.cpu_quota, unbounded.memory_bytes), (0, 0));
+        assert_eq!(shares_to_weight(1024), 39);
     }
 
     #[test]
     fn seed_deployment_resources() {
         // hello-dep of the seeds: cpu 50m/150m, memory 32Mi limit.
-        let p = pod_with(&[("cpu", "50m"), ("memory", "32Mi")], &[("cpu", "150m"), ("memory", "32Mi")]);
+        let p = pod_with(
+            &[("cpu", "50m"), ("memory", "32Mi")],
+            &[("cpu", "150m"), ("memory", "32Mi")],
+        );
         let c = &p.spec.as_ref().unwrap().containers[0];
         let r = container_resources(&p, c, true, 100_000, 8 << 30);
         assert_eq!(r.cpu_shares, 51);

@@ -31,7 +31,9 @@ pub fn parse_milli(q: &str) -> Result<i128, String> {
         "Ti" => (1 << 40, 0),
         "Pi" => (1 << 50, 0),
         "Ei" => (1 << 60, 0),
-        s if s.starts_with('e') || s.starts_with('E') => (1, s[1..].parse::<i32>().map_err(|_| bad())?),
+        s if s.starts_with('e') || s.starts_with('E') => {
+            (1, s[1..].parse::<i32>().map_err(|_| bad())?)
+        }
         _ => return Err(bad()),
     };
     if num < 0 {
@@ -40,7 +42,8 @@ pub fn parse_milli(q: &str) -> Result<i128, String> {
     let exp = mult_pow10 + 3 - mantissa_scale;
     let base = num.checked_mul(mult_num).ok_or_else(bad)?;
     if exp >= 0 {
-        base.checked_mul(10i128.checked_pow(exp as u32).ok_or_else(bad)?).ok_or_else(bad)
+        base.checked_mul(10i128.checked_pow(exp as u32).ok_or_else(bad)?)
+            .ok_or_else(bad)
     } else {
         let div = 10i128.checked_pow((-exp) as u32).ok_or_else(bad)?;
         Ok((base + div - 1) / div)
@@ -71,21 +74,29 @@ pub fn parse_value(q: &str) -> Result<i128, String> {
 
 fn quantity_of(container: &Container, limits: bool, resource: &str) -> Option<String> {
     let res = container.resources.as_ref()?;
-    let map = if limits { res.limits.as_ref() } else { res.requests.as_ref() }?;
+    let map = if limits {
+        res.limits.as_ref()
+    } else {
+        res.requests.as_ref()
+    }?;
     map.get(resource).map(|q| q.0.clone())
 }
 
 /// `resourceFieldRef` (limits.cpu, requests.memory, ...) with a divisor. An unset limit
 /// has no node allocatable to fall back to here yet, so it resolves to 0 like an unset
 /// request; the node-allocatable default comes with the resource manager.
-pub fn resource_field_value(container: &Container, resource: &str, divisor: Option<&str>) -> Result<String, String> {
+pub fn resource_field_value(
+    container: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+) -> Result<String, String> {
     let (limits, name) = resource
         .split_once('.')
         .map(|(kind, name)| (kind == "limits", name))
         .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
     let raw = quantity_of(container, limits, name).unwrap_or_else(|| "0".into());
     let value = parse_milli(&raw)?;
-    let divisor = parse_milli(divisor.unwrap_or(if name == "cpu" { "1" } else { "1" }))?;
+    let divisor = parse_milli(divisor.unwrap_or("1"))?;
     if divisor == 0 {
         return Err("divisor must not be zero".into());
     }

@@ -41,10 +41,15 @@ fn interface_addresses() -> Vec<(String, Ipv4Addr)> {
         while !cur.is_null() {
             let ifa = &*cur;
             let up = ifa.ifa_flags & (libc::IFF_UP as u32) != 0;
-            if up && !ifa.ifa_addr.is_null() && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET {
+            if up
+                && !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+            {
                 let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
                 let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((name, ip));
             }
             cur = ifa.ifa_next;
@@ -67,7 +72,9 @@ mod tests {
     #[test]
     fn detected_ip_is_not_loopback_when_the_machine_has_a_network() {
         let ips = host_ips(&[]);
-        let has_nic = interface_addresses().iter().any(|(_, ip)| !ip.is_loopback());
+        let has_nic = interface_addresses()
+            .iter()
+            .any(|(_, ip)| !ip.is_loopback());
         assert_eq!(!ips.is_empty(), has_nic);
         if let Some(ip) = ips.first() {
             assert!(!ip.parse::<Ipv4Addr>().unwrap().is_loopback());

@@ -59,10 +59,17 @@ impl Pleg {
         self.trigger.clone()
     }
 
-    pub async fn run(mut self, out: watch::Sender<Arc<RuntimeSnapshot>>, cancel: CancellationToken) {
+    pub async fn run(
+        mut self,
+        out: watch::Sender<Arc<RuntimeSnapshot>>,
+        cancel: CancellationToken,
+    ) {
         let mut failures: u32 = 0;
         loop {
             let started = Instant::now();
+            if let Some(metrics) = self.cri.metrics() {
+                metrics.pleg.relist_started();
+            }
             let previous = out.borrow().clone();
             match self.relist(&previous).await {
                 Ok(snapshot) => {
@@ -70,11 +77,14 @@ impl Pleg {
                         tracing::info!("container runtime is reachable again");
                     }
                     failures = 0;
+                    if let Some(metrics) = self.cri.metrics() {
+                        metrics.pleg.observe_relist(started.elapsed());
+                    }
                     out.send_replace(Arc::new(snapshot));
                 }
                 Err(err) => {
                     failures += 1;
-                    if failures == 1 || failures % 30 == 0 {
+                    if failures == 1 || failures.is_multiple_of(30) {
                         tracing::warn!(error = %err, failures, "PLEG relist failed");
                     }
                     if previous.healthy {
@@ -87,7 +97,10 @@ impl Pleg {
                     }
                 }
             }
-            tracing::trace!(elapsed_us = started.elapsed().as_micros() as u64, "PLEG relist");
+            tracing::trace!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "PLEG relist"
+            );
             // Back off while the runtime is down (bounded), otherwise relist on the period
             // or as soon as a worker asks.
             let wait = if failures > 0 {
@@ -105,7 +118,8 @@ impl Pleg {
 
     async fn relist(&mut self, previous: &RuntimeSnapshot) -> Result<RuntimeSnapshot, CriError> {
         let taken_at_ns = now_ns();
-        let selector = HashMap::from([(labels::MANAGED_BY_NODE.to_string(), self.node_name.clone())]);
+        let selector =
+            HashMap::from([(labels::MANAGED_BY_NODE.to_string(), self.node_name.clone())]);
         let (sandboxes, containers) = tokio::try_join!(
             self.cri.list_pod_sandbox(Some(cri::PodSandboxFilter {
                 label_selector: selector.clone(),
@@ -120,7 +134,9 @@ impl Pleg {
         let mut pods: HashMap<String, ObservedPod> = HashMap::new();
         let mut live_sandboxes = HashMap::with_capacity(sandboxes.len());
         for sb in &sandboxes {
-            let Some(uid) = sb.labels.get(labels::POD_UID) else { continue };
+            let Some(uid) = sb.labels.get(labels::POD_UID) else {
+                continue;
+            };
             let ips = self.sandbox_ips(sb).await;
             live_sandboxes.insert(sb.id.clone(), (sb.state, ips.clone()));
             let meta = sb.metadata.clone().unwrap_or_default();
@@ -142,7 +158,9 @@ impl Pleg {
 
         let mut live_containers = HashMap::with_capacity(containers.len());
         for c in &containers {
-            let Some(uid) = c.labels.get(labels::POD_UID) else { continue };
+            let Some(uid) = c.labels.get(labels::POD_UID) else {
+                continue;
+            };
             let detail = match self.containers.remove(&c.id) {
                 Some((state, detail)) if state == c.state => detail,
                 _ => match self.inspect_container(c).await {
@@ -153,7 +171,11 @@ impl Pleg {
             let pod = pods.entry(uid.clone()).or_insert_with(|| ObservedPod {
                 uid: uid.clone(),
                 name: c.labels.get(labels::POD_NAME).cloned().unwrap_or_default(),
-                namespace: c.labels.get(labels::POD_NAMESPACE).cloned().unwrap_or_default(),
+                namespace: c
+                    .labels
+                    .get(labels::POD_NAMESPACE)
+                    .cloned()
+                    .unwrap_or_default(),
                 ..Default::default()
             });
             if pod.termination_grace_seconds.is_none() {
@@ -171,8 +193,10 @@ impl Pleg {
         let pods = pods
             .into_iter()
             .map(|(uid, mut pod)| {
-                pod.sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-                pod.containers.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+                pod.sandboxes
+                    .sort_by_key(|s| std::cmp::Reverse(s.created_at));
+                pod.containers
+                    .sort_by_key(|c| std::cmp::Reverse(c.created_at));
                 // Keep the previous Arc when nothing changed: workers compare pointers.
                 let arc = match previous.pods.get(&uid) {
                     Some(old) if **old == pod => old.clone(),
@@ -233,9 +257,17 @@ impl Pleg {
             exit_code: 0,
             reason: String::new(),
             message: String::new(),
-            image: c.image.as_ref().map(|i| i.image.clone()).unwrap_or_default(),
+            image: c
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .unwrap_or_default(),
             image_ref: c.image_ref.clone(),
-            hash: c.annotations.get(labels::CONTAINER_HASH).cloned().unwrap_or_default(),
+            hash: c
+                .annotations
+                .get(labels::CONTAINER_HASH)
+                .cloned()
+                .unwrap_or_default(),
             restart_count: labels::restart_count(&c.annotations),
         };
         match self.cri.container_status(&c.id).await {

@@ -2,17 +2,20 @@
 //! containers), records the pod's status, and on termination stops everything within the
 //! grace period and removes what the kubelet owns for that pod.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cm::CgroupLayout;
+use crate::lifecycle::{self, Kill};
 use crate::pleg::RelistTrigger;
+use crate::prober::{ProbeManager, Target as ProbeTarget};
 use crate::runtime::actions::{self, ContainerKind, PodActions, backoff_key};
 use crate::runtime::backoff::Backoff;
 use crate::runtime::container::{ContainerInputs, ContainerSettings, container_config};
@@ -28,7 +31,10 @@ use crate::volume;
 pub enum Target {
     Run(Arc<Pod>),
     /// Stop and remove the pod; `grace_seconds` overrides the pod's own period.
-    Terminate { pod: Arc<Pod>, grace_seconds: Option<i64> },
+    Terminate {
+        pod: Arc<Pod>,
+        grace_seconds: Option<i64>,
+    },
 }
 
 /// Shared by every worker: clients and node settings. Read-only.
@@ -39,6 +45,8 @@ pub struct WorkerContext {
     pub container: ContainerSettings,
     pub root_dir: PathBuf,
     pub cgroups: CgroupLayout,
+    /// podPidsLimit (<= 0: unlimited).
+    pub pod_pids_limit: i64,
     pub relist: RelistTrigger,
     pub statuses: StatusStore,
 }
@@ -51,6 +59,9 @@ pub struct PodWorker {
     backoff: Backoff,
     images: ImagePuller,
     notes: WorkerNotes,
+    /// Probe tasks of the running containers; results wake the worker.
+    probes: ProbeManager,
+    probe_changes: watch::Receiver<u64>,
 }
 
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,6 +77,8 @@ impl PodWorker {
         snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
     ) -> Self {
         let images = ImagePuller::new(ctx.cri.clone(), ctx.pull_cri.clone());
+        let probes = ProbeManager::new(ctx.cri.clone());
+        let probe_changes = probes.subscribe();
         PodWorker {
             uid,
             ctx,
@@ -74,6 +87,8 @@ impl PodWorker {
             backoff: Backoff::containers(),
             images,
             notes: WorkerNotes::default(),
+            probes,
+            probe_changes,
         }
     }
 
@@ -90,6 +105,7 @@ impl PodWorker {
                 }
                 Target::Run(pod) => {
                     let snapshot = self.snapshots.borrow_and_update().clone();
+                    self.probe_changes.borrow_and_update();
                     if snapshot.healthy {
                         let observed = snapshot.pod(&self.uid).cloned();
                         let (acted, next) = self.sync(&pod, observed.as_deref()).await;
@@ -122,6 +138,11 @@ impl PodWorker {
                         if changed.is_err() { return false; }
                         break;
                     }
+                    // A probe result changed (readiness, or a liveness failure to act on).
+                    changed = self.probe_changes.changed() => {
+                        if changed.is_err() { return false; }
+                        break;
+                    }
                     changed = self.snapshots.changed() => {
                         if changed.is_err() { return false; }
                         let snap = self.snapshots.borrow();
@@ -140,14 +161,43 @@ impl PodWorker {
     }
 
     /// One pass. Returns whether the runtime was changed, and when to look again.
-    async fn sync(&mut self, pod: &Pod, observed: Option<&ObservedPod>) -> (bool, Option<Duration>) {
-        if self.notes.start_time_ns == 0 {
-            self.notes.start_time_ns = now_ns();
-        }
+    async fn sync(
+        &mut self,
+        pod: &Pod,
+        observed: Option<&ObservedPod>,
+    ) -> (bool, Option<Duration>) {
         let now = now_ns();
-        let plan = actions::compute(pod, observed, &self.backoff, now);
+        if self.notes.start_time_ns == 0 {
+            // After a kubelet restart the pod started when its first sandbox did.
+            let first_sandbox = observed
+                .and_then(|o| o.sandboxes.iter().map(|s| s.created_at).filter(|t| *t > 0).min());
+            self.notes.start_time_ns = first_sandbox.map_or(now, |t| t.min(now));
+        }
+        let deadline = active_deadline_ns(pod, self.notes.start_time_ns);
+        if deadline.is_some_and(|d| now >= d) && !self.notes.deadline_exceeded {
+            tracing::info!(pod = %pod_ref(pod), "pod was active on the node longer than its activeDeadlineSeconds; stopping it");
+            self.notes.deadline_exceeded = true;
+        }
+        let plan = if self.notes.deadline_exceeded {
+            // Past activeDeadlineSeconds: everything stops and nothing restarts.
+            self.probes.stop_all();
+            PodActions {
+                kill_pod: observed.is_some_and(|o| {
+                    o.running_containers().next().is_some() || o.sandboxes.iter().any(|s| s.ready)
+                }),
+                ..PodActions::default()
+            }
+        } else {
+            actions::compute_with(pod, observed, &self.backoff, now, &self.probes.health())
+        };
         let acted = self.execute(pod, observed, &plan).await;
         self.notes.init_failed = plan.init_failed;
+        self.collect_termination_messages(observed).await;
+        let pod_ip = self.pod_ip(pod, observed);
+        if !self.notes.deadline_exceeded {
+            self.probes.sync(pod, observed, pod_ip.as_deref());
+        }
+        self.notes.probes = self.probes.states();
         let mut next_wake: Option<i64> = None;
         for waiting in &plan.backing_off {
             let container = find_container(pod, &waiting.name);
@@ -170,6 +220,11 @@ impl PodWorker {
         }
         let status = status::compute(pod, observed, &self.notes, &self.ctx.container.host_ips);
         let terminal = matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed"));
+        if terminal {
+            // A finished pod is probed no more (upstream stops its probe workers).
+            self.probes.stop_all();
+        }
+        self.notes.last_phase = status.phase.clone();
         self.ctx.statuses.set(pod, status);
         self.backoff.gc(now);
         if terminal && !acted {
@@ -182,30 +237,98 @@ impl PodWorker {
             .values()
             .any(|w| w.reason != "CrashLoopBackOff")
             .then_some(Duration::from_secs(2));
-        let backoff_wake = next_wake.map(|ns| Duration::from_nanos((ns - now_ns()).max(0) as u64 + 1_000_000));
-        let next = match (retry_errors, backoff_wake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let backoff_wake =
+            next_wake.map(|ns| Duration::from_nanos((ns - now_ns()).max(0) as u64 + 1_000_000));
+        let deadline_wake = deadline
+            .filter(|_| !self.notes.deadline_exceeded)
+            .map(|ns| Duration::from_nanos((ns - now_ns()).max(0) as u64 + 1_000_000));
+        let next = [retry_errors, backoff_wake, deadline_wake]
+            .into_iter()
+            .flatten()
+            .min();
         (acted, next)
     }
 
+    /// The pod's primary IP: the sandbox's, or the node's for host-network pods.
+    fn pod_ip(&self, pod: &Pod, observed: Option<&ObservedPod>) -> Option<String> {
+        observed
+            .and_then(|o| o.latest_sandbox())
+            .and_then(|s| s.ips.first().cloned())
+            .or_else(|| {
+                crate::runtime::sandbox::host_network(pod)
+                    .then(|| self.ctx.container.host_ips.first().cloned())
+                    .flatten()
+            })
+    }
+
+    /// Read the termination message of every container that exited since the last pass
+    /// (once per container), and forget those the runtime no longer has.
+    async fn collect_termination_messages(&mut self, observed: Option<&ObservedPod>) {
+        let Some(o) = observed else {
+            self.notes.termination_messages.clear();
+            return;
+        };
+        self.notes
+            .termination_messages
+            .retain(|id, _| o.containers.iter().any(|c| &c.id == id));
+        for c in o
+            .containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Exited)
+        {
+            if self.notes.termination_messages.contains_key(&c.id) {
+                continue;
+            }
+            let exit = lifecycle::termination::Exit {
+                container_id: &c.id,
+                exit_code: c.exit_code,
+                reason: &c.reason,
+                message: &c.message,
+            };
+            if let Some(message) = lifecycle::termination::message(&self.ctx.cri, &exit).await {
+                self.notes.termination_messages.insert(c.id.clone(), message);
+            }
+        }
+    }
+
     /// Carry out the plan; returns whether anything in the runtime changed.
-    async fn execute(&mut self, pod: &Pod, observed: Option<&ObservedPod>, plan: &PodActions) -> bool {
+    async fn execute(
+        &mut self,
+        pod: &Pod,
+        observed: Option<&ObservedPod>,
+        plan: &PodActions,
+    ) -> bool {
         let mut acted = false;
         let grace = crate::runtime::labels::termination_grace_seconds(pod);
         if plan.kill_pod
             && let Some(o) = observed
         {
-            self.stop_all(o, grace).await;
+            self.stop_all(pod, o, grace).await;
             acted = true;
         }
+        let pod_ip = self.pod_ip(pod, observed);
         for kill in &plan.kill {
-            tracing::info!(pod = %pod_ref(pod), container = %kill.name, reason = %kill.reason, "killing container");
-            if let Err(err) = self.ctx.cri.stop_container(&kill.id, grace).await {
+            let spec = find_container(pod, &kill.name).map(Cow::into_owned);
+            let in_spec = spec.is_some();
+            let k = Kill {
+                container_id: kill.id.clone(),
+                name: kill.name.clone(),
+                spec,
+                grace_seconds: kill.grace_override.unwrap_or(grace),
+                message: kill.reason.clone(),
+            };
+            let no_turn: Option<std::future::Ready<()>> = None;
+            if let Err(err) =
+                lifecycle::kill_container(&self.ctx.cri, pod, &k, pod_ip.as_deref(), no_turn)
+                    .await
+            {
                 tracing::warn!(pod = %pod_ref(pod), container = %kill.name, error = %err, "failed to stop container");
             }
-            let _ = self.ctx.cri.remove_container(&kill.id).await;
+            // A container the spec lost goes at once; a killed one stays as the last
+            // state of its successor (restart count, back-off, `previous` logs).
+            if !in_spec {
+                let _ = self.ctx.cri.remove_container(&kill.id).await;
+            }
             acted = true;
         }
         if plan.start.is_empty() {
@@ -237,7 +360,10 @@ impl PodWorker {
                     if let Some(c) = spec_container(pod, start.kind, start.index) {
                         self.notes.waiting.insert(
                             c.name.clone(),
-                            Waiting { reason: "CreateContainerConfigError".into(), message: err.clone() },
+                            Waiting {
+                                reason: "CreateContainerConfigError".into(),
+                                message: err.clone(),
+                            },
                         );
                     }
                 }
@@ -245,8 +371,23 @@ impl PodWorker {
             }
         };
         let sandbox_cfg = sandbox_config(pod, 0, &self.ctx.sandbox);
+        let hook_ip = pod_ips.first().cloned().or(pod_ip);
         for start in &plan.start {
-            let Some(container) = spec_container(pod, start.kind, start.index) else { continue };
+            let Some(container) = spec_container(pod, start.kind, start.index) else {
+                continue;
+            };
+            let container = container.as_ref();
+            // An ephemeral container may join a running container's process namespace.
+            let pid_target = (start.kind == ContainerKind::Ephemeral)
+                .then(|| ephemeral_target(pod, start.index))
+                .flatten()
+                .and_then(|name| {
+                    observed?
+                        .containers
+                        .iter()
+                        .find(|c| c.name == name && c.state == ContainerState::Running)
+                        .map(|c| c.id.clone())
+                });
             let restart_count = observed
                 .and_then(|o| o.latest_container(&container.name))
                 .map(|c| c.restart_count + 1)
@@ -255,12 +396,31 @@ impl PodWorker {
                 self.backoff.next(&backoff_key(container), now_ns());
             }
             match self
-                .start_container(pod, container, &sandbox_id, &sandbox_cfg, &pod_ips, &volumes, restart_count)
+                .start_container(
+                    pod,
+                    container,
+                    &sandbox_id,
+                    &sandbox_cfg,
+                    &pod_ips,
+                    &volumes,
+                    restart_count,
+                    pid_target.as_deref(),
+                )
                 .await
             {
-                Ok(()) => {
-                    self.notes.waiting.remove(&container.name);
+                Ok(id) => {
                     acted = true;
+                    if let Err(waiting) = self
+                        .post_start(pod, container, &id, hook_ip.as_deref(), grace)
+                        .await
+                    {
+                        self.notes.waiting.insert(container.name.clone(), waiting);
+                        if start.kind == ContainerKind::Init {
+                            break;
+                        }
+                        continue;
+                    }
+                    self.notes.waiting.remove(&container.name);
                 }
                 Err(waiting) => {
                     tracing::warn!(pod = %pod_ref(pod), container = %container.name, reason = %waiting.reason, message = %waiting.message, "container not started");
@@ -280,6 +440,15 @@ impl PodWorker {
 
     async fn create_sandbox(&mut self, pod: &Pod, attempt: u32) -> Option<(String, Vec<String>)> {
         let config = sandbox_config(pod, attempt, &self.ctx.sandbox);
+        let limits = crate::cm::pod_limits(
+            pod,
+            self.ctx.container.cpu_cfs_quota,
+            self.ctx.container.cpu_cfs_period_us,
+            self.ctx.pod_pids_limit,
+        );
+        if let Err(err) = self.ctx.cgroups.ensure_pod_cgroup(pod, &limits) {
+            tracing::warn!(pod = %pod_ref(pod), error = %err, "cannot set up the pod cgroup");
+        }
         if let Err(err) = std::fs::create_dir_all(&config.log_directory) {
             tracing::warn!(pod = %pod_ref(pod), dir = %config.log_directory, error = %err, "cannot create pod log directory");
         }
@@ -289,7 +458,12 @@ impl PodWorker {
                 let ips = match self.ctx.cri.pod_sandbox_status(&id).await {
                     Ok(s) => s
                         .network
-                        .map(|n| std::iter::once(n.ip).chain(n.additional_ips.into_iter().map(|i| i.ip)).filter(|ip| !ip.is_empty()).collect())
+                        .map(|n| {
+                            std::iter::once(n.ip)
+                                .chain(n.additional_ips.into_iter().map(|i| i.ip))
+                                .filter(|ip| !ip.is_empty())
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     Err(_) => Vec::new(),
                 };
@@ -300,7 +474,10 @@ impl PodWorker {
                 for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
                     self.notes.waiting.insert(
                         c.name.clone(),
-                        Waiting { reason: "ContainerCreating".into(), message: format!("failed to create pod sandbox: {}", err.message()) },
+                        Waiting {
+                            reason: "ContainerCreating".into(),
+                            message: format!("failed to create pod sandbox: {}", err.message()),
+                        },
                     );
                 }
                 None
@@ -318,27 +495,117 @@ impl PodWorker {
         pod_ips: &[String],
         volumes: &volume::VolumePaths,
         restart_count: u32,
-    ) -> Result<(), Waiting> {
+        pid_target: Option<&str>,
+    ) -> Result<String, Waiting> {
         let image_ref = self.images.ensure(container).await.map_err(|e| Waiting {
             reason: e.reason.to_string(),
             message: e.message,
         })?;
-        let inputs = ContainerInputs { pod, container, image_ref: &image_ref, restart_count, pod_ips, volumes };
-        let config = container_config(&inputs, &self.ctx.container).map_err(|message| Waiting {
-            reason: "CreateContainerConfigError".into(),
-            message,
-        })?;
+        // runAsNonRoot without runAsUser is checked against the image's user.
+        let image_user = if crate::runtime::security::wants_non_root(pod, container) {
+            match self.ctx.cri.image_status(&image_ref).await {
+                Ok(Some(image)) => Some(crate::runtime::security::ImageUser {
+                    uid: image.uid.map(|u| u.value),
+                    username: image.username,
+                }),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let inputs = ContainerInputs {
+            pod,
+            container,
+            image_ref: &image_ref,
+            restart_count,
+            pod_ips,
+            volumes,
+            image_user: image_user.as_ref(),
+        };
+        let mut config =
+            container_config(&inputs, &self.ctx.container).map_err(|message| Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message,
+            })?;
+        if let Some(target) = pid_target
+            && let Some(ns) = config
+                .linux
+                .as_mut()
+                .and_then(|l| l.security_context.as_mut())
+                .and_then(|sc| sc.namespace_options.as_mut())
+        {
+            ns.pid = k8s_cri::v1::NamespaceMode::Target as i32;
+            ns.target_id = target.to_string();
+        }
         let id = self
             .ctx
             .cri
             .create_container(sandbox_id, config, sandbox_cfg.clone())
             .await
-            .map_err(|e| Waiting { reason: "CreateContainerError".into(), message: e.message() })?;
+            .map_err(|e| Waiting {
+                reason: "CreateContainerError".into(),
+                message: e.message(),
+            })?;
         if let Err(err) = self.ctx.cri.start_container(&id).await {
-            return Err(Waiting { reason: "RunContainerError".into(), message: err.message() });
+            return Err(Waiting {
+                reason: "RunContainerError".into(),
+                message: err.message(),
+            });
         }
         tracing::info!(pod = %pod_ref(pod), container = %container.name, id = %id, restart_count, "started container");
-        Ok(())
+        Ok(id)
+    }
+
+    /// Run the container's postStart hook, if any. On failure the container is killed
+    /// (reason FailedPostStartHook) and the error is its waiting reason until it restarts.
+    async fn post_start(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        id: &str,
+        pod_ip: Option<&str>,
+        grace: i64,
+    ) -> Result<(), Waiting> {
+        let Some(handler) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+        else {
+            return Ok(());
+        };
+        let target = ProbeTarget {
+            container: container.clone(),
+            container_id: id.to_string(),
+            pod_ip: pod_ip.map(str::to_string),
+        };
+        let Err(message) = lifecycle::run_handler(
+            &self.ctx.cri,
+            pod,
+            &target,
+            handler,
+            lifecycle::POST_START_LIMIT,
+        )
+        .await
+        else {
+            return Ok(());
+        };
+        tracing::warn!(pod = %pod_ref(pod), container = %container.name, message = %message, "FailedPostStartHook");
+        let kill = Kill {
+            container_id: id.to_string(),
+            name: container.name.clone(),
+            spec: Some(container.clone()),
+            grace_seconds: grace,
+            message: "FailedPostStartHook".into(),
+        };
+        let no_turn: Option<std::future::Ready<()>> = None;
+        if let Err(err) = lifecycle::kill_container(&self.ctx.cri, pod, &kill, pod_ip, no_turn).await
+        {
+            tracing::warn!(pod = %pod_ref(pod), container = %container.name, error = %err, "failed to kill container");
+        }
+        Err(Waiting {
+            reason: "PostStartHookError".into(),
+            message,
+        })
     }
 
     /// Keep one exited instance per container name (the one `previous` logs read) and the
@@ -360,18 +627,25 @@ impl PodWorker {
         }
     }
 
-    async fn stop_all(&self, observed: &ObservedPod, grace: i64) {
-        let stops = observed
+    /// Stop every running container (preStop hooks, grace period, sidecars last), then
+    /// the ready sandboxes.
+    async fn stop_all(&self, pod: &Pod, observed: &ObservedPod, grace: i64) {
+        let kills = observed
             .running_containers()
-            .map(|c| async move {
-                if let Err(err) = self.ctx.cri.stop_container(&c.id, grace).await
-                    && !err.is_not_found()
-                {
-                    tracing::warn!(container = %c.id, error = %err, "failed to stop container");
-                }
+            .map(|c| Kill {
+                container_id: c.id.clone(),
+                name: c.name.clone(),
+                spec: find_container(pod, &c.name).map(Cow::into_owned),
+                grace_seconds: grace,
+                message: format!("Stopping container {}", c.name),
             })
-            .collect::<Vec<_>>();
-        futures::future::join_all(stops).await;
+            .collect();
+        let pod_ip = self.pod_ip(pod, Some(observed));
+        for (name, err) in
+            lifecycle::stop_containers(&self.ctx.cri, pod, kills, pod_ip.as_deref()).await
+        {
+            tracing::warn!(pod = %pod_ref(pod), container = %name, error = %err, "failed to stop container");
+        }
         for sb in observed.sandboxes.iter().filter(|s| s.ready) {
             if let Err(err) = self.ctx.cri.stop_pod_sandbox(&sb.id).await
                 && !err.is_not_found()
@@ -394,15 +668,22 @@ impl PodWorker {
 
     /// Stop containers (grace period), stop and remove sandboxes, then remove the pod's
     /// directories and cgroups. Retries with bounded backoff while the runtime fails.
-    async fn terminate(&mut self, pod: &Pod, grace_override: Option<i64>, shutdown: &CancellationToken) -> bool {
-        let grace = grace_override.unwrap_or_else(|| crate::runtime::labels::termination_grace_seconds(pod));
+    async fn terminate(
+        &mut self,
+        pod: &Pod,
+        grace_override: Option<i64>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let grace = grace_override
+            .unwrap_or_else(|| crate::runtime::labels::termination_grace_seconds(pod));
         let mut delay = Duration::from_millis(500);
         loop {
             let snapshot = self.snapshots.borrow_and_update().clone();
             let observed = snapshot.pod(&self.uid).cloned();
             if let Some(o) = observed.as_deref() {
                 tracing::info!(pod = %pod_ref(pod), grace_seconds = grace, "terminating pod");
-                self.stop_all(o, grace).await;
+                self.probes.stop_all();
+                self.stop_all(pod, o, grace).await;
                 let mut failed = false;
                 for sb in &o.sandboxes {
                     if let Err(err) = self.ctx.cri.remove_pod_sandbox(&sb.id).await
@@ -412,7 +693,11 @@ impl PodWorker {
                         failed = true;
                     }
                 }
-                for c in o.containers.iter().filter(|c| !o.sandboxes.iter().any(|s| s.id == c.sandbox_id)) {
+                for c in o
+                    .containers
+                    .iter()
+                    .filter(|c| !o.sandboxes.iter().any(|s| s.id == c.sandbox_id))
+                {
                     let _ = self.ctx.cri.remove_container(&c.id).await;
                 }
                 if failed || !snapshot.healthy {
@@ -446,7 +731,9 @@ impl PodWorker {
         let logs = pod_log_dir(&self.ctx.sandbox.pod_logs_dir, pod);
         // Only a directory named after this pod's UID, inside the logs dir, is ever removed.
         if logs.parent() == Some(self.ctx.sandbox.pod_logs_dir.as_path())
-            && logs.file_name().is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{}", self.uid)))
+            && logs
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{}", self.uid)))
             && logs.is_dir()
             && let Err(err) = std::fs::remove_dir_all(&logs)
         {
@@ -456,20 +743,82 @@ impl PodWorker {
     }
 }
 
-fn spec_container(pod: &Pod, kind: ContainerKind, index: usize) -> Option<&Container> {
+fn spec_container(pod: &Pod, kind: ContainerKind, index: usize) -> Option<Cow<'_, Container>> {
     let spec = pod.spec.as_ref()?;
     match kind {
-        ContainerKind::Init => spec.init_containers.as_ref()?.get(index),
-        ContainerKind::Regular => spec.containers.get(index),
+        ContainerKind::Init => spec.init_containers.as_ref()?.get(index).map(Cow::Borrowed),
+        ContainerKind::Regular => spec.containers.get(index).map(Cow::Borrowed),
+        ContainerKind::Ephemeral => spec
+            .ephemeral_containers
+            .as_ref()?
+            .get(index)
+            .map(|e| Cow::Owned(ephemeral_as_container(e))),
     }
 }
 
-fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+/// Any container of the pod by name: regular, init or ephemeral.
+fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<Cow<'a, Container>> {
     let spec = pod.spec.as_ref()?;
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .find(|c| c.name == name)
+        .map(Cow::Borrowed)
+        .or_else(|| {
+            spec.ephemeral_containers
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .map(|e| Cow::Owned(ephemeral_as_container(e)))
+        })
+}
+
+fn ephemeral_target(pod: &Pod, index: usize) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .ephemeral_containers
+        .as_ref()?
+        .get(index)?
+        .target_container_name
+        .clone()
+        .filter(|t| !t.is_empty())
+}
+
+/// An ephemeral container has every field of a container (upstream converts the same way).
+pub fn ephemeral_as_container(e: &EphemeralContainer) -> Container {
+    Container {
+        name: e.name.clone(),
+        image: e.image.clone(),
+        command: e.command.clone(),
+        args: e.args.clone(),
+        working_dir: e.working_dir.clone(),
+        ports: e.ports.clone(),
+        env_from: e.env_from.clone(),
+        env: e.env.clone(),
+        resources: e.resources.clone(),
+        resize_policy: e.resize_policy.clone(),
+        restart_policy: e.restart_policy.clone(),
+        restart_policy_rules: e.restart_policy_rules.clone(),
+        volume_mounts: e.volume_mounts.clone(),
+        volume_devices: e.volume_devices.clone(),
+        liveness_probe: e.liveness_probe.clone(),
+        readiness_probe: e.readiness_probe.clone(),
+        startup_probe: e.startup_probe.clone(),
+        lifecycle: e.lifecycle.clone(),
+        termination_message_path: e.termination_message_path.clone(),
+        termination_message_policy: e.termination_message_policy.clone(),
+        image_pull_policy: e.image_pull_policy.clone(),
+        security_context: e.security_context.clone(),
+        stdin: e.stdin,
+        stdin_once: e.stdin_once,
+        tty: e.tty,
+    }
+}
+
+/// When the pod must be done by (ns), from activeDeadlineSeconds and its start time.
+fn active_deadline_ns(pod: &Pod, start_ns: i64) -> Option<i64> {
+    let secs = pod.spec.as_ref()?.active_deadline_seconds?;
+    (secs > 0).then(|| start_ns.saturating_add(secs.saturating_mul(1_000_000_000)))
 }
 
 /// `name_namespace(uid)`, the way upstream names pods in logs.
@@ -485,5 +834,9 @@ pub fn pod_ref(pod: &Pod) -> String {
 /// Go-style short durations ("10s", "1m20s", "5m0s").
 fn humantime(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs < 60 { format!("{secs}s") } else { format!("{}m{}s", secs / 60, secs % 60) }
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
 }

@@ -12,6 +12,17 @@ pub struct KillContainer {
     pub id: String,
     pub name: String,
     pub reason: String,
+    /// A probe's own terminationGracePeriodSeconds, replacing the pod's.
+    pub grace_override: Option<i64>,
+}
+
+/// What the probes say about running containers, by container ID (from
+/// prober::ProbeManager::health).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerHealth {
+    pub liveness_failed: std::collections::HashSet<String>,
+    pub startup_failed: std::collections::HashSet<String>,
+    pub startup_succeeded: std::collections::HashSet<String>,
 }
 
 /// A container that should run but must wait for its restart backoff.
@@ -26,6 +37,7 @@ pub struct BackingOff {
 pub enum ContainerKind {
     Init,
     Regular,
+    Ephemeral,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +50,16 @@ pub struct StartContainer {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodActions {
-    /// Stop every container and sandbox of the pod first (the sandbox is being replaced).
+    /// Stop every container and the sandbox of the pod first: the sandbox is being
+    /// replaced, or the pod is done (its sidecars must not keep it alive).
     pub kill_pod: bool,
     /// Create a new sandbox with this attempt number.
     pub create_sandbox: Option<u32>,
     /// The ready sandbox to start containers in, when not creating one.
     pub sandbox_id: Option<String>,
     pub kill: Vec<KillContainer>,
-    /// In order: at most one init container, or the regular containers.
+    /// In order: ephemeral containers, init containers (at most one regular one, plus
+    /// sidecars to (re)start), then the main containers.
     pub start: Vec<StartContainer>,
     pub backing_off: Vec<BackingOff>,
     /// An init container failed and the restart policy forbids retrying: the pod failed.
@@ -54,7 +68,10 @@ pub struct PodActions {
 
 impl PodActions {
     pub fn is_noop(&self) -> bool {
-        !self.kill_pod && self.create_sandbox.is_none() && self.kill.is_empty() && self.start.is_empty()
+        !self.kill_pod
+            && self.create_sandbox.is_none()
+            && self.kill.is_empty()
+            && self.start.is_empty()
     }
 }
 
@@ -83,111 +100,179 @@ pub fn should_restart(policy: &str, exit_code: i32) -> bool {
     }
 }
 
-pub fn compute(pod: &Pod, observed: Option<&ObservedPod>, backoff: &Backoff, now_ns: i64) -> PodActions {
+pub fn compute(
+    pod: &Pod,
+    observed: Option<&ObservedPod>,
+    backoff: &Backoff,
+    now_ns: i64,
+) -> PodActions {
+    compute_with(pod, observed, backoff, now_ns, &ContainerHealth::default())
+}
+
+/// Why a running container must be killed, if it must: a changed definition (always
+/// restarted), a failed liveness or startup probe (restarted per policy, with the probe's
+/// own grace period when it sets one).
+fn kill_reason(
+    c: &Container,
+    o: &ObservedContainer,
+    health: &ContainerHealth,
+    what: &str,
+) -> Option<(String, Option<i64>, bool)> {
+    let grace_of = |p: Option<&k8s_openapi::api::core::v1::Probe>| {
+        p.and_then(|p| p.termination_grace_period_seconds)
+    };
+    if !o.hash.is_empty() && o.hash != container_hash(c) {
+        Some((format!("{what} {} definition changed", c.name), None, true))
+    } else if health.liveness_failed.contains(&o.id) {
+        Some((
+            format!("{what} {} failed liveness probe", c.name),
+            grace_of(c.liveness_probe.as_ref()),
+            false,
+        ))
+    } else if health.startup_failed.contains(&o.id) {
+        Some((
+            format!("{what} {} failed startup probe", c.name),
+            grace_of(c.startup_probe.as_ref()),
+            false,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Like [`compute`], with what the probes say about the running containers.
+pub fn compute_with(
+    pod: &Pod,
+    observed: Option<&ObservedPod>,
+    backoff: &Backoff,
+    now_ns: i64,
+    health: &ContainerHealth,
+) -> PodActions {
     let empty = ObservedPod::default();
     let observed = observed.unwrap_or(&empty);
     let spec = pod.spec.clone().unwrap_or_default();
     let init_containers = spec.init_containers.clone().unwrap_or_default();
+    let ephemeral = spec.ephemeral_containers.clone().unwrap_or_default();
     let policy = restart_policy(pod);
     let mut actions = PodActions::default();
 
     let ready: Vec<_> = observed.sandboxes.iter().filter(|s| s.ready).collect();
     let latest = observed.latest_sandbox();
     let sandbox_ok = ready.len() == 1 && latest.is_some_and(|l| l.ready);
+    let anything_running = !ready.is_empty() || observed.running_containers().next().is_some();
     if !sandbox_ok {
         // A sandbox that died after containers ran is not recreated under Never.
         if latest.is_some() && policy == "Never" && !observed.containers.is_empty() {
-            actions.kill_pod = !ready.is_empty() || observed.running_containers().next().is_some();
+            actions.kill_pod = anything_running;
             return actions;
         }
-        actions.kill_pod = latest.is_some();
-        actions.create_sandbox = Some(latest.map(|s| s.attempt + 1).unwrap_or(0));
-        if init_containers.is_empty() {
-            for (index, c) in spec.containers.iter().enumerate() {
-                // Under OnFailure a container that already succeeded is done for good.
-                let succeeded = observed
-                    .latest_container(&c.name)
-                    .is_some_and(|o| o.state == ContainerState::Exited && o.exit_code == 0);
-                if policy == "OnFailure" && succeeded {
-                    continue;
-                }
-                actions.start.push(StartContainer {
-                    kind: ContainerKind::Regular,
-                    index,
-                    is_restart: false,
-                });
+        for (index, c) in spec.containers.iter().enumerate() {
+            // Under OnFailure a container that already succeeded is done for good.
+            let succeeded = observed
+                .latest_container(&c.name)
+                .is_some_and(|o| o.state == ContainerState::Exited && o.exit_code == 0);
+            if policy == "OnFailure" && succeeded {
+                continue;
             }
-        } else {
             actions.start.push(StartContainer {
-                kind: ContainerKind::Init,
-                index: 0,
+                kind: ContainerKind::Regular,
+                index,
                 is_restart: false,
             });
         }
-        // Nothing left to run (e.g. every container succeeded under OnFailure): a
-        // finished pod does not get a new sandbox.
-        if actions.start.is_empty() {
-            actions.create_sandbox = None;
+        // Initialization is done when the last init container succeeded.
+        let init_done = init_containers.last().is_none_or(|last| {
+            observed
+                .latest_container(&last.name)
+                .is_some_and(|o| o.state == ContainerState::Exited && o.exit_code == 0)
+        });
+        if actions.start.is_empty() && init_done {
+            // Nothing left to run (every container succeeded under OnFailure): a finished
+            // pod does not get a new sandbox, only what still runs is stopped.
+            actions.kill_pod = anything_running;
+            return actions;
         }
+        if !init_containers.is_empty() {
+            actions.start = vec![StartContainer {
+                kind: ContainerKind::Init,
+                index: 0,
+                is_restart: false,
+            }];
+        }
+        actions.kill_pod = latest.is_some();
+        actions.create_sandbox = Some(latest.map(|s| s.attempt + 1).unwrap_or(0));
         return actions;
     }
-    let Some(sandbox) = latest else { return actions };
+    let Some(sandbox) = latest else {
+        return actions;
+    };
     actions.sandbox_id = Some(sandbox.id.clone());
     let sandbox_id = sandbox.id.as_str();
     let in_sandbox = |name: &str| -> Option<&ObservedContainer> {
-        observed.containers.iter().find(|c| c.name == name && c.sandbox_id == sandbox_id)
+        observed
+            .containers
+            .iter()
+            .find(|c| c.name == name && c.sandbox_id == sandbox_id)
     };
 
     // Containers the spec no longer names (or never did) are stopped.
-    for c in observed.containers.iter().filter(|c| c.sandbox_id == sandbox.id) {
-        let known = spec.containers.iter().chain(init_containers.iter()).any(|s| s.name == c.name);
+    for c in observed
+        .containers
+        .iter()
+        .filter(|c| c.sandbox_id == sandbox.id)
+    {
+        let known = spec
+            .containers
+            .iter()
+            .chain(init_containers.iter())
+            .any(|s| s.name == c.name)
+            || ephemeral.iter().any(|e| e.name == c.name);
         if !known && c.state != ContainerState::Exited {
             actions.kill.push(KillContainer {
                 id: c.id.clone(),
                 name: c.name.clone(),
                 reason: "Container is not in the pod spec".into(),
+                grace_override: None,
             });
         }
     }
 
-    // Init containers run one at a time, in order; sidecars start and keep running.
-    for (index, c) in init_containers.iter().enumerate() {
-        let start = StartContainer {
-            kind: ContainerKind::Init,
-            index,
-            is_restart: true,
-        };
-        match in_sandbox(&c.name) {
-            None => {
-                actions.start.push(StartContainer { is_restart: false, ..start });
-                return actions;
-            }
-            Some(o) if o.state == ContainerState::Running && is_sidecar(c) => continue,
-            Some(o) if o.state == ContainerState::Running => return actions,
-            Some(o) if o.state == ContainerState::Exited => {
-                if !is_sidecar(c) && o.exit_code == 0 {
-                    continue;
-                }
-                if !is_sidecar(c) && policy == "Never" {
-                    actions.init_failed = true;
-                    return actions;
-                }
-                restart_or_wait(&mut actions, c, o, start, backoff, now_ns);
-                return actions;
-            }
-            Some(o) => {
-                // Created but never started, or unknown: replace it.
-                actions.kill.push(KillContainer {
-                    id: o.id.clone(),
-                    name: c.name.clone(),
-                    reason: "Container is in an unexpected state".into(),
-                });
-                actions.start.push(start);
-                return actions;
-            }
+    // Ephemeral containers start once, even before initialization finished, and are
+    // never restarted.
+    for (index, e) in ephemeral.iter().enumerate() {
+        if observed.latest_container(&e.name).is_none() {
+            actions.start.push(StartContainer {
+                kind: ContainerKind::Ephemeral,
+                index,
+                is_restart: false,
+            });
         }
     }
 
+    let initialized = init_actions(
+        &init_containers,
+        &spec.containers,
+        &in_sandbox,
+        health,
+        policy,
+        backoff,
+        now_ns,
+        &mut actions,
+    );
+    if actions.kill_pod {
+        // An init container failed for good: stop everything, start nothing.
+        actions.start.clear();
+        actions.kill.clear();
+        actions.backing_off.clear();
+        return actions;
+    }
+    if !initialized {
+        return actions;
+    }
+
+    // Main containers that run (and stay), or will run again.
+    let mut keep = 0;
+    let mut pending = false;
     for (index, c) in spec.containers.iter().enumerate() {
         let start = StartContainer {
             kind: ContainerKind::Regular,
@@ -195,50 +280,246 @@ pub fn compute(pod: &Pod, observed: Option<&ObservedPod>, backoff: &Backoff, now
             is_restart: true,
         };
         match in_sandbox(&c.name) {
-            None => actions.start.push(StartContainer { is_restart: false, ..start }),
-            Some(o) if o.state == ContainerState::Running => {
-                if !o.hash.is_empty() && o.hash != container_hash(c) {
-                    actions.kill.push(KillContainer {
-                        id: o.id.clone(),
-                        name: c.name.clone(),
-                        reason: format!("Container {} definition changed, will be restarted", c.name),
+            None => {
+                // One that finished in an earlier sandbox stays finished if the policy
+                // says so.
+                let done = observed.latest_container(&c.name).is_some_and(|o| {
+                    o.state == ContainerState::Exited && !should_restart(policy, o.exit_code)
+                });
+                if !done {
+                    pending = true;
+                    actions.start.push(StartContainer {
+                        is_restart: false,
+                        ..start
                     });
-                    actions.start.push(StartContainer { is_restart: false, ..start });
+                }
+            }
+            Some(o) if o.state == ContainerState::Running => {
+                match kill_reason(c, o, health, "Container") {
+                    None => keep += 1,
+                    Some((reason, grace_override, changed)) => {
+                        // A changed definition restarts at once, whatever the policy; a
+                        // failed probe restarts (after the exit, with back-off) unless
+                        // the policy is Never.
+                        let restarts = changed || policy != "Never";
+                        pending |= restarts;
+                        actions.kill.push(KillContainer {
+                            id: o.id.clone(),
+                            name: c.name.clone(),
+                            reason: if restarts {
+                                format!("{reason}, will be restarted")
+                            } else {
+                                reason
+                            },
+                            grace_override,
+                        });
+                        if changed {
+                            actions.start.push(StartContainer {
+                                is_restart: false,
+                                ..start
+                            });
+                        }
+                    }
                 }
             }
             Some(o) if o.state == ContainerState::Exited => {
                 if should_restart(policy, o.exit_code) {
-                    restart_or_wait(&mut actions, c, o, start, backoff, now_ns);
+                    pending = true;
+                    restart_or_wait(
+                        &mut actions.start,
+                        &mut actions.backing_off,
+                        c,
+                        o,
+                        start,
+                        backoff,
+                        now_ns,
+                    );
                 }
             }
             Some(o) => {
+                pending = true;
                 actions.kill.push(KillContainer {
                     id: o.id.clone(),
                     name: c.name.clone(),
                     reason: "Container is in an unexpected state".into(),
+                    grace_override: None,
                 });
                 actions.start.push(start);
             }
         }
     }
+    if keep == 0 && !pending {
+        // No main container runs or will run again: the pod is done. Its sidecars must
+        // not keep it alive; everything stops, with the sandbox (upstream KillPod).
+        actions.kill_pod = anything_running;
+        actions.start.clear();
+        actions.kill.clear();
+        actions.backing_off.clear();
+    }
     actions
 }
 
-fn restart_or_wait(
+/// Init containers (upstream computeInitContainerActions): run one at a time, in order,
+/// each to success; sidecars (restartPolicy Always) start in order, the next one once the
+/// previous has started (startup probe passed), and are kept running and restarted. Once
+/// a main container ran in this sandbox, regular init containers are never run again.
+/// Returns whether the pod is initialized.
+#[allow(clippy::too_many_arguments)]
+fn init_actions<'a>(
+    init: &[Container],
+    regular: &[Container],
+    in_sandbox: &dyn Fn(&str) -> Option<&'a ObservedContainer>,
+    health: &ContainerHealth,
+    policy: &str,
+    backoff: &Backoff,
+    now_ns: i64,
     actions: &mut PodActions,
+) -> bool {
+    if init.is_empty() {
+        return true;
+    }
+    let last = init.len() - 1;
+    let ran_before = regular.iter().any(|c| in_sandbox(&c.name).is_some());
+    let mut initialized = ran_before;
+    // Whether everything before the current one (walking backwards) was initialized.
+    let mut previously = ran_before;
+    let mut starts: Vec<StartContainer> = Vec::new();
+    // Walk backwards: the last init container that ran tells how far initialization got
+    // (earlier ones may have been removed).
+    for (i, c) in init.iter().enumerate().rev() {
+        let start = StartContainer {
+            kind: ContainerKind::Init,
+            index: i,
+            is_restart: true,
+        };
+        let Some(o) = in_sandbox(&c.name) else {
+            if previously && is_sidecar(c) {
+                starts.push(StartContainer {
+                    is_restart: false,
+                    ..start
+                });
+            }
+            continue;
+        };
+        if previously && !is_sidecar(c) {
+            continue;
+        }
+        match o.state {
+            ContainerState::Running if is_sidecar(c) => {
+                let started =
+                    c.startup_probe.is_none() || health.startup_succeeded.contains(&o.id);
+                if started {
+                    if i == last {
+                        initialized = true;
+                    } else if !previously {
+                        starts.push(StartContainer {
+                            kind: ContainerKind::Init,
+                            index: i + 1,
+                            is_restart: false,
+                        });
+                    }
+                }
+                // Killed here, restarted after its exit (with back-off).
+                if let Some((reason, grace_override, _)) =
+                    kill_reason(c, o, health, "Init container")
+                {
+                    actions.kill.push(KillContainer {
+                        id: o.id.clone(),
+                        name: c.name.clone(),
+                        reason,
+                        grace_override,
+                    });
+                }
+            }
+            // A regular init container still running: wait for it.
+            ContainerState::Running => {}
+            ContainerState::Exited if is_sidecar(c) => restart_or_wait(
+                &mut starts,
+                &mut actions.backing_off,
+                c,
+                o,
+                start,
+                backoff,
+                now_ns,
+            ),
+            ContainerState::Exited if o.exit_code != 0 => {
+                if policy == "Never" {
+                    actions.init_failed = true;
+                    actions.kill_pod = true;
+                    return false;
+                }
+                restart_or_wait(
+                    &mut starts,
+                    &mut actions.backing_off,
+                    c,
+                    o,
+                    start,
+                    backoff,
+                    now_ns,
+                );
+            }
+            ContainerState::Exited => {
+                if i == last {
+                    initialized = true;
+                } else {
+                    starts.push(StartContainer {
+                        kind: ContainerKind::Init,
+                        index: i + 1,
+                        is_restart: false,
+                    });
+                }
+            }
+            // Created but never started, or unknown: replace it (a regular init container
+            // in an unknown state under Never fails the pod, as upstream).
+            state => {
+                if state == ContainerState::Unknown && !is_sidecar(c) && policy == "Never" {
+                    actions.init_failed = true;
+                    actions.kill_pod = true;
+                    return false;
+                }
+                actions.kill.push(KillContainer {
+                    id: o.id.clone(),
+                    name: c.name.clone(),
+                    reason: "Init container is in an unexpected state".into(),
+                    grace_override: None,
+                });
+                starts.push(start);
+            }
+        }
+        previously = true;
+    }
+    if !previously {
+        starts.push(StartContainer {
+            kind: ContainerKind::Init,
+            index: 0,
+            is_restart: false,
+        });
+    }
+    starts.reverse();
+    actions.start.extend(starts);
+    initialized
+}
+
+fn restart_or_wait(
+    start_list: &mut Vec<StartContainer>,
+    backing_off: &mut Vec<BackingOff>,
     c: &Container,
     o: &ObservedContainer,
     start: StartContainer,
     backoff: &Backoff,
     now_ns: i64,
 ) {
-    let finished = if o.finished_at > 0 { o.finished_at } else { now_ns };
+    let finished = if o.finished_at > 0 {
+        o.finished_at
+    } else {
+        now_ns
+    };
     match backoff.in_backoff_since(&backoff_key(c), finished, now_ns) {
-        Some(until_ns) => actions.backing_off.push(BackingOff {
+        Some(until_ns) => backing_off.push(BackingOff {
             name: c.name.clone(),
             until_ns,
         }),
-        None => actions.start.push(start),
+        None => start_list.push(start),
     }
 }
 
@@ -263,7 +544,8 @@ mod tests {
             spec: Some(PodSpec {
                 restart_policy: Some(policy.into()),
                 containers: names.iter().map(|n| container(n)).collect(),
-                init_containers: (!init.is_empty()).then(|| init.iter().map(|n| container(n)).collect()),
+                init_containers: (!init.is_empty())
+                    .then(|| init.iter().map(|n| container(n)).collect()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -280,7 +562,14 @@ mod tests {
         }
     }
 
-    fn observed(name: &str, sb: &str, state: ContainerState, exit: i32, finished: i64, created: i64) -> ObservedContainer {
+    fn observed(
+        name: &str,
+        sb: &str,
+        state: ContainerState,
+        exit: i32,
+        finished: i64,
+        created: i64,
+    ) -> ObservedContainer {
         ObservedContainer {
             id: format!("{name}-{created}"),
             name: name.into(),
@@ -429,7 +718,10 @@ mod tests {
             ..Default::default()
         };
         let a = compute(&p, Some(&obs), &Backoff::containers(), 5 * S);
-        assert_eq!(a.kill.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), vec!["zombie"]);
+        assert_eq!(
+            a.kill.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+            vec!["zombie"]
+        );
         assert!(a.start.is_empty());
     }
 
@@ -438,7 +730,14 @@ mod tests {
         let p = pod("Always", &["main"], &["i1", "i2"]);
         let a = compute(&p, None, &Backoff::containers(), 0);
         assert_eq!(a.create_sandbox, Some(0));
-        assert_eq!(a.start, vec![StartContainer { kind: ContainerKind::Init, index: 0, is_restart: false }]);
+        assert_eq!(
+            a.start,
+            vec![StartContainer {
+                kind: ContainerKind::Init,
+                index: 0,
+                is_restart: false
+            }]
+        );
 
         let mut obs = ObservedPod {
             sandboxes: vec![sandbox("s1", true, 0, 1)],
@@ -449,9 +748,17 @@ mod tests {
 
         obs.containers = vec![observed("i1", "s1", ContainerState::Exited, 0, S, 2)];
         let a = compute(&p, Some(&obs), &Backoff::containers(), 2 * S);
-        assert_eq!(a.start, vec![StartContainer { kind: ContainerKind::Init, index: 1, is_restart: false }]);
+        assert_eq!(
+            a.start,
+            vec![StartContainer {
+                kind: ContainerKind::Init,
+                index: 1,
+                is_restart: false
+            }]
+        );
 
-        obs.containers.insert(0, observed("i2", "s1", ContainerState::Exited, 0, 2 * S, 3));
+        obs.containers
+            .insert(0, observed("i2", "s1", ContainerState::Exited, 0, 2 * S, 3));
         let a = compute(&p, Some(&obs), &Backoff::containers(), 3 * S);
         assert_eq!(a.start, vec![regular(0, false)]);
     }
@@ -470,6 +777,13 @@ mod tests {
         let p = pod("OnFailure", &["main"], &["i1"]);
         let a = compute(&p, Some(&obs), &Backoff::containers(), 2 * S);
         assert!(!a.init_failed);
-        assert_eq!(a.start, vec![StartContainer { kind: ContainerKind::Init, index: 0, is_restart: true }]);
+        assert_eq!(
+            a.start,
+            vec![StartContainer {
+                kind: ContainerKind::Init,
+                index: 0,
+                is_restart: true
+            }]
+        );
     }
 }

@@ -58,7 +58,11 @@ impl Backoff {
             backoff: initial,
             last_update_ns: now_ns,
         });
-        entry.backoff = if fresh { initial } else { (entry.backoff * 2).min(max) };
+        entry.backoff = if fresh {
+            initial
+        } else {
+            (entry.backoff * 2).min(max)
+        };
         entry.last_update_ns = now_ns;
         entry.backoff
     }
@@ -76,7 +80,8 @@ impl Backoff {
     /// Forget entries that expired (bounded memory).
     pub fn gc(&mut self, now_ns: i64) {
         let limit = 2 * self.max.as_nanos() as i64;
-        self.entries.retain(|_, e| now_ns - e.last_update_ns <= limit);
+        self.entries
+            .retain(|_, e| now_ns - e.last_update_ns <= limit);
     }
 }
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::envvars::{self, EnvContext};
 use super::labels;
-use super::sandbox::namespace_options;
+use super::security::{self, ImageUser};
 use crate::cm;
 use crate::volume::{self, VolumePaths};
 
@@ -21,6 +21,8 @@ pub struct ContainerSettings {
     pub cpu_cfs_quota: bool,
     pub cpu_cfs_period_us: i64,
     pub memory_capacity: i128,
+    pub cluster_domain: String,
+    pub seccomp_default: bool,
 }
 
 /// Everything about the running pod a container config needs.
@@ -31,11 +33,18 @@ pub struct ContainerInputs<'a> {
     pub restart_count: u32,
     pub pod_ips: &'a [String],
     pub volumes: &'a VolumePaths,
+    /// The image's user, when runAsNonRoot needs checking.
+    pub image_user: Option<&'a ImageUser>,
 }
 
 /// Build the config; the error is what goes into CreateContainerConfigError.
-pub fn container_config(inputs: &ContainerInputs<'_>, settings: &ContainerSettings) -> Result<cri::ContainerConfig, String> {
-    let ContainerInputs { pod, container: c, .. } = *inputs;
+pub fn container_config(
+    inputs: &ContainerInputs<'_>,
+    settings: &ContainerSettings,
+) -> Result<cri::ContainerConfig, String> {
+    let ContainerInputs {
+        pod, container: c, ..
+    } = *inputs;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ctx = EnvContext {
         node_name: &settings.node_name,
@@ -43,9 +52,17 @@ pub fn container_config(inputs: &ContainerInputs<'_>, settings: &ContainerSettin
         host_ips: &settings.host_ips,
     };
     let env = envvars::resolve(pod, c, &ctx)?;
-    let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
-        list.iter().flatten().map(|s| envvars::expand(s, &lookup)).collect()
+        list.iter()
+            .flatten()
+            .map(|s| envvars::expand(s, &lookup))
+            .collect()
     };
 
     let mut mounts = Vec::new();
@@ -68,9 +85,30 @@ pub fn container_config(inputs: &ContainerInputs<'_>, settings: &ContainerSettin
             ..Default::default()
         });
     }
-    let message_path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+    security::verify_run_as_non_root(pod, c, inputs.image_user)?;
+    if volume::hosts::managed(pod)
+        && !inputs.pod_ips.is_empty()
+        && !mounts.iter().any(|m| m.container_path == "/etc/hosts")
+    {
+        let pod_dir = volume::pod_dir(&settings.root_dir, &uid);
+        let file = volume::hosts::write(&pod_dir, pod, inputs.pod_ips, &settings.cluster_domain)?;
+        mounts.push(cri::Mount {
+            container_path: "/etc/hosts".into(),
+            host_path: file.to_string_lossy().into_owned(),
+            ..Default::default()
+        });
+    }
+    let message_path = c
+        .termination_message_path
+        .clone()
+        .unwrap_or_else(|| "/dev/termination-log".into());
     if !message_path.is_empty() && !mounts.iter().any(|m| m.container_path == message_path) {
-        let file = volume::termination_message_file(&settings.root_dir, &uid, &c.name, inputs.restart_count)?;
+        let file = volume::termination_message_file(
+            &settings.root_dir,
+            &uid,
+            &c.name,
+            inputs.restart_count,
+        )?;
         mounts.push(cri::Mount {
             container_path: message_path,
             host_path: file.to_string_lossy().into_owned(),
@@ -91,7 +129,10 @@ pub fn container_config(inputs: &ContainerInputs<'_>, settings: &ContainerSettin
         command: expand_all(&c.command),
         args: expand_all(&c.args),
         working_dir: c.working_dir.clone().unwrap_or_default(),
-        envs: env.into_iter().map(|(key, value)| cri::KeyValue { key, value }).collect(),
+        envs: env
+            .into_iter()
+            .map(|(key, value)| cri::KeyValue { key, value })
+            .collect(),
         mounts,
         labels: labels::container_labels(pod, c, &settings.node_name),
         annotations: labels::container_annotations(pod, c, inputs.restart_count),
@@ -107,7 +148,12 @@ pub fn container_config(inputs: &ContainerInputs<'_>, settings: &ContainerSettin
                 settings.cpu_cfs_period_us,
                 settings.memory_capacity,
             )),
-            security_context: Some(security_context(pod, c)),
+            security_context: Some(security::container_security_context(
+                pod,
+                c,
+                &settings.root_dir,
+                settings.seccomp_default,
+            )?),
         }),
         ..Default::default()
     })
@@ -119,34 +165,6 @@ pub fn container_log_path(name: &str, restart_count: u32) -> String {
         .join(format!("{restart_count}.log"))
         .to_string_lossy()
         .into_owned()
-}
-
-fn security_context(pod: &Pod, c: &Container) -> cri::LinuxContainerSecurityContext {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-    let sc = c.security_context.as_ref();
-    let run_as_user = sc.and_then(|s| s.run_as_user).or(psc.and_then(|p| p.run_as_user));
-    let run_as_group = sc.and_then(|s| s.run_as_group).or(psc.and_then(|p| p.run_as_group));
-    let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
-    let caps = sc.and_then(|s| s.capabilities.as_ref());
-    let mut supplemental = psc.and_then(|p| p.supplemental_groups.clone()).unwrap_or_default();
-    if let Some(fs_group) = psc.and_then(|p| p.fs_group) {
-        supplemental.push(fs_group);
-    }
-    cri::LinuxContainerSecurityContext {
-        capabilities: caps.map(|c| cri::Capability {
-            add_capabilities: c.add.clone().unwrap_or_default(),
-            drop_capabilities: c.drop.clone().unwrap_or_default(),
-            ..Default::default()
-        }),
-        privileged,
-        namespace_options: Some(namespace_options(pod)),
-        run_as_user: run_as_user.map(|value| cri::Int64Value { value }),
-        run_as_group: run_as_group.map(|value| cri::Int64Value { value }),
-        readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
-        supplemental_groups: supplemental,
-        no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]
@@ -165,8 +183,16 @@ mod tests {
             image: Some("busybox".into()),
             command: Some(vec!["/bin/sh".into()]),
             args: Some(vec!["-c".into(), "echo $(MSG)".into()]),
-            env: Some(vec![EnvVar { name: "MSG".into(), value: Some("hello".into()), value_from: None }]),
-            volume_mounts: Some(vec![VolumeMount { name: "logs".into(), mount_path: "/logdir".into(), ..Default::default() }]),
+            env: Some(vec![EnvVar {
+                name: "MSG".into(),
+                value: Some("hello".into()),
+                value_from: None,
+            }]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "logs".into(),
+                mount_path: "/logdir".into(),
+                ..Default::default()
+            }]),
             ..Default::default()
         };
         let pod = Pod {
@@ -176,7 +202,10 @@ mod tests {
                 uid: Some("u1".into()),
                 ..Default::default()
             },
-            spec: Some(PodSpec { containers: vec![c.clone()], ..Default::default() }),
+            spec: Some(PodSpec {
+                containers: vec![c.clone()],
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let volumes = VolumePaths::from([("logs".to_string(), vol.clone())]);
@@ -187,9 +216,19 @@ mod tests {
             cpu_cfs_quota: true,
             cpu_cfs_period_us: 100_000,
             memory_capacity: 1 << 30,
+            cluster_domain: String::new(),
+            seccomp_default: false,
         };
         let cfg = container_config(
-            &ContainerInputs { pod: &pod, container: &c, image_ref: "sha256:abc", restart_count: 2, pod_ips: &[], volumes: &volumes },
+            &ContainerInputs {
+                pod: &pod,
+                container: &c,
+                image_ref: "sha256:abc",
+                restart_count: 2,
+                pod_ips: &[],
+                volumes: &volumes,
+                image_user: None,
+            },
             &settings,
         )
         .unwrap();
@@ -203,11 +242,23 @@ mod tests {
         assert_eq!(cfg.annotations[labels::CONTAINER_RESTART_COUNT], "2");
 
         let missing = Container {
-            volume_mounts: Some(vec![VolumeMount { name: "nope".into(), mount_path: "/x".into(), ..Default::default() }]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "nope".into(),
+                mount_path: "/x".into(),
+                ..Default::default()
+            }]),
             ..c
         };
         let err = container_config(
-            &ContainerInputs { pod: &pod, container: &missing, image_ref: "x", restart_count: 0, pod_ips: &[], volumes: &volumes },
+            &ContainerInputs {
+                pod: &pod,
+                container: &missing,
+                image_ref: "x",
+                restart_count: 0,
+                pod_ips: &[],
+                volumes: &volumes,
+                image_user: None,
+            },
             &settings,
         )
         .unwrap_err();

@@ -4,12 +4,14 @@
 //! The channel is lazy, so the kubelet starts even when containerd is not up yet; tonic
 //! reconnects on the next call once the socket answers again.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use kubelet_metrics::KubeletMetrics;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -60,6 +62,8 @@ pub struct CriClient {
     runtime: RuntimeServiceClient<Channel>,
     image: ImageServiceClient<Channel>,
     timeout: Duration,
+    /// Set once by the binary; every clone shares it (kubelet_runtime_operations_*).
+    metrics: Arc<OnceLock<KubeletMetrics>>,
 }
 
 /// Turn `unix:///path` (or a bare path) into a socket path.
@@ -102,7 +106,16 @@ macro_rules! call {
         let mut client = $self.$svc.clone();
         let started = std::time::Instant::now();
         let result = tokio::time::timeout($self.timeout, client.$method($req)).await;
-        tracing::trace!(op = $op, elapsed_ms = started.elapsed().as_millis() as u64, "CRI call");
+        tracing::trace!(
+            op = $op,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "CRI call"
+        );
+        if let Some(metrics) = $self.metrics.get() {
+            metrics
+                .runtime
+                .observe($op, started.elapsed(), matches!(result, Ok(Ok(_))));
+        }
         match result {
             Err(_) => Err(CriError::Timeout {
                 op: $op,
@@ -134,7 +147,18 @@ impl CriClient {
             runtime: RuntimeServiceClient::new(runtime_channel),
             image: ImageServiceClient::new(image_channel),
             timeout,
+            metrics: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Record every call of this client and its clones in `metrics` (first call wins).
+    pub fn set_metrics(&self, metrics: KubeletMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The metrics set with [`Self::set_metrics`], if any.
+    pub fn metrics(&self) -> Option<&KubeletMetrics> {
+        self.metrics.get()
     }
 
     /// The same client with another per-call timeout (pulls and stops take longer).
@@ -146,11 +170,25 @@ impl CriClient {
     }
 
     pub async fn version(&self) -> Result<cri::VersionResponse, CriError> {
-        call!(self, runtime, version, "Version", cri::VersionRequest { version: "v1".into() })
+        call!(
+            self,
+            runtime,
+            version,
+            "Version",
+            cri::VersionRequest {
+                version: "v1".into()
+            }
+        )
     }
 
     pub async fn status(&self) -> Result<cri::StatusResponse, CriError> {
-        call!(self, runtime, status, "Status", cri::StatusRequest { verbose: false })
+        call!(
+            self,
+            runtime,
+            status,
+            "Status",
+            cri::StatusRequest { verbose: false }
+        )
     }
 
     pub async fn run_pod_sandbox(&self, config: cri::PodSandboxConfig) -> Result<String, CriError> {
@@ -162,12 +200,16 @@ impl CriClient {
     }
 
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let req = cri::StopPodSandboxRequest { pod_sandbox_id: id.into() };
+        let req = cri::StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
         call!(self, runtime, stop_pod_sandbox, "StopPodSandbox", req).map(|_| ())
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let req = cri::RemovePodSandboxRequest { pod_sandbox_id: id.into() };
+        let req = cri::RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
         call!(self, runtime, remove_pod_sandbox, "RemovePodSandbox", req).map(|_| ())
     }
 
@@ -207,7 +249,9 @@ impl CriClient {
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), CriError> {
-        let req = cri::StartContainerRequest { container_id: id.into() };
+        let req = cri::StartContainerRequest {
+            container_id: id.into(),
+        };
         call!(self, runtime, start_container, "StartContainer", req).map(|_| ())
     }
 
@@ -224,7 +268,9 @@ impl CriClient {
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<(), CriError> {
-        let req = cri::RemoveContainerRequest { container_id: id.into() };
+        let req = cri::RemoveContainerRequest {
+            container_id: id.into(),
+        };
         call!(self, runtime, remove_container, "RemoveContainer", req).map(|_| ())
     }
 
@@ -255,7 +301,8 @@ impl CriClient {
         cmd: Vec<String>,
         timeout_seconds: i64,
     ) -> Result<cri::ExecSyncResponse, CriError> {
-        let client = self.with_timeout(self.timeout + Duration::from_secs(timeout_seconds.max(0) as u64));
+        let client =
+            self.with_timeout(self.timeout + Duration::from_secs(timeout_seconds.max(0) as u64));
         let req = cri::ExecSyncRequest {
             container_id: id.into(),
             cmd,
@@ -293,7 +340,75 @@ impl CriClient {
     }
 
     pub async fn list_images(&self) -> Result<Vec<cri::Image>, CriError> {
-        call!(self, image, list_images, "ListImages", cri::ListImagesRequest { filter: None })
-            .map(|r| r.images)
+        call!(
+            self,
+            image,
+            list_images,
+            "ListImages",
+            cri::ListImagesRequest { filter: None }
+        )
+        .map(|r| r.images)
+    }
+
+    // Node API: streaming URLs and stats.
+
+    pub async fn exec(&self, req: cri::ExecRequest) -> Result<String, CriError> {
+        call!(self, runtime, exec, "Exec", req).map(|r| r.url)
+    }
+
+    pub async fn attach(&self, req: cri::AttachRequest) -> Result<String, CriError> {
+        call!(self, runtime, attach, "Attach", req).map(|r| r.url)
+    }
+
+    pub async fn port_forward(
+        &self,
+        pod_sandbox_id: &str,
+        ports: Vec<i32>,
+    ) -> Result<String, CriError> {
+        let req = cri::PortForwardRequest {
+            pod_sandbox_id: pod_sandbox_id.into(),
+            port: ports,
+        };
+        call!(self, runtime, port_forward, "PortForward", req).map(|r| r.url)
+    }
+
+    pub async fn list_container_stats(
+        &self,
+        filter: Option<cri::ContainerStatsFilter>,
+    ) -> Result<Vec<cri::ContainerStats>, CriError> {
+        let req = cri::ListContainerStatsRequest { filter };
+        call!(
+            self,
+            runtime,
+            list_container_stats,
+            "ListContainerStats",
+            req
+        )
+        .map(|r| r.stats)
+    }
+
+    pub async fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<cri::PodSandboxStatsFilter>,
+    ) -> Result<Vec<cri::PodSandboxStats>, CriError> {
+        let req = cri::ListPodSandboxStatsRequest { filter };
+        call!(
+            self,
+            runtime,
+            list_pod_sandbox_stats,
+            "ListPodSandboxStats",
+            req
+        )
+        .map(|r| r.stats)
+    }
+
+    pub async fn image_fs_info(&self) -> Result<cri::ImageFsInfoResponse, CriError> {
+        call!(
+            self,
+            image,
+            image_fs_info,
+            "ImageFsInfo",
+            cri::ImageFsInfoRequest {}
+        )
     }
 }

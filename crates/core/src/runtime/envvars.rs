@@ -50,7 +50,11 @@ pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 /// Resolve the container's env in order; each value may refer to earlier ones.
-pub fn resolve(pod: &Pod, container: &Container, ctx: &EnvContext<'_>) -> Result<Vec<(String, String)>, String> {
+pub fn resolve(
+    pod: &Pod,
+    container: &Container,
+    ctx: &EnvContext<'_>,
+) -> Result<Vec<(String, String)>, String> {
     let mut resolved: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for var in container.env.iter().flatten() {
@@ -82,8 +86,12 @@ fn resolve_one(
         return Ok(String::new());
     };
     if let Some(field) = &from.field_ref {
-        return field_value(pod, &field.field_path, ctx)
-            .ok_or_else(|| format!("env {}: unsupported fieldRef {:?}", var.name, field.field_path));
+        return field_value(pod, &field.field_path, ctx).ok_or_else(|| {
+            format!(
+                "env {}: unsupported fieldRef {:?}",
+                var.name, field.field_path
+            )
+        });
     }
     if let Some(res) = &from.resource_field_ref {
         let target = match res.container_name.as_deref() {
@@ -91,23 +99,38 @@ fn resolve_one(
                 .spec
                 .as_ref()
                 .and_then(|s| s.containers.iter().find(|c| c.name == name))
-                .ok_or_else(|| format!("env {}: resourceFieldRef names unknown container {name:?}", var.name))?,
+                .ok_or_else(|| {
+                    format!(
+                        "env {}: resourceFieldRef names unknown container {name:?}",
+                        var.name
+                    )
+                })?,
             _ => container,
         };
-        return quantity::resource_field_value(target, &res.resource, res.divisor.as_ref().map(|d| d.0.as_str()))
-            .map_err(|e| format!("env {}: {e}", var.name));
+        return quantity::resource_field_value(
+            target,
+            &res.resource,
+            res.divisor.as_ref().map(|d| d.0.as_str()),
+        )
+        .map_err(|e| format!("env {}: {e}", var.name));
     }
     if let Some(cm) = &from.config_map_key_ref {
         if cm.optional == Some(true) {
             return Ok(String::new());
         }
-        return Err(format!("configmap {:?} not found (no API server in standalone mode)", cm.name));
+        return Err(format!(
+            "configmap {:?} not found (no API server in standalone mode)",
+            cm.name
+        ));
     }
     if let Some(secret) = &from.secret_key_ref {
         if secret.optional == Some(true) {
             return Ok(String::new());
         }
-        return Err(format!("secret {:?} not found (no API server in standalone mode)", secret.name));
+        return Err(format!(
+            "secret {:?} not found (no API server in standalone mode)",
+            secret.name
+        ));
     }
     Ok(String::new())
 }
@@ -117,24 +140,39 @@ pub fn field_value(pod: &Pod, path: &str, ctx: &EnvContext<'_>) -> Option<String
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let map_key = |prefix: &str| -> Option<String> {
-        let rest = path.strip_prefix(prefix)?.strip_prefix("['")?.strip_suffix("']")?;
+        let rest = path
+            .strip_prefix(prefix)?
+            .strip_prefix("['")?
+            .strip_suffix("']")?;
         Some(rest.to_string())
     };
     Some(match path {
         "metadata.name" => meta.name.clone().unwrap_or_default(),
         "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_else(|| ctx.node_name.to_string()),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "spec.nodeName" => spec
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_else(|| ctx.node_name.to_string()),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
         "status.podIP" => ctx.pod_ips.first().cloned().unwrap_or_default(),
         "status.podIPs" => ctx.pod_ips.join(","),
         "status.hostIP" => ctx.host_ips.first().cloned().unwrap_or_default(),
         "status.hostIPs" => ctx.host_ips.join(","),
         _ => {
             if let Some(key) = map_key("metadata.labels") {
-                meta.labels.as_ref().and_then(|l| l.get(&key)).cloned().unwrap_or_default()
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(&key))
+                    .cloned()
+                    .unwrap_or_default()
             } else if let Some(key) = map_key("metadata.annotations") {
-                meta.annotations.as_ref().and_then(|l| l.get(&key)).cloned().unwrap_or_default()
+                meta.annotations
+                    .as_ref()
+                    .and_then(|l| l.get(&key))
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 return None;
             }
@@ -188,21 +226,52 @@ mod tests {
         let c = Container {
             name: "c".into(),
             env: Some(vec![
-                EnvVar { name: "NAME".into(), value_from: Some(field("metadata.name")), value: None },
-                EnvVar { name: "APP".into(), value_from: Some(field("metadata.labels['app']")), value: None },
-                EnvVar { name: "GREETING".into(), value: Some("hi $(NAME) $(APP) $(MISSING)".into()), value_from: None },
-                EnvVar { name: "IP".into(), value_from: Some(field("status.podIP")), value: None },
+                EnvVar {
+                    name: "NAME".into(),
+                    value_from: Some(field("metadata.name")),
+                    value: None,
+                },
+                EnvVar {
+                    name: "APP".into(),
+                    value_from: Some(field("metadata.labels['app']")),
+                    value: None,
+                },
+                EnvVar {
+                    name: "GREETING".into(),
+                    value: Some("hi $(NAME) $(APP) $(MISSING)".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "IP".into(),
+                    value_from: Some(field("status.podIP")),
+                    value: None,
+                },
             ]),
             ..Default::default()
         };
-        let ctx = EnvContext { node_name: "node", pod_ips: &["10.88.0.5".into()], host_ips: &[] };
+        let ctx = EnvContext {
+            node_name: "node",
+            pod_ips: &["10.88.0.5".into()],
+            host_ips: &[],
+        };
         let env = resolve(&pod, &c, &ctx).expect("resolves");
-        assert_eq!(env[2], ("GREETING".into(), "hi p-node web $(MISSING)".into()));
+        assert_eq!(
+            env[2],
+            ("GREETING".into(), "hi p-node web $(MISSING)".into())
+        );
         assert_eq!(env[3].1, "10.88.0.5");
         let bad = Container {
-            env: Some(vec![EnvVar { name: "X".into(), value_from: Some(field("spec.bogus")), value: None }]),
+            env: Some(vec![EnvVar {
+                name: "X".into(),
+                value_from: Some(field("spec.bogus")),
+                value: None,
+            }]),
             ..c
         };
-        assert!(resolve(&pod, &bad, &ctx).unwrap_err().contains("spec.bogus"));
+        assert!(
+            resolve(&pod, &bad, &ctx)
+                .unwrap_err()
+                .contains("spec.bogus")
+        );
     }
 }

@@ -23,13 +23,24 @@ pub struct ImagePuller {
 
 /// Upstream default: Always for `:latest` or no tag, else IfNotPresent (digests too).
 pub fn pull_policy(container: &Container) -> String {
-    if let Some(p) = container.image_pull_policy.as_deref().filter(|p| !p.is_empty()) {
+    if let Some(p) = container
+        .image_pull_policy
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
         return p.to_string();
     }
     let image = container.image.as_deref().unwrap_or_default();
     let tag_part = image.rsplit('/').next().unwrap_or(image);
-    let latest = !image.contains('@') && tag_part.split_once(':').is_none_or(|(_, tag)| tag == "latest");
-    if latest { "Always".into() } else { "IfNotPresent".into() }
+    let latest = !image.contains('@')
+        && tag_part
+            .split_once(':')
+            .is_none_or(|(_, tag)| tag == "latest");
+    if latest {
+        "Always".into()
+    } else {
+        "IfNotPresent".into()
+    }
 }
 
 impl ImagePuller {
@@ -47,7 +58,9 @@ impl ImagePuller {
         if image.trim().is_empty() || image.contains(char::is_whitespace) {
             return Err(ImageError {
                 reason: "InvalidImageName",
-                message: format!("Failed to apply default image tag {image:?}: invalid reference format"),
+                message: format!(
+                    "Failed to apply default image tag {image:?}: invalid reference format"
+                ),
             });
         }
         let policy = pull_policy(container);
@@ -57,7 +70,9 @@ impl ImagePuller {
                 Ok(None) if policy == "Never" => {
                     return Err(ImageError {
                         reason: "ErrImageNeverPull",
-                        message: format!("Container image {image:?} is not present with pull policy of Never"),
+                        message: format!(
+                            "Container image {image:?} is not present with pull policy of Never"
+                        ),
                     });
                 }
                 Ok(None) => {}
@@ -97,7 +112,9 @@ impl ImagePuller {
     /// True while the last failed pull of `image` is within its backoff window.
     fn in_window(&self, image: &str, now: i64) -> bool {
         // The backoff entry is updated at each failed pull, so the window starts there.
-        self.backoff.last_update(image).is_some_and(|last| self.backoff.in_backoff_since(image, last, now).is_some())
+        self.backoff
+            .last_update(image)
+            .is_some_and(|last| self.backoff.in_backoff_since(image, last, now).is_some())
     }
 }
 
@@ -120,7 +137,10 @@ mod tests {
         assert_eq!(pull_policy(&c("busybox:latest", None)), "Always");
         assert_eq!(pull_policy(&c("nginx:1.7.9", None)), "IfNotPresent");
         assert_eq!(pull_policy(&c("localhost:5000/busybox", None)), "Always");
-        assert_eq!(pull_policy(&c("localhost:5000/busybox:1", None)), "IfNotPresent");
+        assert_eq!(
+            pull_policy(&c("localhost:5000/busybox:1", None)),
+            "IfNotPresent"
+        );
         assert_eq!(pull_policy(&c("busybox@sha256:abc", None)), "IfNotPresent");
         assert_eq!(pull_policy(&c("busybox", Some("Never"))), "Never");
     }

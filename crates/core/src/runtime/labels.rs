@@ -12,7 +12,8 @@ pub const POD_UID: &str = "io.kubernetes.pod.uid";
 pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
 pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
 pub const CONTAINER_RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
-pub const CONTAINER_TERMINATION_MESSAGE_PATH: &str = "io.kubernetes.container.terminationMessagePath";
+pub const CONTAINER_TERMINATION_MESSAGE_PATH: &str =
+    "io.kubernetes.container.terminationMessagePath";
 pub const CONTAINER_TERMINATION_MESSAGE_POLICY: &str =
     "io.kubernetes.container.terminationMessagePolicy";
 pub const CONTAINER_PORTS: &str = "io.kubernetes.container.ports";
@@ -26,7 +27,10 @@ fn pod_identity(pod: &Pod, node_name: &str) -> HashMap<String, String> {
     let meta = &pod.metadata;
     HashMap::from([
         (POD_NAME.to_string(), meta.name.clone().unwrap_or_default()),
-        (POD_NAMESPACE.to_string(), meta.namespace.clone().unwrap_or_default()),
+        (
+            POD_NAMESPACE.to_string(),
+            meta.namespace.clone().unwrap_or_default(),
+        ),
         (POD_UID.to_string(), meta.uid.clone().unwrap_or_default()),
         (MANAGED_BY_NODE.to_string(), node_name.to_string()),
     ])
@@ -54,16 +58,27 @@ pub fn sandbox_annotations(pod: &Pod) -> HashMap<String, String> {
         .collect()
 }
 
-pub fn container_labels(pod: &Pod, container: &Container, node_name: &str) -> HashMap<String, String> {
+pub fn container_labels(
+    pod: &Pod,
+    container: &Container,
+    node_name: &str,
+) -> HashMap<String, String> {
     let mut labels = pod_identity(pod, node_name);
     labels.insert(CONTAINER_NAME.to_string(), container.name.clone());
     labels
 }
 
-pub fn container_annotations(pod: &Pod, container: &Container, restart_count: u32) -> HashMap<String, String> {
+pub fn container_annotations(
+    pod: &Pod,
+    container: &Container,
+    restart_count: u32,
+) -> HashMap<String, String> {
     let mut ann = HashMap::from([
         (CONTAINER_HASH.to_string(), container_hash(container)),
-        (CONTAINER_RESTART_COUNT.to_string(), restart_count.to_string()),
+        (
+            CONTAINER_RESTART_COUNT.to_string(),
+            restart_count.to_string(),
+        ),
         (
             CONTAINER_TERMINATION_MESSAGE_PATH.to_string(),
             container
@@ -177,6 +192,9 @@ mod tests {
         let ann = container_annotations(&pod, &c, 3);
         assert_eq!(restart_count(&ann), 3);
         assert_eq!(ann[POD_TERMINATION_GRACE_PERIOD], "30");
-        assert_eq!(ann[CONTAINER_TERMINATION_MESSAGE_PATH], "/dev/termination-log");
+        assert_eq!(
+            ann[CONTAINER_TERMINATION_MESSAGE_PATH],
+            "/dev/termination-log"
+        );
     }
 }

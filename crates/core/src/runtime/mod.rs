@@ -9,3 +9,4 @@ pub mod images;
 pub mod labels;
 pub mod model;
 pub mod sandbox;
+pub mod security;

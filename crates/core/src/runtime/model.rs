@@ -63,14 +63,20 @@ impl ObservedPod {
     }
 
     /// Containers with this name, newest first.
-    pub fn containers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ObservedContainer> {
+    pub fn containers_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a ObservedContainer> {
         self.containers.iter().filter(move |c| c.name == name)
     }
 
     pub fn running_containers(&self) -> impl Iterator<Item = &ObservedContainer> {
-        self.containers
-            .iter()
-            .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Unknown | ContainerState::Created))
+        self.containers.iter().filter(|c| {
+            matches!(
+                c.state,
+                ContainerState::Running | ContainerState::Unknown | ContainerState::Created
+            )
+        })
     }
 }
 

@@ -32,25 +32,29 @@ pub fn pod_log_dir(logs_dir: &Path, pod: &Pod) -> PathBuf {
 }
 
 pub fn host_network(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 /// Hostname: spec.hostname or the pod name, cut to 63 characters without a trailing
 /// '-' or '.' (upstream truncatePodHostnameIfNeeded).
-pub fn hostname(pod: &Pod, node_name: &str) -> String {
+pub fn hostname(pod: &Pod, node_name: &str, cluster_domain: &str) -> String {
     if host_network(pod) {
         return node_name.to_string();
     }
-    let spec = pod.spec.as_ref();
-    let name = spec
-        .and_then(|s| s.hostname.clone())
-        .filter(|h| !h.is_empty())
-        .or_else(|| pod.metadata.name.clone())
-        .unwrap_or_default();
-    if name.len() <= 63 {
-        return name;
+    let (name, domain) = crate::volume::hosts::hostname_and_domain(pod, cluster_domain);
+    let as_fqdn = pod.spec.as_ref().and_then(|s| s.set_hostname_as_fqdn).unwrap_or(false);
+    match domain {
+        // Upstream refuses FQDNs over 64 characters; the short name is used then.
+        Some(d) if as_fqdn && name.len() + 1 + d.len() <= 64 => format!("{name}.{d}"),
+        Some(d) if as_fqdn => {
+            tracing::warn!(hostname = %name, domain = %d, "FQDN longer than 64 characters; using the short hostname");
+            name
+        }
+        _ => name,
     }
-    name[..63].trim_end_matches(['-', '.']).to_string()
 }
 
 pub fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
@@ -59,7 +63,11 @@ pub fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
     let node = cri::NamespaceMode::Node as i32;
     let pod_mode = cri::NamespaceMode::Pod as i32;
     cri::NamespaceOption {
-        network: if flag(spec.and_then(|s| s.host_network)) { node } else { pod_mode },
+        network: if flag(spec.and_then(|s| s.host_network)) {
+            node
+        } else {
+            pod_mode
+        },
         pid: if flag(spec.and_then(|s| s.host_pid)) {
             node
         } else if flag(spec.and_then(|s| s.share_process_namespace)) {
@@ -67,7 +75,11 @@ pub fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
         } else {
             cri::NamespaceMode::Container as i32
         },
-        ipc: if flag(spec.and_then(|s| s.host_ipc)) { node } else { pod_mode },
+        ipc: if flag(spec.and_then(|s| s.host_ipc)) {
+            node
+        } else {
+            pod_mode
+        },
         ..Default::default()
     }
 }
@@ -98,7 +110,9 @@ pub fn parse_resolv_conf(text: &str) -> ResolvConf {
 /// DNS for the sandbox by dnsPolicy (upstream pkg/kubelet/network/dns).
 pub fn dns_config(pod: &Pod, settings: &SandboxSettings) -> cri::DnsConfig {
     let spec = pod.spec.as_ref();
-    let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
+    let policy = spec
+        .and_then(|s| s.dns_policy.as_deref())
+        .unwrap_or("ClusterFirst");
     let host = || {
         std::fs::read_to_string(&settings.resolv_conf)
             .map(|t| parse_resolv_conf(&t))
@@ -109,7 +123,11 @@ pub fn dns_config(pod: &Pod, settings: &SandboxSettings) -> cri::DnsConfig {
         let domain = &settings.cluster_domain;
         let mut searches = Vec::new();
         if !domain.is_empty() {
-            searches = vec![format!("{ns}.svc.{domain}"), format!("svc.{domain}"), domain.clone()];
+            searches = vec![
+                format!("{ns}.svc.{domain}"),
+                format!("svc.{domain}"),
+                domain.clone(),
+            ];
         }
         searches.extend(host().searches);
         ResolvConf {
@@ -130,15 +148,18 @@ pub fn dns_config(pod: &Pod, settings: &SandboxSettings) -> cri::DnsConfig {
         _ => host(),
     };
     if let Some(extra) = spec.and_then(|s| s.dns_config.as_ref()) {
-        conf.servers.extend(extra.nameservers.iter().flatten().cloned());
-        conf.searches.extend(extra.searches.iter().flatten().cloned());
+        conf.servers
+            .extend(extra.nameservers.iter().flatten().cloned());
+        conf.searches
+            .extend(extra.searches.iter().flatten().cloned());
         for opt in extra.options.iter().flatten() {
             let text = match &opt.value {
                 Some(v) => format!("{}:{v}", opt.name.as_deref().unwrap_or_default()),
                 None => opt.name.clone().unwrap_or_default(),
             };
             let key = opt.name.clone().unwrap_or_default();
-            conf.options.retain(|o| o.split(':').next() != Some(key.as_str()));
+            conf.options
+                .retain(|o| o.split(':').next() != Some(key.as_str()));
             conf.options.push(text);
         }
     }
@@ -170,13 +191,21 @@ pub fn port_mappings(pod: &Pod) -> Vec<cri::PortMapping> {
         .collect()
 }
 
-pub fn sandbox_config(pod: &Pod, attempt: u32, settings: &SandboxSettings) -> cri::PodSandboxConfig {
+pub fn sandbox_config(
+    pod: &Pod,
+    attempt: u32,
+    settings: &SandboxSettings,
+) -> cri::PodSandboxConfig {
     let m = &pod.metadata;
     let spec = pod.spec.as_ref();
     let sysctls = spec
         .and_then(|s| s.security_context.as_ref())
         .and_then(|sc| sc.sysctls.as_ref())
-        .map(|list| list.iter().map(|s| (s.name.clone(), s.value.clone())).collect())
+        .map(|list| {
+            list.iter()
+                .map(|s| (s.name.clone(), s.value.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let psc = spec.and_then(|s| s.security_context.as_ref());
     cri::PodSandboxConfig {
@@ -186,8 +215,10 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, settings: &SandboxSettings) -> cr
             namespace: m.namespace.clone().unwrap_or_default(),
             attempt,
         }),
-        hostname: hostname(pod, &settings.node_name),
-        log_directory: pod_log_dir(&settings.pod_logs_dir, pod).to_string_lossy().into_owned(),
+        hostname: hostname(pod, &settings.node_name, &settings.cluster_domain),
+        log_directory: pod_log_dir(&settings.pod_logs_dir, pod)
+            .to_string_lossy()
+            .into_owned(),
         dns_config: Some(dns_config(pod, settings)),
         port_mappings: port_mappings(pod),
         labels: labels::sandbox_labels(pod, &settings.node_name),
@@ -196,9 +227,15 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, settings: &SandboxSettings) -> cr
             cgroup_parent: settings.cgroups.pod_cgroup(pod),
             security_context: Some(cri::LinuxSandboxSecurityContext {
                 namespace_options: Some(namespace_options(pod)),
-                run_as_user: psc.and_then(|p| p.run_as_user).map(|value| cri::Int64Value { value }),
-                run_as_group: psc.and_then(|p| p.run_as_group).map(|value| cri::Int64Value { value }),
-                supplemental_groups: psc.and_then(|p| p.supplemental_groups.clone()).unwrap_or_default(),
+                run_as_user: psc
+                    .and_then(|p| p.run_as_user)
+                    .map(|value| cri::Int64Value { value }),
+                run_as_group: psc
+                    .and_then(|p| p.run_as_group)
+                    .map(|value| cri::Int64Value { value }),
+                supplemental_groups: psc
+                    .and_then(|p| p.supplemental_groups.clone())
+                    .unwrap_or_default(),
                 ..Default::default()
             }),
             sysctls,
@@ -216,11 +253,19 @@ mod tests {
 
     fn settings(dir: &Path, dns: &[&str]) -> SandboxSettings {
         let resolv = dir.join("resolv.conf");
-        std::fs::write(&resolv, "# host\nnameserver 1.1.1.1\nsearch corp.example\noptions edns0\n").unwrap();
+        std::fs::write(
+            &resolv,
+            "# host\nnameserver 1.1.1.1\nsearch corp.example\noptions edns0\n",
+        )
+        .unwrap();
         SandboxSettings {
             node_name: "node1".into(),
             pod_logs_dir: "/var/log/pods".into(),
-            cgroups: CgroupLayout { per_qos: true, root: "/".into(), systemd: false },
+            cgroups: CgroupLayout {
+                per_qos: true,
+                root: "/".into(),
+                systemd: false,
+            },
             cluster_dns: dns.iter().map(|s| s.to_string()).collect(),
             cluster_domain: "cluster.local".into(),
             resolv_conf: resolv,
@@ -259,14 +304,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let without_cluster_dns = settings(tmp.path(), &[]);
         let d = dns_config(&pod("ClusterFirst", false), &without_cluster_dns);
-        assert_eq!(d.servers, vec!["1.1.1.1"], "ClusterFirst without clusterDNS falls back to the host");
+        assert_eq!(
+            d.servers,
+            vec!["1.1.1.1"],
+            "ClusterFirst without clusterDNS falls back to the host"
+        );
         let s = settings(tmp.path(), &["10.96.0.10"]);
         let d = dns_config(&pod("ClusterFirst", false), &s);
         assert_eq!(d.servers, vec!["10.96.0.10"]);
         assert_eq!(d.searches[0], "team.svc.cluster.local");
         assert_eq!(d.options, vec!["ndots:5"]);
         let d = dns_config(&pod("ClusterFirst", true), &s);
-        assert_eq!(d.servers, vec!["1.1.1.1"], "host network pods use the host's DNS");
+        assert_eq!(
+            d.servers,
+            vec!["1.1.1.1"],
+            "host network pods use the host's DNS"
+        );
         let d = dns_config(&pod("ClusterFirstWithHostNet", true), &s);
         assert_eq!(d.servers, vec!["10.96.0.10"]);
         let d = dns_config(&pod("None", false), &s);
@@ -278,11 +331,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = sandbox_config(&pod("Default", false), 2, &settings(tmp.path(), &[]));
         let md = cfg.metadata.unwrap();
-        assert_eq!((md.name.as_str(), md.namespace.as_str(), md.uid.as_str(), md.attempt), ("web-node1", "team", "u1", 2));
+        assert_eq!(
+            (
+                md.name.as_str(),
+                md.namespace.as_str(),
+                md.uid.as_str(),
+                md.attempt
+            ),
+            ("web-node1", "team", "u1", 2)
+        );
         assert_eq!(cfg.log_directory, "/var/log/pods/team_web-node1_u1");
         assert_eq!(cfg.port_mappings.len(), 1);
         assert_eq!(cfg.port_mappings[0].host_port, 8080);
-        assert_eq!(cfg.linux.unwrap().cgroup_parent, "/kubepods/besteffort/podu1");
+        assert_eq!(
+            cfg.linux.unwrap().cgroup_parent,
+            "/kubepods/besteffort/podu1"
+        );
         assert_eq!(cfg.hostname, "web-node1");
     }
 
@@ -290,6 +354,12 @@ mod tests {
     fn long_hostnames_are_cut() {
         let mut p = pod("Default", false);
         p.metadata.name = Some(format!("{}-{}", "a".repeat(62), "b"));
-        assert_eq!(hostname(&p, "n"), "a".repeat(62));
+        assert_eq!(hostname(&p, "n", ""), "a".repeat(62));
+        let mut fqdn = pod("Default", false);
+        let spec = fqdn.spec.as_mut().unwrap();
+        spec.hostname = Some("web".into());
+        spec.subdomain = Some("svc1".into());
+        spec.set_hostname_as_fqdn = Some(true);
+        assert_eq!(hostname(&fqdn, "n", "cluster.local"), "web.svc1.team.svc.cluster.local");
     }
 }

@@ -6,12 +6,12 @@ pub mod store;
 
 use std::collections::HashMap;
 
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::cm;
 use crate::runtime::model::{self, ObservedContainer, ObservedPod};
@@ -21,6 +21,15 @@ use crate::runtime::model::{self, ObservedContainer, ObservedPod};
 pub struct Waiting {
     pub reason: String,
     pub message: String,
+}
+
+/// What the probes say about one running container (see prober::ProbeManager::states).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeState {
+    /// The startup probe has succeeded.
+    pub startup_succeeded: bool,
+    /// The readiness probe's latest result is success.
+    pub ready: bool,
 }
 
 /// What the worker adds to the runtime's view.
@@ -66,7 +75,9 @@ fn container_status(
     notes: &WorkerNotes,
     default_waiting: &str,
 ) -> ContainerStatus {
-    let mut history = observed.into_iter().flat_map(|o| o.containers_named(&spec.name));
+    let mut history = observed
+        .into_iter()
+        .flat_map(|o| o.containers_named(&spec.name));
     let latest = history.next();
     let previous = history.next();
     let waiting = notes.waiting.get(&spec.name);
@@ -140,14 +151,23 @@ fn container_status(
 }
 
 /// Upstream getPhase over the regular containers' statuses.
-pub fn phase(pod: &Pod, init_done: bool, init_failed: bool, statuses: &[ContainerStatus]) -> &'static str {
+pub fn phase(
+    pod: &Pod,
+    init_done: bool,
+    init_failed: bool,
+    statuses: &[ContainerStatus],
+) -> &'static str {
     if init_failed {
         return "Failed";
     }
     if !init_done {
         return "Pending";
     }
-    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
     let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
     for s in statuses {
         let state = s.state.as_ref();
@@ -158,7 +178,12 @@ pub fn phase(pod: &Pod, init_done: bool, init_failed: bool, statuses: &[Containe
             if t.exit_code == 0 {
                 succeeded += 1;
             }
-        } else if s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).is_some() {
+        } else if s
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .is_some()
+        {
             stopped += 1;
         } else {
             waiting += 1;
@@ -196,7 +221,12 @@ fn condition(kind: &str, ok: bool, reason: Option<&str>, now: &Time) -> PodCondi
 }
 
 /// The complete status of one pod.
-pub fn compute(pod: &Pod, observed: Option<&ObservedPod>, notes: &WorkerNotes, host_ips: &[String]) -> PodStatus {
+pub fn compute(
+    pod: &Pod,
+    observed: Option<&ObservedPod>,
+    notes: &WorkerNotes,
+    host_ips: &[String],
+) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
     let init_specs = spec.init_containers.clone().unwrap_or_default();
     let current_sandbox = observed.and_then(|o| o.latest_sandbox());
@@ -208,9 +238,15 @@ pub fn compute(pod: &Pod, observed: Option<&ObservedPod>, notes: &WorkerNotes, h
         let st = s.state.as_ref();
         let sidecar = spec.restart_policy.as_deref() == Some("Always");
         (sidecar && st.and_then(|x| x.running.as_ref()).is_some())
-            || st.and_then(|x| x.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+            || st
+                .and_then(|x| x.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0)
     });
-    let waiting_reason = if init_done { "ContainerCreating" } else { "PodInitializing" };
+    let waiting_reason = if init_done {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
@@ -221,7 +257,11 @@ pub fn compute(pod: &Pod, observed: Option<&ObservedPod>, notes: &WorkerNotes, h
     let terminal = phase == "Succeeded" || phase == "Failed";
     let sandbox_ready = current_sandbox.is_some_and(|s| s.ready);
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
-    let not_ready_reason = (!all_ready).then_some(if terminal { "PodCompleted" } else { "ContainersNotReady" });
+    let not_ready_reason = (!all_ready).then_some(if terminal {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    });
     let conditions = vec![
         condition("PodReadyToStartContainers", sandbox_ready, None, &now),
         condition(
@@ -239,13 +279,29 @@ pub fn compute(pod: &Pod, observed: Option<&ObservedPod>, notes: &WorkerNotes, h
         phase: Some(phase.to_string()),
         conditions: Some(conditions),
         host_ip: host_ips.first().cloned(),
-        host_ips: (!host_ips.is_empty()).then(|| host_ips.iter().map(|ip| HostIP { ip: ip.clone() }).collect()),
+        host_ips: (!host_ips.is_empty()).then(|| {
+            host_ips
+                .iter()
+                .map(|ip| HostIP { ip: ip.clone() })
+                .collect()
+        }),
         pod_ip: ips.first().cloned(),
         pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: time_of(notes.start_time_ns),
         qos_class: Some(cm::qos_class(pod).as_str().to_string()),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
+        ..Default::default()
+    }
+}
+
+/// The status of a pod refused at admission (upstream: phase Failed, reason, message).
+pub fn rejected(pod: &Pod, reason: &str, message: &str) -> PodStatus {
+    PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+        qos_class: Some(cm::qos_class(pod).as_str().to_string()),
         ..Default::default()
     }
 }
@@ -262,7 +318,11 @@ mod tests {
                 restart_policy: Some(policy.into()),
                 containers: names
                     .iter()
-                    .map(|n| Container { name: n.to_string(), image: Some("busybox".into()), ..Default::default() })
+                    .map(|n| Container {
+                        name: n.to_string(),
+                        image: Some("busybox".into()),
+                        ..Default::default()
+                    })
                     .collect(),
                 ..Default::default()
             }),
@@ -273,7 +333,13 @@ mod tests {
     fn obs(containers: &[(&str, CS, i32, u32)]) -> ObservedPod {
         ObservedPod {
             uid: "u".into(),
-            sandboxes: vec![ObservedSandbox { id: "s".into(), attempt: 0, ready: true, created_at: 1, ips: vec!["10.88.0.9".into()] }],
+            sandboxes: vec![ObservedSandbox {
+                id: "s".into(),
+                attempt: 0,
+                ready: true,
+                created_at: 1,
+                ips: vec!["10.88.0.9".into()],
+            }],
             containers: containers
                 .iter()
                 .enumerate()
@@ -298,7 +364,12 @@ mod tests {
         }
     }
 
-    fn phase_of(policy: &str, names: &[&str], o: Option<&ObservedPod>, notes: &WorkerNotes) -> String {
+    fn phase_of(
+        policy: &str,
+        names: &[&str],
+        o: Option<&ObservedPod>,
+        notes: &WorkerNotes,
+    ) -> String {
         compute(&pod(policy, names), o, notes, &[]).phase.unwrap()
     }
 
@@ -310,13 +381,22 @@ mod tests {
         assert_eq!(phase_of("Always", &["a"], Some(&running), &none), "Running");
         let done = obs(&[("a", CS::Exited, 0, 0)]);
         assert_eq!(phase_of("Never", &["a"], Some(&done), &none), "Succeeded");
-        assert_eq!(phase_of("OnFailure", &["a"], Some(&done), &none), "Succeeded");
+        assert_eq!(
+            phase_of("OnFailure", &["a"], Some(&done), &none),
+            "Succeeded"
+        );
         assert_eq!(phase_of("Always", &["a"], Some(&done), &none), "Running");
         let failed = obs(&[("a", CS::Exited, 3, 0)]);
         assert_eq!(phase_of("Never", &["a"], Some(&failed), &none), "Failed");
-        assert_eq!(phase_of("OnFailure", &["a"], Some(&failed), &none), "Running");
+        assert_eq!(
+            phase_of("OnFailure", &["a"], Some(&failed), &none),
+            "Running"
+        );
         let mixed = obs(&[("a", CS::Running, 0, 0)]);
-        assert_eq!(phase_of("Always", &["a", "b"], Some(&mixed), &none), "Pending");
+        assert_eq!(
+            phase_of("Always", &["a", "b"], Some(&mixed), &none),
+            "Pending"
+        );
     }
 
     #[test]
@@ -325,27 +405,78 @@ mod tests {
         let mut notes = WorkerNotes::default();
         notes.waiting.insert(
             "a".into(),
-            Waiting { reason: "CrashLoopBackOff".into(), message: "back-off 40s restarting failed container".into() },
+            Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 40s restarting failed container".into(),
+            },
         );
-        let s = compute(&pod("Always", &["a"]), Some(&o), &notes, &["192.168.1.2".into()]);
+        let s = compute(
+            &pod("Always", &["a"]),
+            Some(&o),
+            &notes,
+            &["192.168.1.2".into()],
+        );
         let cs = &s.container_statuses.as_ref().unwrap()[0];
-        assert_eq!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
-        assert_eq!(cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 1);
+        assert_eq!(
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        assert_eq!(
+            cs.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            1
+        );
         assert_eq!(cs.restart_count, 4);
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip.as_deref(), Some("10.88.0.9"));
         assert_eq!(s.host_ip.as_deref(), Some("192.168.1.2"));
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("ContainersNotReady")));
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("ContainersNotReady"))
+        );
     }
 
     #[test]
     fn image_errors_are_waiting_reasons() {
         let mut notes = WorkerNotes::default();
-        notes.waiting.insert("a".into(), Waiting { reason: "ErrImagePull".into(), message: "not found".into() });
+        notes.waiting.insert(
+            "a".into(),
+            Waiting {
+                reason: "ErrImagePull".into(),
+                message: "not found".into(),
+            },
+        );
         let s = compute(&pod("Always", &["a"]), None, &notes, &[]);
         let cs = &s.container_statuses.unwrap()[0];
-        assert_eq!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("ErrImagePull"));
+        assert_eq!(
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("ErrImagePull")
+        );
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
     }

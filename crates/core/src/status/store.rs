@@ -40,12 +40,17 @@ impl StatusStore {
 
     /// All pods, ordered by UID.
     pub fn list(&self) -> Vec<Arc<Pod>> {
-        self.inner.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.inner
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
 fn preserve_transition_times(old: &PodStatus, new: &mut PodStatus) {
-    let Some(conditions) = new.conditions.as_mut() else { return };
+    let Some(conditions) = new.conditions.as_mut() else {
+        return;
+    };
     for c in conditions {
         if let Some(prev) = old.conditions.iter().flatten().find(|o| o.type_ == c.type_)
             && prev.status == c.status

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Pod, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{DownwardAPIVolumeSource, Pod, Volume, VolumeMount};
+
+pub mod atomic_writer;
+pub mod hosts;
 
 /// Where each volume of a pod lives on the host.
 pub type VolumePaths = HashMap<String, PathBuf>;
@@ -20,14 +23,51 @@ pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
 pub fn prepare(root_dir: &Path, pod: &Pod) -> Result<VolumePaths, String> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut paths = VolumePaths::new();
+    let fs_group = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group);
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let path = prepare_one(root_dir, &uid, volume).map_err(|e| format!("volume {:?}: {e}", volume.name))?;
+        let path = prepare_one(root_dir, &uid, pod, volume)
+            .map_err(|e| format!("volume {:?}: {e}", volume.name))?;
+        // fsGroup owns the kubelet-made volumes (never a hostPath: that is the host's).
+        if let Some(gid) = fs_group
+            && volume.host_path.is_none()
+        {
+            set_group_ownership(&path, gid as u32)
+                .map_err(|e| format!("volume {:?}: fsGroup: {e}", volume.name))?;
+        }
         paths.insert(volume.name.clone(), path);
     }
     Ok(paths)
 }
 
-fn prepare_one(root_dir: &Path, uid: &str, volume: &Volume) -> Result<PathBuf, String> {
+/// Upstream SetVolumeOwnership: group `gid` on everything, group read/write, setgid dirs.
+fn set_group_ownership(dir: &Path, gid: u32) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(dir, None, Some(gid))?;
+    let mut mode = meta.permissions().mode() | 0o060;
+    if meta.is_dir() {
+        mode |= 0o2010;
+        for entry in std::fs::read_dir(dir)? {
+            set_group_ownership(&entry?.path(), gid)?;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7777))
+}
+
+fn prepare_one(root_dir: &Path, uid: &str, pod: &Pod, volume: &Volume) -> Result<PathBuf, String> {
+    if let Some(downward) = &volume.downward_api {
+        let dir = pod_dir(root_dir, uid)
+            .join("volumes/kubernetes.io~downward-api")
+            .join(&volume.name);
+        atomic_writer::write(&dir, &downward_payload(pod, downward)?)?;
+        return Ok(dir);
+    }
     if let Some(empty) = &volume.empty_dir {
         let dir = pod_dir(root_dir, uid)
             .join("volumes/kubernetes.io~empty-dir")
@@ -50,7 +90,51 @@ fn prepare_one(root_dir: &Path, uid: &str, volume: &Volume) -> Result<PathBuf, S
         check_host_path(&path, host.type_.as_deref().unwrap_or(""))?;
         return Ok(path);
     }
-    Err("volume type is not supported in standalone mode (only emptyDir and hostPath)".into())
+    Err("volume type is not supported in standalone mode (emptyDir, hostPath and downwardAPI are)".into())
+}
+
+/// `key="value"` lines sorted by key, as upstream formats labels and annotations.
+fn format_map(map: Option<&std::collections::BTreeMap<String, String>>) -> String {
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn downward_payload(
+    pod: &Pod,
+    source: &DownwardAPIVolumeSource,
+) -> Result<std::collections::BTreeMap<String, atomic_writer::FileProjection>, String> {
+    let default_mode = source.default_mode.unwrap_or(0o644) as u32;
+    let mut payload = std::collections::BTreeMap::new();
+    for item in source.items.iter().flatten() {
+        let data = if let Some(field) = &item.field_ref {
+            match field.field_path.as_str() {
+                "metadata.labels" => format_map(pod.metadata.labels.as_ref()),
+                "metadata.annotations" => format_map(pod.metadata.annotations.as_ref()),
+                path => {
+                    let ctx = crate::runtime::envvars::EnvContext { node_name: "", pod_ips: &[], host_ips: &[] };
+                    crate::runtime::envvars::field_value(pod, path, &ctx)
+                        .ok_or_else(|| format!("item {:?}: unsupported fieldRef {path:?}", item.path))?
+                }
+            }
+        } else if let Some(res) = &item.resource_field_ref {
+            let name = res.container_name.as_deref().unwrap_or_default();
+            let container = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .find(|c| c.name == name)
+                .ok_or_else(|| format!("item {:?}: unknown container {name:?}", item.path))?;
+            crate::cm::quantity::resource_field_value(container, &res.resource, res.divisor.as_ref().map(|d| d.0.as_str()))?
+        } else {
+            return Err(format!("item {:?}: needs fieldRef or resourceFieldRef", item.path));
+        };
+        let mode = item.mode.map(|m| m as u32).unwrap_or(default_mode);
+        payload.insert(item.path.clone(), atomic_writer::FileProjection { data: data.into_bytes(), mode });
+    }
+    Ok(payload)
 }
 
 /// hostPath `type` checks (upstream hostpath plugin).
@@ -58,14 +142,21 @@ pub fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
     let meta = std::fs::metadata(path);
     let shown = path.display();
     let want = |ok: bool, what: &str| {
-        if ok { Ok(()) } else { Err(format!("hostPath type check failed: {shown} is not a {what}")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "hostPath type check failed: {shown} is not a {what}"
+            ))
+        }
     };
     match kind {
         "" => Ok(()),
         "DirectoryOrCreate" => {
             if meta.is_err() {
                 std::fs::create_dir_all(path).map_err(|e| format!("creating {shown}: {e}"))?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| e.to_string())?;
                 return Ok(());
             }
             want(meta.map(|m| m.is_dir()).unwrap_or(false), "directory")
@@ -73,16 +164,19 @@ pub fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
         "FileOrCreate" => {
             if meta.is_err() {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
                 }
                 std::fs::File::create(path).map_err(|e| format!("creating {shown}: {e}"))?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| e.to_string())?;
                 return Ok(());
             }
             want(meta.map(|m| m.is_file()).unwrap_or(false), "file")
         }
         other => {
-            let m = meta.map_err(|_| format!("hostPath type check failed: {shown} does not exist"))?;
+            let m =
+                meta.map_err(|_| format!("hostPath type check failed: {shown} does not exist"))?;
             let ft = m.file_type();
             match other {
                 "Directory" => want(ft.is_dir(), "directory"),
@@ -98,7 +192,11 @@ pub fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
 
 /// The host path of a volumeMount, with `subPath` checked to stay inside the volume
 /// (no absolute path, no `..`, no symlink leading out).
-pub fn mount_source(paths: &VolumePaths, mount: &VolumeMount, sub_path: Option<&str>) -> Result<PathBuf, String> {
+pub fn mount_source(
+    paths: &VolumePaths,
+    mount: &VolumeMount,
+    sub_path: Option<&str>,
+) -> Result<PathBuf, String> {
     let base = paths
         .get(&mount.name)
         .ok_or_else(|| format!("volumeMount {:?}: no volume of that name", mount.name))?;
@@ -106,16 +204,27 @@ pub fn mount_source(paths: &VolumePaths, mount: &VolumeMount, sub_path: Option<&
         return Ok(base.clone());
     };
     let rel = Path::new(sub);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(format!("subPath {sub:?} must be a relative path without '..'"));
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "subPath {sub:?} must be a relative path without '..'"
+        ));
     }
     let full = base.join(rel);
     if !full.exists() {
-        std::fs::create_dir_all(&full).map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
-        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&full)
+            .map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| e.to_string())?;
     }
-    let real = full.canonicalize().map_err(|e| format!("subPath {sub:?}: {e}"))?;
-    let real_base = base.canonicalize().map_err(|e| format!("volume {:?}: {e}", mount.name))?;
+    let real = full
+        .canonicalize()
+        .map_err(|e| format!("subPath {sub:?}: {e}"))?;
+    let real_base = base
+        .canonicalize()
+        .map_err(|e| format!("volume {:?}: {e}", mount.name))?;
     if !real.starts_with(&real_base) {
         return Err(format!("subPath {sub:?} resolves outside the volume"));
     }
@@ -123,12 +232,18 @@ pub fn mount_source(paths: &VolumePaths, mount: &VolumeMount, sub_path: Option<&
 }
 
 /// The file a container's termination message is written to, created empty.
-pub fn termination_message_file(root_dir: &Path, uid: &str, container: &str, restart_count: u32) -> Result<PathBuf, String> {
+pub fn termination_message_file(
+    root_dir: &Path,
+    uid: &str,
+    container: &str,
+    restart_count: u32,
+) -> Result<PathBuf, String> {
     let dir = pod_dir(root_dir, uid).join("containers").join(container);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let file = dir.join(format!("termination-{restart_count}"));
     std::fs::File::create(&file).map_err(|e| format!("creating {}: {e}", file.display()))?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| e.to_string())?;
     Ok(file)
 }
 
@@ -152,7 +267,8 @@ fn is_mount_point(dir: &Path) -> bool {
 }
 
 fn mount_tmpfs(dir: &Path, size: Option<i128>) -> Result<(), String> {
-    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let target =
+        std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     let options = match size {
         Some(bytes) => format!("mode=0777,size={bytes}"),
         None => "mode=0777".into(),
@@ -169,7 +285,11 @@ fn mount_tmpfs(dir: &Path, size: Option<i128>) -> Result<(), String> {
         )
     };
     if rc != 0 {
-        return Err(format!("mounting tmpfs at {}: {}", dir.display(), std::io::Error::last_os_error()));
+        return Err(format!(
+            "mounting tmpfs at {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -185,10 +305,15 @@ pub fn cleanup_pod_dir(root_dir: &Path, uid: &str) -> Result<(), String> {
         return Ok(());
     }
     for point in mount_points_under(&dir) {
-        let c = std::ffi::CString::new(point.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let c = std::ffi::CString::new(point.as_os_str().as_encoded_bytes())
+            .map_err(|e| e.to_string())?;
         // SAFETY: valid NUL-terminated path.
         if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-            return Err(format!("unmounting {}: {}", point.display(), std::io::Error::last_os_error()));
+            return Err(format!(
+                "unmounting {}: {}",
+                point.display(),
+                std::io::Error::last_os_error()
+            ));
         }
     }
     if !mount_points_under(&dir).is_empty() {
@@ -208,13 +333,29 @@ mod tests {
         check_host_path(&d, "DirectoryOrCreate").unwrap();
         assert!(d.is_dir());
         check_host_path(&d, "Directory").unwrap();
-        assert!(check_host_path(&d, "File").unwrap_err().contains("not a file"));
+        assert!(
+            check_host_path(&d, "File")
+                .unwrap_err()
+                .contains("not a file")
+        );
         let f = tmp.path().join("sub/file");
         check_host_path(&f, "FileOrCreate").unwrap();
         assert!(f.is_file());
-        assert!(check_host_path(&f, "Socket").unwrap_err().contains("not a socket"));
-        assert!(check_host_path(&tmp.path().join("nope"), "Directory").unwrap_err().contains("does not exist"));
-        assert!(check_host_path(&d, "Weird").unwrap_err().contains("invalid hostPath type"));
+        assert!(
+            check_host_path(&f, "Socket")
+                .unwrap_err()
+                .contains("not a socket")
+        );
+        assert!(
+            check_host_path(&tmp.path().join("nope"), "Directory")
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(
+            check_host_path(&d, "Weird")
+                .unwrap_err()
+                .contains("invalid hostPath type")
+        );
     }
 
     #[test]
@@ -224,10 +365,18 @@ mod tests {
         std::fs::create_dir_all(&vol).unwrap();
         std::os::unix::fs::symlink("/etc", vol.join("out")).unwrap();
         let paths = VolumePaths::from([("v".to_string(), vol.clone())]);
-        let m = VolumeMount { name: "v".into(), mount_path: "/x".into(), ..Default::default() };
+        let m = VolumeMount {
+            name: "v".into(),
+            mount_path: "/x".into(),
+            ..Default::default()
+        };
         assert!(mount_source(&paths, &m, Some("../x")).is_err());
         assert!(mount_source(&paths, &m, Some("/abs")).is_err());
-        assert!(mount_source(&paths, &m, Some("out")).unwrap_err().contains("outside"));
+        assert!(
+            mount_source(&paths, &m, Some("out"))
+                .unwrap_err()
+                .contains("outside")
+        );
         let ok = mount_source(&paths, &m, Some("a/b")).unwrap();
         assert!(ok.ends_with("vol/a/b") && ok.is_dir());
     }

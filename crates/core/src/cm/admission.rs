@@ -1,0 +1,268 @@
+//! Pod admission as upstream's predicate admit handler: a pod that does not fit the node's
+//! allocatable resources or pod count, or asks for a forbidden sysctl, is rejected and
+//! never started. The rejection becomes the pod's status (phase Failed, reason, message).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::quantity;
+
+/// What the node can give pods: capacity minus reservations and the hard eviction
+/// threshold for memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocatable {
+    pub cpu_milli: i128,
+    pub memory_bytes: i128,
+    pub pods: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: String,
+    pub message: String,
+}
+
+/// Sysctls any pod may set (upstream's safe set for v1.35).
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+];
+
+fn reserved(map: &BTreeMap<String, String>, key: &str, milli: bool) -> i128 {
+    map.get(key)
+        .and_then(|q| {
+            if milli {
+                quantity::parse_milli(q).ok()
+            } else {
+                quantity::parse_value(q).ok()
+            }
+        })
+        .unwrap_or(0)
+}
+
+/// Capacity minus systemReserved, kubeReserved and (memory) the evictionHard threshold.
+pub fn allocatable(
+    cpu_cores: i128,
+    memory_bytes: i128,
+    max_pods: i64,
+    system_reserved: &BTreeMap<String, String>,
+    kube_reserved: &BTreeMap<String, String>,
+    eviction_hard: &BTreeMap<String, String>,
+) -> Allocatable {
+    let eviction_memory = eviction_hard
+        .get("memory.available")
+        .map(|v| match v.strip_suffix('%') {
+            Some(pct) => pct.parse::<f64>().map(|p| (memory_bytes as f64 * p / 100.0) as i128).unwrap_or(0),
+            None => quantity::parse_value(v).unwrap_or(0),
+        })
+        .unwrap_or(0);
+    Allocatable {
+        cpu_milli: (cpu_cores * 1000 - reserved(system_reserved, "cpu", true) - reserved(kube_reserved, "cpu", true))
+            .max(0),
+        memory_bytes: (memory_bytes
+            - reserved(system_reserved, "memory", false)
+            - reserved(kube_reserved, "memory", false)
+            - eviction_memory)
+            .max(0),
+        pods: max_pods,
+    }
+}
+
+fn request(c: &Container, name: &str) -> i128 {
+    let Some(res) = c.resources.as_ref() else { return 0 };
+    let q = res
+        .requests
+        .as_ref()
+        .and_then(|r| r.get(name))
+        .or_else(|| res.limits.as_ref().and_then(|l| l.get(name)));
+    let parse = if name == "cpu" { quantity::parse_milli } else { quantity::parse_value };
+    q.and_then(|q| parse(&q.0).ok()).unwrap_or(0)
+}
+
+/// The pod's effective request: the larger of the regular containers (plus sidecars)
+/// summed and any single init container, plus the pod overhead.
+pub fn pod_request(pod: &Pod, name: &str) -> i128 {
+    let Some(spec) = pod.spec.as_ref() else { return 0 };
+    let sidecars: i128 = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| request(c, name))
+        .sum();
+    let regular: i128 = spec.containers.iter().map(|c| request(c, name)).sum::<i128>() + sidecars;
+    let init_max = spec.init_containers.iter().flatten().map(|c| request(c, name)).max().unwrap_or(0);
+    let overhead = spec
+        .overhead
+        .as_ref()
+        .and_then(|o| o.get(name))
+        .and_then(|q| if name == "cpu" { quantity::parse_milli(&q.0) } else { quantity::parse_value(&q.0) }.ok())
+        .unwrap_or(0);
+    regular.max(init_max) + overhead
+}
+
+fn check_sysctls(pod: &Pod, allowed_unsafe: &[String]) -> Result<(), Rejection> {
+    let spec = pod.spec.as_ref();
+    let host_net = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let host_ipc = spec.and_then(|s| s.host_ipc).unwrap_or(false);
+    for s in spec.and_then(|s| s.security_context.as_ref()).and_then(|sc| sc.sysctls.as_ref()).into_iter().flatten() {
+        let name = s.name.replace('/', ".");
+        let allowed = SAFE_SYSCTLS.contains(&name.as_str())
+            || allowed_unsafe.iter().any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(&prefix.replace('/', ".")),
+                None => pattern.replace('/', ".") == name,
+            });
+        if !allowed {
+            return Err(Rejection {
+                reason: "SysctlForbidden".into(),
+                message: format!("Pod was rejected: forbidden sysctl: \"{}\" not allowlisted", s.name),
+            });
+        }
+        if host_net && name.starts_with("net.") {
+            return Err(Rejection {
+                reason: "SysctlForbidden".into(),
+                message: format!("Pod was rejected: sysctl \"{}\" not allowed with host net enabled", s.name),
+            });
+        }
+        if host_ipc && (name.starts_with("kernel.shm") || name.starts_with("kernel.msg") || name.starts_with("kernel.sem") || name.starts_with("fs.mqueue.")) {
+            return Err(Rejection {
+                reason: "SysctlForbidden".into(),
+                message: format!("Pod was rejected: sysctl \"{}\" not allowed with host ipc enabled", s.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Admit `pod` onto a node already running `admitted`.
+pub fn admit<'a>(
+    pod: &Pod,
+    admitted: impl Iterator<Item = &'a Pod>,
+    alloc: &Allocatable,
+    allowed_unsafe_sysctls: &[String],
+) -> Result<(), Rejection> {
+    check_sysctls(pod, allowed_unsafe_sysctls)?;
+    let admitted: Vec<&Pod> = admitted.collect();
+    if admitted.len() as i64 + 1 > alloc.pods {
+        return Err(Rejection {
+            reason: "OutOfpods".into(),
+            message: format!(
+                "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {}, capacity: {}",
+                admitted.len(),
+                alloc.pods
+            ),
+        });
+    }
+    for (name, capacity) in [("cpu", alloc.cpu_milli), ("memory", alloc.memory_bytes)] {
+        let requested = pod_request(pod, name);
+        if requested == 0 {
+            continue;
+        }
+        let used: i128 = admitted.iter().map(|p| pod_request(p, name)).sum();
+        if used + requested > capacity {
+            return Err(Rejection {
+                reason: format!("OutOf{name}"),
+                message: format!(
+                    "Pod was rejected: Node didn't have enough resource: {name}, requested: {requested}, used: {used}, capacity: {capacity}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Online CPUs (what cadvisor reports as num_cores).
+pub fn cpu_cores() -> i128 {
+    std::thread::available_parallelism().map(|n| n.get() as i128).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, ResourceRequirements, Sysctl};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn pod(cpu: &str, mem: &str) -> Pod {
+        let mut requests = BTreeMap::new();
+        if !cpu.is_empty() {
+            requests.insert("cpu".to_string(), Quantity(cpu.into()));
+        }
+        if !mem.is_empty() {
+            requests.insert("memory".to_string(), Quantity(mem.into()));
+        }
+        Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "c".into(),
+                    resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn node() -> Allocatable {
+        allocatable(
+            2,
+            4 << 30,
+            3,
+            &BTreeMap::from([("cpu".to_string(), "500m".to_string())]),
+            &BTreeMap::new(),
+            &BTreeMap::from([("memory.available".to_string(), "100Mi".to_string())]),
+        )
+    }
+
+    #[test]
+    fn allocatable_subtracts_reservations() {
+        let a = node();
+        assert_eq!(a.cpu_milli, 1500);
+        assert_eq!(a.memory_bytes, (4 << 30) - (100 << 20));
+    }
+
+    #[test]
+    fn rejects_what_does_not_fit_with_upstream_reasons() {
+        let a = node();
+        let running = [pod("1", "1Gi")];
+        assert!(admit(&pod("400m", ""), running.iter(), &a, &[]).is_ok());
+        let r = admit(&pod("600m", ""), running.iter(), &a, &[]).unwrap_err();
+        assert_eq!(r.reason, "OutOfcpu");
+        assert!(r.message.contains("requested: 600, used: 1000, capacity: 1500"), "{}", r.message);
+        let r = admit(&pod("", "3Gi"), running.iter(), &a, &[]).unwrap_err();
+        assert_eq!(r.reason, "OutOfmemory");
+        let three = [pod("", ""), pod("", ""), pod("", "")];
+        assert_eq!(admit(&pod("", ""), three.iter(), &a, &[]).unwrap_err().reason, "OutOfpods");
+        // Best-effort pods need no resources.
+        assert!(admit(&pod("", ""), running.iter(), &a, &[]).is_ok());
+    }
+
+    #[test]
+    fn sysctls_safe_set_and_allowlist() {
+        let with = |name: &str| {
+            let mut p = pod("", "");
+            p.spec.as_mut().unwrap().security_context = Some(PodSecurityContext {
+                sysctls: Some(vec![Sysctl { name: name.into(), value: "1".into() }]),
+                ..Default::default()
+            });
+            p
+        };
+        let a = node();
+        assert!(admit(&with("net.ipv4.tcp_syncookies"), [].iter(), &a, &[]).is_ok());
+        let r = admit(&with("kernel.msgmax"), [].iter(), &a, &[]).unwrap_err();
+        assert_eq!(r.reason, "SysctlForbidden");
+        assert!(r.message.contains("kernel.msgmax"));
+        assert!(admit(&with("kernel.msgmax"), [].iter(), &a, &["kernel.msg*".into()]).is_ok());
+    }
+}

@@ -1,0 +1,54 @@
+//! Shared, read-only views the handlers answer from.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Pod;
+use kubelet_core::runtime::cri::CriClient;
+use kubelet_core::runtime::model::{ObservedPod, RuntimeSnapshot};
+use kubelet_core::status::store::StatusStore;
+use kubelet_metrics::KubeletMetrics;
+use tokio::sync::watch;
+
+use crate::settings::ServerSettings;
+use crate::stats::CpuSampler;
+
+/// What the binary hands the node API.
+#[derive(Clone)]
+pub struct ServerDeps {
+    pub statuses: StatusStore,
+    pub snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
+    pub cri: CriClient,
+    pub metrics: KubeletMetrics,
+}
+
+pub(crate) struct AppState {
+    pub settings: ServerSettings,
+    pub deps: ServerDeps,
+    pub started: Instant,
+    pub cpu: CpuSampler,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(settings: ServerSettings, deps: ServerDeps) -> Shared {
+        Arc::new(AppState { settings, deps, started: Instant::now(), cpu: CpuSampler::default() })
+    }
+
+    pub fn snapshot(&self) -> Arc<RuntimeSnapshot> {
+        self.deps.snapshots.borrow().clone()
+    }
+
+    /// The pod the kubelet runs with this namespace and name.
+    pub fn pod_by_name(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.deps.statuses.list().into_iter().find(|p| {
+            p.metadata.name.as_deref() == Some(name) && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
+        })
+    }
+
+    /// What the runtime holds for a pod UID.
+    pub fn observed(&self, uid: &str) -> Option<Arc<ObservedPod>> {
+        self.snapshot().pod(uid).cloned()
+    }
+}
