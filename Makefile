@@ -19,7 +19,8 @@ KUBELET_BIN := $(CURDIR)/target/release/kubelet
 KUBELET_FLAGS ?= \
 	--pod-manifest-path=$(CURDIR)/examples \
 	--container-runtime-endpoint=$(CONTAINER_RUNTIME_ENDPOINT) \
-	--root-dir=$(CURDIR)/.work/kubelet
+	--root-dir=$(CURDIR)/.work/kubelet \
+	--cert-dir=$(CURDIR)/.work/kubelet/pki
 # ---------------------------------------------------------------------------------------
 
 .PHONY: help env build demo test bench status down clean
@@ -32,7 +33,8 @@ help:
 	@echo "make status  what of the node environment is running"
 	@echo "make down    stop containers, containerd and the registry; unmount"
 	@echo "make clean   down, then delete .work/ (not target/)"
-	@echo "make bench   not yet"
+	@echo "make bench   set up the node environment, build (release), measure the kubelet against"
+	@echo "             the CRI floor at 1, 30 and 110 pods, print the table (docs/benchmarks.md)"
 
 env:
 	$(NODE_ENV) install up images
@@ -46,8 +48,16 @@ demo: env build
 test: env
 	$(CURDIR)/scripts/test.sh
 
-bench:
-	@echo "make bench: not yet: there are no benchmarks yet"
+# BENCH_FLAGS: options of kubelet-bench, e.g. make bench BENCH_FLAGS='--pods 1,5 --quick'
+# (--pods LIST, --quick, --idle SECS, --steady SECS, --keep). About 10 minutes by default.
+# A measuring tool: it prints numbers and never fails on them. See docs/benchmarks.md.
+BENCH_FLAGS ?=
+
+bench: env
+	cargo build --release
+	cargo build --release -p kubelet-bench
+	CONTAINER_RUNTIME_ENDPOINT=$(CONTAINER_RUNTIME_ENDPOINT) \
+		$(CURDIR)/target/release/kubelet-bench --kubelet $(KUBELET_BIN) $(BENCH_FLAGS)
 
 status:
 	@$(NODE_ENV) status

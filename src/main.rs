@@ -1,6 +1,9 @@
 //! The `kubelet` binary: parse flags and config, build the components, run until
 //! SIGTERM/SIGINT. Pods keep running when the kubelet stops.
 
+mod cluster_mode;
+mod housekeeping;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +12,8 @@ use std::time::Duration;
 
 use kubelet_config::{ConfigError, Settings};
 use kubelet_core::cm::CgroupLayout;
-use kubelet_core::pleg::Pleg;
 use kubelet_core::cm::admission;
+use kubelet_core::pleg::Pleg;
 use kubelet_core::pod::dispatcher::{AdmissionPolicy, Dispatcher};
 use kubelet_core::pod::worker::WorkerContext;
 use kubelet_core::runtime::container::ContainerSettings;
@@ -66,7 +69,7 @@ fn init_logging(verbosity: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KUBELET_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "warn,kubelet={level},kubelet_core={level},kubelet_source={level},kubelet_rs={level}"
+            "warn,kubelet={level},kubelet_core={level},kubelet_source={level},kubelet_server={level},kubelet_cluster={level},kubelet_rs={level},kube_client=off"
         ))
     });
     tracing_subscriber::fmt()
@@ -110,6 +113,9 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         systemd: config.cgroup_driver == "systemd",
     };
 
+    // Cluster mode (--kubeconfig): the API client; nothing is requested yet.
+    let cluster = cluster_mode::connect(&flags, &config, &node_name, &host_ips, &shutdown).await?;
+
     // Sources -> merge -> desired pods.
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let mut expected = BTreeSet::new();
@@ -139,6 +145,14 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         );
         tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
     }
+    if let Some(cluster) = &cluster {
+        expected.insert(SourceKind::Api);
+        tokio::spawn(
+            cluster
+                .pod_source()
+                .run(updates_tx.clone(), shutdown.clone()),
+        );
+    }
     drop(updates_tx);
     let (desired_tx, desired_rx) = watch::channel(DesiredPods::default());
     tokio::spawn(kubelet_source::merge::run(
@@ -155,7 +169,26 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     tokio::spawn(pleg.run(snapshot_tx, shutdown.clone()));
 
     let statuses = StatusStore::default();
-    start_node_api(&flags, &config, &node_name, &statuses, &snapshot_rx, &cri, &shutdown)?;
+    let reviewers = match &cluster {
+        Some(c) => {
+            let reviews = Arc::new(c.reviews());
+            kubelet_server::Reviewers {
+                tokens: Some(reviews.clone()),
+                access: Some(reviews),
+            }
+        }
+        None => kubelet_server::Reviewers::default(),
+    };
+    start_node_api(
+        reviewers,
+        &flags,
+        &config,
+        &node_name,
+        &statuses,
+        &snapshot_rx,
+        &cri,
+        &shutdown,
+    )?;
     let ctx = Arc::new(WorkerContext {
         cri: cri.clone(),
         pull_cri,
@@ -182,7 +215,14 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         pod_pids_limit: config.pod_pids_limit,
         relist,
         statuses: statuses.clone(),
+        api: cluster.as_ref().map(|c| c.objects()),
+        events: cluster
+            .as_ref()
+            .map(|c| c.events())
+            .unwrap_or_else(kubelet_core::events::no_events),
     });
+    // Node conditions housekeeping owns (pressure, shutting down); admission reads them.
+    let (health, health_view) = kubelet_core::eviction::node_health();
     let admission = AdmissionPolicy {
         allocatable: admission::allocatable(
             admission::cpu_cores(),
@@ -193,16 +233,41 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             &config.eviction_hard,
         ),
         allowed_unsafe_sysctls: config.allowed_unsafe_sysctls.clone(),
+        handlers: vec![
+            Arc::new(kubelet_core::eviction::PressureAdmission {
+                view: health_view.clone(),
+            }),
+            Arc::new(kubelet_core::shutdown::ShutdownAdmission {
+                view: health_view.clone(),
+            }),
+        ],
     };
     tracing::info!(allocatable = ?admission.allocatable, "node allocatable");
-    let dispatcher = Dispatcher::new(
+    let snapshot_rx_cluster = snapshot_rx.clone();
+    let mut dispatcher = Dispatcher::new(
         ctx,
         desired_rx.clone(),
         snapshot_rx,
         !flags.runonce,
         admission,
     );
+    let (terminated_tx, terminated_rx) = watch::channel(BTreeSet::new());
+    let killer = dispatcher.pod_killer();
+    let dispatcher = dispatcher.with_terminated(terminated_tx);
     let dispatcher_task = tokio::spawn(dispatcher.run(shutdown.clone()));
+    if let Some(cluster) = cluster {
+        cluster.start(kubelet_cluster::ClusterDeps {
+            cri: cri.clone(),
+            snapshots: snapshot_rx_cluster,
+            statuses: statuses.clone(),
+            desired: desired_rx.clone(),
+            terminated: terminated_rx,
+            pressure: Some(housekeeping::pressure_for_cluster(
+                health_view.clone(),
+                shutdown.clone(),
+            )),
+        });
+    }
 
     if flags.runonce {
         let deadline = config.runtime_request_timeout.max(Duration::from_secs(30));
@@ -223,6 +288,19 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
+
+    let node_shutdown = housekeeping::start(housekeeping::Deps {
+        flags: &flags,
+        config: &config,
+        node_name: &node_name,
+        cri: &cri,
+        statuses: &statuses,
+        desired: desired_rx.clone(),
+        killer,
+        health,
+        shutdown: &shutdown,
+    })?;
+    housekeeping::spawn_power_signal_handler(node_shutdown, shutdown.clone());
 
     shutdown.cancelled().await;
     tracing::info!("shutting down; pods are left running");
@@ -271,7 +349,9 @@ fn spawn_runtime_probe(cri: CriClient, shutdown: CancellationToken) {
 
 /// The node API: HTTPS (10250), read-only (10255) and healthz (10248) servers; see
 /// docs/node-api.md. Nothing is served in `--runonce` mode, as upstream.
+#[allow(clippy::too_many_arguments)] // each argument is one component the API reads
 fn start_node_api(
+    reviewers: kubelet_server::Reviewers,
     flags: &kubelet_config::KubeletFlags,
     config: &kubelet_config::KubeletConfiguration,
     node_name: &str,
@@ -288,7 +368,9 @@ fn start_node_api(
         if value.is_empty() {
             return Ok(default);
         }
-        value.parse().map_err(|e| anyhow::anyhow!("invalid IP address {value:?}: {e}"))
+        value
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid IP address {value:?}: {e}"))
     };
     let port = |name: &str, value: i32| -> anyhow::Result<u16> {
         u16::try_from(value).map_err(|_| anyhow::anyhow!("invalid {name} {value}: must be 0-65535"))
@@ -301,7 +383,10 @@ fn start_node_api(
         enable_server: config.enable_server,
         read_only_port: port("readOnlyPort", config.read_only_port)?,
         healthz_port: port("healthzPort", config.healthz_port)?,
-        healthz_bind_address: ip(&config.healthz_bind_address, IpAddr::V4(Ipv4Addr::LOCALHOST))?,
+        healthz_bind_address: ip(
+            &config.healthz_bind_address,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )?,
         enable_debugging_handlers: config.enable_debugging_handlers,
         enable_system_log_handler: config.enable_system_log_handler,
         tls: kubelet_server::TlsSettings {
@@ -315,6 +400,8 @@ fn start_node_api(
             anonymous: config.authentication.anonymous.enabled,
             client_ca_file: path(&config.authentication.x509.client_ca_file),
             webhook_authentication: config.authentication.webhook.enabled,
+            webhook_cache_authorized_ttl: config.authorization.webhook.cache_authorized_ttl,
+            webhook_cache_unauthorized_ttl: config.authorization.webhook.cache_unauthorized_ttl,
             authorization_mode: config.authorization.mode.clone(),
         },
         root_dir: flags.root_dir.clone(),
@@ -333,6 +420,8 @@ fn start_node_api(
         snapshots: snapshots.clone(),
         cri: cri.clone(),
         metrics: kubelet_metrics::KubeletMetrics::new(node_name),
+        // Cluster mode plugs its TokenReview/SubjectAccessReview clients in here.
+        reviewers,
     };
     kubelet_server::start(settings, deps, shutdown.clone())?;
     Ok(())

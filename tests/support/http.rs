@@ -24,7 +24,10 @@ use super::{DEADLINE, Node, eventually};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// The three node API ports of one test kubelet.
@@ -37,7 +40,11 @@ pub struct ApiPorts {
 
 impl ApiPorts {
     pub fn new() -> Self {
-        ApiPorts { secure: free_port(), read_only: free_port(), healthz: free_port() }
+        ApiPorts {
+            secure: free_port(),
+            read_only: free_port(),
+            healthz: free_port(),
+        }
     }
 
     /// Flags that serve all three ports on 127.0.0.1, certificates in `<node dir>/pki`,
@@ -84,7 +91,10 @@ pub fn insecure_client() -> reqwest::Client {
 /// Wait until something accepts connections on `port`.
 pub async fn wait_listening(port: u16) {
     eventually(&format!("port {port} listening"), DEADLINE, || async move {
-        TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
     })
     .await;
 }
@@ -95,7 +105,11 @@ pub async fn connect_refused(port: u16) -> bool {
 
 /// GET `url`: (status, body).
 pub async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
-    let resp = client.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap_or_default())
 }
@@ -118,29 +132,52 @@ pub fn assert_status(body: &str, code: u16, reason: &str) -> serde_json::Value {
 struct AcceptAny;
 
 impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Ok(HandshakeSignatureValid::assertion())
     }
-    fn verify_tls13_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Ok(HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 /// A TLS connection to the HTTPS port that trusts any certificate.
 pub async fn tls_connect(port: u16) -> TlsStream<TcpStream> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny))
-        .with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
@@ -150,7 +187,11 @@ pub async fn tls_connect(port: u16) -> TlsStream<TcpStream> {
 /// The certificate the HTTPS port serves (leaf).
 pub async fn served_certificate(port: u16) -> Vec<u8> {
     let tls = tls_connect(port).await;
-    tls.get_ref().1.peer_certificates().expect("server certificate")[0].to_vec()
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .expect("server certificate")[0]
+        .to_vec()
 }
 
 /// Send raw request bytes over TLS and read what comes back within `wait`.
@@ -165,7 +206,8 @@ pub async fn raw_tls(port: u16, request: &str, wait: Duration) -> String {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     out.extend_from_slice(&buf[..n]);
-                    if out.windows(4).any(|w| w == b"\r\n\r\n") && !out.starts_with(b"HTTP/1.1 200") {
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") && !out.starts_with(b"HTTP/1.1 200")
+                    {
                         break;
                     }
                 }
@@ -178,11 +220,22 @@ pub async fn raw_tls(port: u16, request: &str, wait: Duration) -> String {
 
 /// A WebSocket to the HTTPS port offering `protocols`; returns the socket and the
 /// protocol the server picked.
-pub async fn websocket(port: u16, path: &str, protocols: &[&str]) -> (WebSocketStream<TlsStream<TcpStream>>, String) {
-    let mut request = format!("wss://127.0.0.1:{port}{path}").into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", protocols.join(", ").parse().expect("header"));
+pub async fn websocket(
+    port: u16,
+    path: &str,
+    protocols: &[&str],
+) -> (WebSocketStream<TlsStream<TcpStream>>, String) {
+    let mut request = format!("wss://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        protocols.join(", ").parse().expect("header"),
+    );
     let tls = tls_connect(port).await;
-    let (ws, resp) = tokio_tungstenite::client_async(request, tls).await.unwrap_or_else(|e| panic!("websocket {path}: {e}"));
+    let (ws, resp) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .unwrap_or_else(|e| panic!("websocket {path}: {e}"));
     let proto = resp
         .headers()
         .get("Sec-WebSocket-Protocol")
@@ -220,4 +273,43 @@ pub async fn send_channel(ws: &mut WebSocketStream<TlsStream<TcpStream>>, chan: 
     let mut frame = vec![chan];
     frame.extend_from_slice(data);
     ws.send(Message::Binary(frame.into())).await.expect("send");
+}
+
+/// TCP ports the node's kubelet process listens on (from its fds and /proc/net/tcp*).
+pub fn listening_ports(node: &Node) -> Vec<u16> {
+    let Some(pid) = node.child.as_ref().map(|c| c.id()) else {
+        return Vec::new();
+    };
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9
+                && cols[3] == "0A"
+                && inodes.contains(cols[9])
+                && let Some(port) = cols[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }

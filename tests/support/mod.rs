@@ -61,6 +61,8 @@ pub struct Node {
     pub config: PathBuf,
     /// The CRI endpoint written into the config (the shared containerd by default).
     pub runtime_endpoint: String,
+    /// Environment variables the kubelet is started with (besides the test's own).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     run: u32,
 }
@@ -83,6 +85,7 @@ impl Node {
             config,
             dir,
             runtime_endpoint: endpoint(),
+            env: Vec::new(),
             child: None,
             run: 0,
         };
@@ -128,6 +131,7 @@ impl Node {
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_kubelet"))
             .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
@@ -157,6 +161,26 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The running kubelet's process ID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Wait up to `deadline` for the kubelet to exit on its own; its exit status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -415,8 +439,15 @@ impl Drop for ManifestServer {
 /// Run a command in a container; returns (exit code, stdout).
 pub async fn exec(container_id: &str, script: &str) -> (i32, String) {
     let out = cri()
-        .exec_sync(container_id, vec!["/bin/sh".into(), "-c".into(), script.into()], 10)
+        .exec_sync(
+            container_id,
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+            10,
+        )
         .await
         .expect("ExecSync");
-    (out.exit_code, String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.exit_code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }

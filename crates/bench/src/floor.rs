@@ -128,6 +128,7 @@ impl Floor {
                 pod_ips: &[],
                 volumes: &volumes,
                 image_user: None,
+                api: None,
             };
             let config = container_config(&inputs, &self.container).map_err(anyhow::Error::msg)?;
             let id = self

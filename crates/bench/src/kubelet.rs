@@ -40,7 +40,15 @@ pub fn manifest(name: &str, arg: u64) -> String {
 }
 
 impl Kubelet {
-    pub fn start(bin: &Path, dir: &Path, name: &str, endpoint: &str) -> anyhow::Result<Kubelet> {
+    /// `max_pods`: the bench runs N pods plus an extra one (the remove reaction), so above
+    /// the default of 110 it raises maxPods.
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        endpoint: &str,
+        max_pods: usize,
+    ) -> anyhow::Result<Kubelet> {
         let manifests = dir.join("manifests");
         let root = dir.join("root");
         let logs = dir.join("pod-logs");
@@ -55,7 +63,7 @@ impl Kubelet {
                  staticPodPath: {}\npodLogsDir: {}\ncontainerRuntimeEndpoint: {endpoint}\n\
                  fileCheckFrequency: 20s\nenableServer: false\naddress: 127.0.0.1\n\
                  readOnlyPort: {read_only_port}\nhealthzPort: {healthz_port}\n\
-                 healthzBindAddress: 127.0.0.1\n",
+                 healthzBindAddress: 127.0.0.1\nmaxPods: {max_pods}\n",
                 manifests.display(),
                 logs.display(),
             ),

@@ -37,7 +37,7 @@ const USAGE: &str = "\
 kubelet-bench: the kubelet's own cost in time, CPU and memory, against the CRI floor
 
 usage: kubelet-bench [--pods 1,30,110] [--quick] [--kubelet PATH] [--endpoint unix:///...]
-                     [--idle SECS] [--steady SECS] [--keep]
+                     [--idle SECS] [--steady SECS] [--rounds R] [--keep]
 
   --pods LIST     pod counts to measure, in order (default 1,30,110)
   --quick         short windows (idle 5 s, steady 10 s) and fewer samples
@@ -45,6 +45,8 @@ usage: kubelet-bench [--pods 1,30,110] [--quick] [--kubelet PATH] [--endpoint un
   --endpoint EP   CRI endpoint (default $CONTAINER_RUNTIME_ENDPOINT)
   --idle SECS     idle window with 0 pods (default 30)
   --steady SECS   steady-state window with N pods (default 60)
+  --rounds R      startup and teardown rounds per N, floor and kubelet alternating
+                  (default 3; --quick: 1); the table shows medians
   --keep          keep the work directory (kubelet logs) and print where it is
 ";
 
@@ -57,6 +59,9 @@ pub struct Args {
     pub idle: Duration,
     pub steady: Duration,
     pub keep: bool,
+    /// Startup and teardown are measured this many times per N (floor and kubelet
+    /// alternating); the table shows medians.
+    pub rounds: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -71,8 +76,9 @@ fn parse_args() -> anyhow::Result<Args> {
         idle: Duration::from_secs(30),
         steady: Duration::from_secs(60),
         keep: false,
+        rounds: 3,
     };
-    let (mut idle, mut steady) = (None, None);
+    let (mut idle, mut steady, mut rounds) = (None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -106,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--idle" => idle = Some(Duration::from_secs_f64(value()?.parse()?)),
             "--steady" => steady = Some(Duration::from_secs_f64(value()?.parse()?)),
             "--keep" => args.keep = true,
+            "--rounds" => rounds = Some(value()?.parse::<usize>()?.max(1)),
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -116,7 +123,9 @@ fn parse_args() -> anyhow::Result<Args> {
     if args.quick {
         args.idle = Duration::from_secs(5);
         args.steady = Duration::from_secs(10);
+        args.rounds = 1;
     }
+    args.rounds = rounds.unwrap_or(args.rounds);
     args.idle = idle.unwrap_or(args.idle);
     args.steady = steady.unwrap_or(args.steady);
     if args.endpoint.is_empty() {
@@ -160,10 +169,10 @@ pub struct Reactions {
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub n: usize,
-    pub floor_start: Option<Startup>,
-    pub floor_teardown: Option<f64>,
-    pub floor_teardown_pod: Dist,
-    pub kubelet_start: Option<Startup>,
+    /// One entry per round (round 1 first: a fresh kubelet).
+    pub floor_start: Vec<Startup>,
+    pub floor_teardown: Vec<f64>,
+    pub kubelet_start: Vec<Startup>,
     pub steady: Option<Usage>,
     /// PLEG relist durations from the kubelet's log during the steady window (s).
     pub pleg_log: Dist,
@@ -171,7 +180,13 @@ pub struct Row {
     pub pleg_proxy: Dist,
     pub reactions: Reactions,
     pub api: Vec<ApiResult>,
-    pub teardown: Option<f64>,
+    /// What /stats/summary asks the runtime for (ListContainerStats + ListPodSandboxStats
+    /// + ImageFsInfo with the node label), made by the bench (s).
+    pub stats_floor: Dist,
+    /// The same three calls one at a time: ListContainerStats, ListPodSandboxStats,
+    /// ImageFsInfo (s).
+    pub stats_parts: [Dist; 3],
+    pub teardown: Vec<f64>,
     pub after_teardown: Option<Usage>,
     pub kubelet_exit: Option<f64>,
     pub leftovers: usize,
@@ -200,6 +215,7 @@ pub struct Results {
     pub rows: Vec<Row>,
     pub elapsed: f64,
     pub windows: (f64, f64),
+    pub rounds: usize,
 }
 
 struct Ctx<'a> {
@@ -367,6 +383,7 @@ async fn run(args: &Args, cri: &CriClient, dir: PathBuf, prefix: &str) -> anyhow
     let mut results = Results {
         machine: probe_machine(cri, args).await,
         windows: (args.idle.as_secs_f64(), args.steady.as_secs_f64()),
+        rounds: args.rounds,
         ..Default::default()
     };
     progress(format!(
@@ -430,11 +447,15 @@ async fn warm_up(ctx: &Ctx<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn manifests(n: usize) -> Vec<(String, String)> {
+/// The N manifests of round `round` (each round has its own content, so new UIDs).
+fn manifests(n: usize, round: usize) -> Vec<(String, String)> {
     (0..n)
         .map(|i| {
             let name = format!("bench-{i:03}");
-            (format!("{name}.yaml"), manifest(&name, 100000))
+            (
+                format!("{name}.yaml"),
+                manifest(&name, 200000 + round as u64),
+            )
         })
         .collect()
 }
@@ -448,17 +469,28 @@ async fn run_n(ctx: &Ctx<'_>, n: usize, measure_idle: bool, idle: &mut Option<Us
         n,
         ..Default::default()
     };
-    if let Err(e) = floor_n(ctx, n, &mut row).await {
+    let floor = match make_floor(ctx, n) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            row.notes.push(format!("CRI floor: {e:#}"));
+            None
+        }
+    };
+    if let Some(floor) = &floor
+        && let Err(e) = floor_round(ctx, floor, n, 0, &mut row).await
+    {
         row.notes.push(format!("CRI floor: {e:#}"));
     }
-    let floor_node = format!("{}f{n}", ctx.prefix);
-    purge(&ctx.cri, |node| node == floor_node).await;
-    // Let shims exit and containerd settle before the kubelet's turn.
-    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let name = format!("{}n{n}", ctx.prefix);
     let kdir = ctx.dir.join(format!("n{n}"));
-    let mut kubelet = match Kubelet::start(&ctx.args.kubelet, &kdir, &name, &ctx.args.endpoint) {
+    let mut kubelet = match Kubelet::start(
+        &ctx.args.kubelet,
+        &kdir,
+        &name,
+        &ctx.args.endpoint,
+        (n + 10).max(110),
+    ) {
         Ok(k) => k,
         Err(e) => {
             row.notes.push(format!("kubelet: {e:#}"));
@@ -466,7 +498,20 @@ async fn run_n(ctx: &Ctx<'_>, n: usize, measure_idle: bool, idle: &mut Option<Us
         }
     };
     let log_start = kubelet.log_len();
-    if let Err(e) = kubelet_n(ctx, n, &mut kubelet, measure_idle, idle, &mut row).await {
+    let mut result = kubelet_n(ctx, n, &mut kubelet, measure_idle, idle, &mut row).await;
+    for round in 1..ctx.args.rounds {
+        if result.is_err() {
+            break;
+        }
+        if let Some(floor) = &floor
+            && let Err(e) = floor_round(ctx, floor, n, round, &mut row).await
+        {
+            row.notes
+                .push(format!("CRI floor, round {}: {e:#}", round + 1));
+        }
+        result = kubelet_round(ctx, &kubelet, n, round, &mut row).await;
+    }
+    if let Err(e) = result {
         row.notes.push(format!("kubelet: {e:#}"));
         let tail = kubelet.log_tail(15);
         if !tail.is_empty() {
@@ -488,25 +533,37 @@ async fn run_n(ctx: &Ctx<'_>, n: usize, measure_idle: bool, idle: &mut Option<Us
     row
 }
 
-async fn floor_n(ctx: &Ctx<'_>, n: usize, row: &mut Row) -> anyhow::Result<()> {
-    let node = format!("{}f{n}", ctx.prefix);
-    let floor = Floor::new(
+fn make_floor(ctx: &Ctx<'_>, n: usize) -> anyhow::Result<Floor> {
+    Floor::new(
         ctx.cri.clone(),
         &ctx.args.endpoint,
         &ctx.dir.join(format!("f{n}")),
-        &node,
+        &format!("{}f{n}", ctx.prefix),
         &ctx.image_ref,
-    )?;
-    let pods = floor.pods(&manifests(n))?;
+    )
+}
+
+/// One floor round: start N pods directly (all at once), then tear them down.
+async fn floor_round(
+    ctx: &Ctx<'_>,
+    floor: &Floor,
+    n: usize,
+    round: usize,
+    row: &mut Row,
+) -> anyhow::Result<()> {
+    let pods = floor.pods(&manifests(n, round))?;
     let names: Vec<String> = pods
         .iter()
         .filter_map(|p| p.metadata.name.clone())
         .collect();
-    progress(format!("N={n}: CRI floor: starting {n} pods directly"));
+    progress(format!(
+        "N={n}: round {}: CRI floor: starting {n} pods directly",
+        round + 1
+    ));
     let t0 = Instant::now();
     let (started, seen) = tokio::join!(
         floor.start(&pods, t0),
-        wait_all_running(&ctx.cri, &node, &names, t0, deadline_for(n)),
+        wait_all_running(&ctx.cri, &floor.node, &names, t0, deadline_for(n)),
     );
     let mut ok = Vec::new();
     let mut errors = Vec::new();
@@ -523,7 +580,7 @@ async fn floor_n(ctx: &Ctx<'_>, n: usize, row: &mut Row) -> anyhow::Result<()> {
     match seen {
         Ok(seen) => {
             let per_pod = Dist::from_durations(seen.values().copied());
-            row.floor_start = Some(Startup {
+            row.floor_start.push(Startup {
                 all: per_pod.max().unwrap_or(0.0),
                 per_pod,
                 returned_all: Some(returned_all),
@@ -531,14 +588,75 @@ async fn floor_n(ctx: &Ctx<'_>, n: usize, row: &mut Row) -> anyhow::Result<()> {
         }
         Err(e) => errors.push(format!("{e:#}")),
     }
-    progress(format!("N={n}: CRI floor: tearing down"));
-    let (total, per_pod) = floor.teardown(&ok).await?;
-    row.floor_teardown = Some(total.as_secs_f64());
-    row.floor_teardown_pod = Dist::from_durations(per_pod);
+    let result = floor.teardown(&ok).await;
+    let node = floor.node.clone();
+    purge(&ctx.cri, |x| x == node).await;
+    let (total, _) = result?;
+    row.floor_teardown.push(total.as_secs_f64());
     if let Some(first) = errors.first() {
         anyhow::bail!("{} of {n} pods failed; first: {first}", errors.len());
     }
+    // Let shims exit and containerd settle before the kubelet's turn.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// An extra kubelet round: write N manifests, wait until all run, remove them, wait
+/// until all sandboxes are gone.
+async fn kubelet_round(
+    ctx: &Ctx<'_>,
+    k: &Kubelet,
+    n: usize,
+    round: usize,
+    row: &mut Row,
+) -> anyhow::Result<()> {
+    progress(format!(
+        "N={n}: round {}: kubelet: start and teardown",
+        round + 1
+    ));
+    let files = manifests(n, round);
+    row.kubelet_start
+        .push(kubelet_startup(ctx, k, &files).await?);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    row.teardown.push(kubelet_teardown(ctx, k, &files).await?);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+async fn kubelet_startup(
+    ctx: &Ctx<'_>,
+    k: &Kubelet,
+    files: &[(String, String)],
+) -> anyhow::Result<Startup> {
+    let names: Vec<String> = files
+        .iter()
+        .map(|(f, _)| k.pod_name(f.trim_end_matches(".yaml")))
+        .collect();
+    let t0 = Instant::now();
+    for (file, text) in files {
+        k.write_manifest(file, text)?;
+    }
+    let seen = wait_all_running(&ctx.cri, &k.name, &names, t0, deadline_for(files.len())).await?;
+    let per_pod = Dist::from_durations(seen.values().copied());
+    Ok(Startup {
+        all: per_pod.max().unwrap_or(0.0),
+        per_pod,
+        returned_all: None,
+    })
+}
+
+async fn kubelet_teardown(
+    ctx: &Ctx<'_>,
+    k: &Kubelet,
+    files: &[(String, String)],
+) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    for (file, _) in files {
+        k.remove_manifest(file)?;
+    }
+    let took =
+        wait_no_sandboxes(&ctx.cri, selector(&k.name), t0, deadline_for(files.len())).await?;
+    Ok(took.as_secs_f64())
 }
 
 async fn kubelet_n(
@@ -549,8 +667,7 @@ async fn kubelet_n(
     idle: &mut Option<Usage>,
     row: &mut Row,
 ) -> anyhow::Result<()> {
-    let quick = ctx.args.quick;
-    let settle = if quick {
+    let settle = if ctx.args.quick {
         Duration::from_secs(2)
     } else {
         Duration::from_secs(5)
@@ -571,28 +688,45 @@ async fn kubelet_n(
         *idle = Some(procfs::measure(k.pid(), ctx.args.idle).await?);
     }
 
-    // 1. Startup.
-    let files = manifests(n);
-    let names: Vec<String> = files
-        .iter()
-        .map(|(f, _)| k.pod_name(f.trim_end_matches(".yaml")))
-        .collect();
-    progress(format!("N={n}: kubelet: writing {n} manifests"));
-    let t0 = Instant::now();
-    for (file, text) in &files {
-        k.write_manifest(file, text)?;
+    // 1. Startup. Without it the rest means nothing, but the teardown still runs.
+    let files = manifests(n, 0);
+    progress(format!("N={n}: round 1: kubelet: writing {n} manifests"));
+    match kubelet_startup(ctx, k, &files).await {
+        Ok(s) => {
+            row.kubelet_start.push(s);
+            tokio::time::sleep(settle).await;
+            progress(format!("N={n}: steady state for {:?}", ctx.args.steady));
+            if let Err(e) = steady(ctx, k, row).await {
+                row.notes.push(format!("steady state: {e:#}"));
+            }
+            node_api(ctx, k, row).await;
+            progress(format!("N={n}: reactions (kill, edit, remove)"));
+            if let Err(e) = kill_reaction(ctx, n, k, row).await {
+                row.notes.push(format!("kill reaction: {e:#}"));
+            }
+            if let Err(e) = edit_reaction(ctx, n, k, row).await {
+                row.notes.push(format!("edit reaction: {e:#}"));
+            }
+            if let Err(e) = remove_reaction(ctx, k, row).await {
+                row.notes.push(format!("remove reaction: {e:#}"));
+            }
+        }
+        Err(e) => row.notes.push(format!("startup: {e:#}")),
     }
-    let seen = wait_all_running(&ctx.cri, &k.name, &names, t0, deadline_for(n)).await?;
-    let per_pod = Dist::from_durations(seen.values().copied());
-    row.kubelet_start = Some(Startup {
-        all: per_pod.max().unwrap_or(0.0),
-        per_pod,
-        returned_all: None,
-    });
 
-    // 2. Steady state.
-    tokio::time::sleep(settle).await;
-    progress(format!("N={n}: steady state for {:?}", ctx.args.steady));
+    // 5. Teardown.
+    progress(format!("N={n}: round 1: teardown"));
+    row.teardown.push(kubelet_teardown(ctx, k, &files).await?);
+
+    // Memory once every pod is gone again (does it come back down?).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window = Duration::from_secs(if ctx.args.quick { 2 } else { 5 });
+    row.after_teardown = Some(procfs::measure(k.pid(), window).await?);
+    Ok(())
+}
+
+/// 2. RSS and CPU over the steady window, PLEG relists from the log, the list proxy.
+async fn steady(ctx: &Ctx<'_>, k: &Kubelet, row: &mut Row) -> anyhow::Result<()> {
     let from = k.log_len();
     row.steady = Some(procfs::measure(k.pid(), ctx.args.steady).await?);
     row.pleg_log = Dist::new(k.relists(from, k.log_len()));
@@ -600,15 +734,8 @@ async fn kubelet_n(
     for _ in 0..20 {
         let t = Instant::now();
         let (a, b) = tokio::join!(
-            ctx.cri
-                .list_pod_sandbox(Some(k8s_cri::v1::PodSandboxFilter {
-                    label_selector: selector(&k.name),
-                    ..Default::default()
-                })),
-            ctx.cri.list_containers(Some(k8s_cri::v1::ContainerFilter {
-                label_selector: selector(&k.name),
-                ..Default::default()
-            })),
+            cri_util::sandboxes(&ctx.cri, selector(&k.name)),
+            containers(&ctx.cri, selector(&k.name)),
         );
         a?;
         b?;
@@ -616,32 +743,55 @@ async fn kubelet_n(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     row.pleg_proxy = Dist::from_durations(proxy);
+    Ok(())
+}
 
-    // 4. Node API (before the reactions disturb the pod set).
-    let samples = if quick { 5 } else { 20 };
+/// 4. Node API latency, and what /stats/summary asks of the runtime, made directly.
+async fn node_api(ctx: &Ctx<'_>, k: &Kubelet, row: &mut Row) {
+    let samples = if ctx.args.quick { 5 } else { 20 };
     for path in ["/pods", "/stats/summary"] {
         row.api
             .push(nodeapi::measure(k.read_only_port, path, samples).await);
     }
-
-    // 3. Reactions.
-    progress(format!("N={n}: reactions (kill, edit, remove)"));
-    reactions(ctx, n, k, row).await?;
-
-    // 5. Teardown.
-    progress(format!("N={n}: teardown"));
-    let t0 = Instant::now();
-    for (file, _) in &files {
-        k.remove_manifest(file)?;
+    let container_stats = || {
+        ctx.cri
+            .list_container_stats(Some(k8s_cri::v1::ContainerStatsFilter {
+                label_selector: selector(&k.name),
+                ..Default::default()
+            }))
+    };
+    let sandbox_stats = || {
+        ctx.cri
+            .list_pod_sandbox_stats(Some(k8s_cri::v1::PodSandboxStatsFilter {
+                label_selector: selector(&k.name),
+                ..Default::default()
+            }))
+    };
+    let mut together = Vec::new();
+    for _ in 0..samples {
+        let t = Instant::now();
+        let (a, b, c) = tokio::join!(container_stats(), sandbox_stats(), ctx.cri.image_fs_info());
+        if a.is_ok() && b.is_ok() && c.is_ok() {
+            together.push(t.elapsed());
+        }
     }
-    let took = wait_no_sandboxes(&ctx.cri, selector(&k.name), t0, deadline_for(n)).await?;
-    row.teardown = Some(took.as_secs_f64());
-
-    // Memory once every pod is gone again (does it come back down?).
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    row.after_teardown =
-        Some(procfs::measure(k.pid(), Duration::from_secs(if quick { 2 } else { 5 })).await?);
-    Ok(())
+    row.stats_floor = Dist::from_durations(together);
+    let mut parts: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..5 {
+        let t = Instant::now();
+        if container_stats().await.is_ok() {
+            parts[0].push(t.elapsed());
+        }
+        let t = Instant::now();
+        if sandbox_stats().await.is_ok() {
+            parts[1].push(t.elapsed());
+        }
+        let t = Instant::now();
+        if ctx.cri.image_fs_info().await.is_ok() {
+            parts[2].push(t.elapsed());
+        }
+    }
+    row.stats_parts = parts.map(Dist::from_durations);
 }
 
 fn pod_selector(node: &str, pod: &str) -> HashMap<String, String> {
@@ -650,13 +800,17 @@ fn pod_selector(node: &str, pod: &str) -> HashMap<String, String> {
     sel
 }
 
-async fn reactions(ctx: &Ctx<'_>, n: usize, k: &Kubelet, row: &mut Row) -> anyhow::Result<()> {
-    let (kills, edits, removes) = if ctx.args.quick { (3, 2, 2) } else { (5, 3, 3) };
-    let cri = &ctx.cri;
-    let deadline = Duration::from_secs(30);
+fn push(d: &mut Dist, v: Duration) {
+    *d = Dist::new([d.values(), &[v.as_secs_f64()]].concat());
+}
 
-    // Kill -9 from the host, each on a different pod (a pod's first restart is immediate;
-    // a second kill of the same pod would meet the 10 s crash-loop backoff).
+const REACTION_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Kill -9 from the host, each on a different pod (a pod's first restart is immediate; a
+/// second kill of the same pod would meet the 10 s crash-loop backoff).
+async fn kill_reaction(ctx: &Ctx<'_>, n: usize, k: &Kubelet, row: &mut Row) -> anyhow::Result<()> {
+    let kills = if ctx.args.quick { 3 } else { 5 };
+    let cri = &ctx.cri;
     for i in 0..kills.min(n) {
         let pod = k.pod_name(&format!("bench-{i:03}"));
         let sel = pod_selector(&k.name, &pod);
@@ -683,23 +837,25 @@ async fn reactions(ctx: &Ctx<'_>, n: usize, k: &Kubelet, row: &mut Row) -> anyho
                 exit_seen = Some(at);
             }
             if list.iter().any(|c| c.id != old.id && is_running(c)) {
-                row.reactions.kill =
-                    Dist::new([row.reactions.kill.values(), &[at.as_secs_f64()]].concat());
+                push(&mut row.reactions.kill, at);
                 if let Some(e) = exit_seen {
-                    row.reactions.kill_exit_seen = Dist::new(
-                        [row.reactions.kill_exit_seen.values(), &[e.as_secs_f64()]].concat(),
-                    );
+                    push(&mut row.reactions.kill_exit_seen, e);
                 }
                 break;
             }
-            if at > deadline {
-                anyhow::bail!("killed container of {pod} not replaced after {deadline:?}");
+            if at > REACTION_DEADLINE {
+                anyhow::bail!("killed container of {pod} not replaced after {REACTION_DEADLINE:?}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    Ok(())
+}
 
-    // Edit: new content is a new pod (new UID); time until its container runs.
+/// Edit: new content is a new pod (new UID); time until its container runs.
+async fn edit_reaction(ctx: &Ctx<'_>, n: usize, k: &Kubelet, row: &mut Row) -> anyhow::Result<()> {
+    let edits = if ctx.args.quick { 2 } else { 3 };
+    let cri = &ctx.cri;
     for e in 0..edits.min(n) {
         let i = n - 1 - e;
         let name = format!("bench-{i:03}");
@@ -720,37 +876,46 @@ async fn reactions(ctx: &Ctx<'_>, n: usize, k: &Kubelet, row: &mut Row) -> anyho
                 .iter()
                 .any(|c| is_running(c) && c.labels.get(labels::POD_UID) != Some(&old_uid))
             {
-                row.reactions.edit =
-                    Dist::new([row.reactions.edit.values(), &[at.as_secs_f64()]].concat());
+                push(&mut row.reactions.edit, at);
                 break;
             }
-            if at > deadline {
-                anyhow::bail!("edited pod {pod} not running after {deadline:?}");
+            if at > REACTION_DEADLINE {
+                anyhow::bail!("edited pod {pod} not running after {REACTION_DEADLINE:?}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    Ok(())
+}
 
-    // Remove: an extra pod (so N stays N for the teardown), started, then its file removed.
+/// Remove: an extra pod (so N stays N for the teardown), started, then its file removed.
+async fn remove_reaction(ctx: &Ctx<'_>, k: &Kubelet, row: &mut Row) -> anyhow::Result<()> {
+    let removes = if ctx.args.quick { 2 } else { 3 };
+    let cri = &ctx.cri;
     for e in 0..removes {
         let name = format!("extra-{e}");
+        let file = format!("{name}.yaml");
         let pod = k.pod_name(&name);
-        k.write_manifest(&format!("{name}.yaml"), &manifest(&name, 100000))?;
-        wait_all_running(
+        k.write_manifest(&file, &manifest(&name, 100000))?;
+        let running = wait_all_running(
             cri,
             &k.name,
             std::slice::from_ref(&pod),
             Instant::now(),
-            deadline,
+            REACTION_DEADLINE,
         )
-        .await?;
+        .await;
+        if let Err(err) = running {
+            k.remove_manifest(&file)?;
+            return Err(err);
+        }
         // Let the worker finish its sync before the pod goes away.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let t0 = Instant::now();
-        k.remove_manifest(&format!("{name}.yaml"))?;
-        let took = wait_no_sandboxes(cri, pod_selector(&k.name, &pod), t0, deadline).await?;
-        row.reactions.remove =
-            Dist::new([row.reactions.remove.values(), &[took.as_secs_f64()]].concat());
+        k.remove_manifest(&file)?;
+        let took =
+            wait_no_sandboxes(cri, pod_selector(&k.name, &pod), t0, REACTION_DEADLINE).await?;
+        push(&mut row.reactions.remove, took);
     }
     Ok(())
 }

@@ -16,6 +16,9 @@ pub struct Snapshot {
     pub sched_ns: u64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// RSS split: anonymous (heap, stacks) and file-backed (the mapped binary and libs).
+    pub anon_kib: u64,
+    pub file_kib: u64,
     pub threads: u64,
 }
 
@@ -60,6 +63,8 @@ pub fn snapshot(pid: i32) -> Option<Snapshot> {
         sched_ns: sched_ns(pid),
         rss_kib: status_field(&status, "VmRSS:"),
         hwm_kib: status_field(&status, "VmHWM:"),
+        anon_kib: status_field(&status, "RssAnon:"),
+        file_kib: status_field(&status, "RssFile:"),
         threads: status_field(&status, "Threads:"),
     })
 }
@@ -75,6 +80,9 @@ pub struct Usage {
     /// CPU seconds used in the window.
     pub cpu_secs: f64,
     pub hwm_mib: f64,
+    /// At the end of the window.
+    pub anon_mib: f64,
+    pub file_mib: f64,
     pub threads: u64,
 }
 
@@ -111,6 +119,8 @@ pub async fn measure(pid: i32, window: Duration) -> anyhow::Result<Usage> {
         cpu_pct: 100.0 * cpu_secs / secs,
         cpu_secs,
         hwm_mib: last.hwm_kib as f64 / 1024.0,
+        anon_mib: last.anon_kib as f64 / 1024.0,
+        file_mib: last.file_kib as f64 / 1024.0,
         threads: last.threads,
     })
 }

@@ -5,7 +5,29 @@
 use std::fmt::Write as _;
 
 use crate::stats::{Dist, opt_secs, secs};
-use crate::{Results, Row};
+use crate::{Results, Row, Startup};
+
+/// Median over rounds of "all pods running".
+fn med_all(v: &[Startup]) -> Option<f64> {
+    Dist::new(v.iter().map(|s| s.all).collect()).median()
+}
+
+/// Per-pod times of every round together.
+fn pooled(v: &[Startup]) -> Dist {
+    Dist::new(
+        v.iter()
+            .flat_map(|s| s.per_pod.values().iter().copied())
+            .collect(),
+    )
+}
+
+fn med(v: &[f64]) -> Option<f64> {
+    Dist::new(v.to_vec()).median()
+}
+
+fn list(v: impl IntoIterator<Item = f64>) -> String {
+    v.into_iter().map(secs).collect::<Vec<_>>().join(", ")
+}
 
 /// Aligned columns, first column left, the rest left too (cells are short text).
 struct Table {
@@ -128,15 +150,17 @@ pub fn render(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "kubelet: {} ({:.1} MiB); windows: idle {:.0} s, steady {:.0} s; bench took {:.0} s",
-        m.kubelet_bin, m.kubelet_size_mib, r.windows.0, r.windows.1, r.elapsed
+        "kubelet: {} ({:.1} MiB); windows: idle {:.0} s, steady {:.0} s; {} round(s); bench took {:.0} s",
+        m.kubelet_bin, m.kubelet_size_mib, r.windows.0, r.windows.1, r.rounds, r.elapsed
     );
 
     // 1. Startup.
     let _ = writeln!(
         out,
         "\n1. Pod startup: manifests written -> every container RUNNING in CRI (polled every 25 ms)\n   \
-         CRI floor: RunPodSandbox + CreateContainer + StartContainer for all pods at once, same configs"
+         CRI floor: RunPodSandbox + CreateContainer + StartContainer for all pods at once, same configs\n   \
+         median of {} round(s), floor and kubelet alternating; per-pod p50/p99 over all rounds",
+        r.rounds
     );
     let mut t = Table::new(&[
         "N",
@@ -149,15 +173,21 @@ pub fn render(r: &Results) -> String {
         "target <=1.05x",
     ]);
     for row in &r.rows {
-        let k = row.kubelet_start.as_ref();
-        let f = row.floor_start.as_ref();
-        let rt = ratio(k.map(|s| s.all), f.map(|s| s.all));
+        let (k, f) = (&row.kubelet_start, &row.floor_start);
+        let rt = ratio(med_all(k), med_all(f));
+        let pp = |v: &[Startup]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                p50_p99(&pooled(v))
+            }
+        };
         t.row(vec![
             row.n.to_string(),
-            opt_secs(k.map(|s| s.all)),
-            k.map(|s| p50_p99(&s.per_pod)).unwrap_or_else(|| "-".into()),
-            opt_secs(f.map(|s| s.all)),
-            f.map(|s| p50_p99(&s.per_pod)).unwrap_or_else(|| "-".into()),
+            opt_secs(med_all(k)),
+            pp(k),
+            opt_secs(med_all(f)),
+            pp(f),
             opt_ratio(rt),
             upstream_startup(row.n).into(),
             verdict(rt.map(|x| x <= 1.05)).into(),
@@ -173,6 +203,7 @@ pub fn render(r: &Results) -> String {
     let mut t = Table::new(&[
         "pods",
         "RSS mean / max",
+        "anon + file",
         "CPU",
         "threads",
         "PLEG relist p50 / p99 (n)",
@@ -209,6 +240,8 @@ pub fn render(r: &Results) -> String {
                 )
             })
             .unwrap_or_else(|| "-".into()),
+            u.map(|u| format!("{:.1} + {:.1}", u.anon_mib, u.file_mib))
+                .unwrap_or_else(|| "-".into()),
             u.map(|u| format!("{:.3}%", u.cpu_pct))
                 .unwrap_or_else(|| "-".into()),
             u.map(|u| u.threads.to_string())
@@ -246,6 +279,7 @@ pub fn render(r: &Results) -> String {
                     u.rss_mib.mean().unwrap_or(0.0),
                     u.rss_mib.max().unwrap_or(0.0)
                 ),
+                format!("{:.1} + {:.1}", u.anon_mib, u.file_mib),
                 format!("{:.3}%", u.cpu_pct),
                 u.threads.to_string(),
                 "-".into(),
@@ -295,9 +329,17 @@ pub fn render(r: &Results) -> String {
     // 4. Node API.
     let _ = writeln!(
         out,
-        "\n4. Node API (read-only port, HTTP, one connection per request)"
+        "\n4. Node API (read-only port, HTTP, one connection per request)\n   \
+         CRI part: ListContainerStats + ListPodSandboxStats + ImageFsInfo made directly by the bench"
     );
-    let mut t = Table::new(&["N", "endpoint", "p50 / p99", "bytes", "pods listed"]);
+    let mut t = Table::new(&[
+        "N",
+        "endpoint",
+        "p50 / p99",
+        "bytes",
+        "pods listed",
+        "CRI part p50",
+    ]);
     for row in &r.rows {
         for a in &row.api {
             match &a.outcome {
@@ -310,6 +352,11 @@ pub fn render(r: &Results) -> String {
                         .pods
                         .map(|p| p.to_string())
                         .unwrap_or_else(|| "-".into()),
+                    if a.path == "/stats/summary" {
+                        opt_secs(row.stats_floor.median())
+                    } else {
+                        "-".into()
+                    },
                 ]),
                 Err(e) => t.row(vec![
                     row.n.to_string(),
@@ -324,7 +371,8 @@ pub fn render(r: &Results) -> String {
     // 5. Teardown.
     let _ = writeln!(
         out,
-        "\n5. Teardown: all manifests removed -> all sandboxes removed; floor: StopPodSandbox + RemovePodSandbox, all at once"
+        "\n5. Teardown: all manifests removed -> all sandboxes removed; floor: StopPodSandbox + RemovePodSandbox, all at once\n   \
+         (median of the rounds)"
     );
     let mut t = Table::new(&[
         "N",
@@ -335,11 +383,11 @@ pub fn render(r: &Results) -> String {
         "target <=1.2x",
     ]);
     for row in &r.rows {
-        let rt = ratio(row.teardown, row.floor_teardown);
+        let rt = ratio(med(&row.teardown), med(&row.floor_teardown));
         t.row(vec![
             row.n.to_string(),
-            opt_secs(row.teardown),
-            opt_secs(row.floor_teardown),
+            opt_secs(med(&row.teardown)),
+            opt_secs(med(&row.floor_teardown)),
             opt_ratio(rt),
             upstream_teardown(row.n).into(),
             verdict(rt.map(|x| x <= 1.2)).into(),
@@ -354,7 +402,7 @@ pub fn render(r: &Results) -> String {
         for row in &r.rows[1..] {
             let dn = (row.n - first.n) as f64;
             let rss = |x: &Row| x.steady.as_ref().and_then(|u| u.rss_mib.mean());
-            let start = |x: &Row| x.kubelet_start.as_ref().and_then(|s| s.per_pod.median());
+            let start = |x: &Row| pooled(&x.kubelet_start).median();
             let mut parts = Vec::new();
             if let (Some(a), Some(b)) = (rss(first), rss(row)) {
                 parts.push(format!("RSS +{:.0} KiB/pod", (b - a) * 1024.0 / dn));
@@ -381,15 +429,28 @@ pub fn render(r: &Results) -> String {
                 row.log_problems[0]
             );
         }
-        if let Some(f) = &row.floor_start
-            && let Some(ret) = f.returned_all
-        {
+        if !row.kubelet_start.is_empty() || !row.floor_start.is_empty() {
             let _ = writeln!(
                 notes,
-                "  N={}: floor: last StartContainer returned at {} (poller saw all running at {})",
+                "  N={}: rounds: startup kubelet [{}], floor [{}] (last StartContainer returned [{}]); \
+                 teardown kubelet [{}], floor [{}]",
                 row.n,
-                secs(ret),
-                secs(f.all)
+                list(row.kubelet_start.iter().map(|s| s.all)),
+                list(row.floor_start.iter().map(|s| s.all)),
+                list(row.floor_start.iter().filter_map(|s| s.returned_all)),
+                list(row.teardown.iter().copied()),
+                list(row.floor_teardown.iter().copied()),
+            );
+        }
+        if !row.stats_parts[0].is_empty() {
+            let _ = writeln!(
+                notes,
+                "  N={}: /stats/summary CRI calls one at a time (p50): ListContainerStats {}, \
+                 ListPodSandboxStats {}, ImageFsInfo {}",
+                row.n,
+                opt_secs(row.stats_parts[0].median()),
+                opt_secs(row.stats_parts[1].median()),
+                opt_secs(row.stats_parts[2].median()),
             );
         }
         if let Some(x) = row.kubelet_exit {

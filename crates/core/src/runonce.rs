@@ -69,8 +69,9 @@ pub async fn wait(
     let pods: Vec<_> = desired.borrow().pods.values().cloned().collect();
     let started = Instant::now();
     // A container that exits at once is briefly "running": a pod counts as running only
-    // after it stayed so for STABLE.
-    const STABLE: Duration = Duration::from_secs(1);
+    // after it stayed so for STABLE, longer than two relist periods (1s each) so an exit
+    // has surely been seen.
+    const STABLE: Duration = Duration::from_secs(3);
     let mut running_since: std::collections::HashMap<String, Instant> = Default::default();
     loop {
         let mut results = Vec::new();
@@ -95,7 +96,7 @@ pub async fn wait(
                         PodOutcome::Running
                     } else {
                         pending = true;
-                        PodOutcome::TimedOut("not yet running for 1s".into())
+                        PodOutcome::TimedOut("not yet running for 3s".into())
                     }
                 }
                 Some(p) if failure(p).is_some() => {

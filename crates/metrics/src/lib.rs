@@ -6,22 +6,25 @@
 mod http;
 mod names;
 mod pleg;
+mod pods;
 mod probes;
 mod runtime;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use http::{HttpLabels, HttpMetrics};
 pub use names::operation_type;
 pub use pleg::PlegMetrics;
+pub use pods::PodMetrics;
 pub use probes::{ProbeLabels, ProbeMetrics};
 pub use runtime::RuntimeMetrics;
 
 /// `Content-Type` of [`KubeletMetrics::encode`] output.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Label set of one-label families (`container_state`, `node`).
 pub type StateLabel = Vec<(String, String)>;
@@ -33,6 +36,7 @@ pub struct KubeletMetrics {
     pub pleg: PlegMetrics,
     pub http: HttpMetrics,
     pub probes: ProbeMetrics,
+    pub pods: PodMetrics,
     /// `kubelet_running_pods`: pods with a running sandbox (set when scraped).
     pub running_pods: Gauge,
     /// `kubelet_running_containers{container_state}` (set when scraped).
@@ -48,12 +52,15 @@ impl KubeletMetrics {
             pleg: PlegMetrics::default(),
             http: HttpMetrics::default(),
             probes: ProbeMetrics::default(),
+            pods: PodMetrics::default(),
             running_pods: Gauge::default(),
             running_containers: Family::default(),
             node_name: Family::default(),
             process_start_time: Gauge::default(),
         };
-        m.node_name.get_or_create(&vec![("node".to_string(), node_name.to_string())]).set(1);
+        m.node_name
+            .get_or_create(&vec![("node".to_string(), node_name.to_string())])
+            .set(1);
         m.process_start_time.set(process_start_seconds());
         m
     }
@@ -61,13 +68,22 @@ impl KubeletMetrics {
     /// The `/metrics` registry: kubelet, runtime, PLEG and HTTP metrics.
     fn kubelet_registry(&self) -> Registry {
         let mut r = Registry::default();
-        r.register("kubelet_node_name", "The node's name. The count is always 1.", self.node_name.clone());
-        r.register("kubelet_running_pods", "Number of pods that have a running pod sandbox", self.running_pods.clone());
+        r.register(
+            "kubelet_node_name",
+            "The node's name. The count is always 1.",
+            self.node_name.clone(),
+        );
+        r.register(
+            "kubelet_running_pods",
+            "Number of pods that have a running pod sandbox",
+            self.running_pods.clone(),
+        );
         r.register(
             "kubelet_running_containers",
             "Number of containers currently running",
             self.running_containers.clone(),
         );
+        self.pods.register(&mut r);
         self.runtime.register(&mut r);
         self.pleg.register(&mut r);
         self.http.register(&mut r);
@@ -118,11 +134,13 @@ fn process_start_seconds() -> f64 {
             .find_map(|l| l.strip_prefix("btime "))
             .and_then(|v| v.trim().parse::<f64>().ok())
     });
-    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
-        // Field 22 (starttime) counts from after the parenthesised command name.
-        let rest = s.rsplit_once(')')?.1;
-        rest.split_whitespace().nth(19)?.parse::<f64>().ok()
-    });
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Field 22 (starttime) counts from after the parenthesised command name.
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(19)?.parse::<f64>().ok()
+        });
     match (boot, ticks) {
         // USER_HZ is 100 on every Linux architecture the kubelet runs on.
         (Some(boot), Some(ticks)) => boot + ticks / 100.0,
@@ -137,25 +155,49 @@ mod tests {
     #[test]
     fn encodes_upstream_names() {
         let m = KubeletMetrics::new("node-a");
-        m.runtime.observe("ListPodSandbox", std::time::Duration::from_millis(3), true);
-        m.runtime.observe("RunPodSandbox", std::time::Duration::from_millis(50), false);
+        m.runtime
+            .observe("ListPodSandbox", std::time::Duration::from_millis(3), true);
+        m.runtime
+            .observe("RunPodSandbox", std::time::Duration::from_millis(50), false);
         m.pleg.observe_relist(std::time::Duration::from_millis(2));
         m.running_pods.set(2);
         let text = m.encode();
-        assert!(text.contains("kubelet_node_name{node=\"node-a\"} 1"), "{text}");
+        assert!(
+            text.contains("kubelet_node_name{node=\"node-a\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("kubelet_running_pods 2"), "{text}");
-        assert!(text.contains("kubelet_runtime_operations_total{operation_type=\"list_podsandbox\"} 1"), "{text}");
-        assert!(text.contains("kubelet_runtime_operations_errors_total{operation_type=\"run_podsandbox\"} 1"), "{text}");
+        assert!(
+            text.contains("kubelet_runtime_operations_total{operation_type=\"list_podsandbox\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kubelet_runtime_operations_errors_total{operation_type=\"run_podsandbox\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("kubelet_runtime_operations_duration_seconds_bucket{le=\"0.005\",operation_type=\"list_podsandbox\"} 1")
             || text.contains("kubelet_runtime_operations_duration_seconds_bucket{operation_type=\"list_podsandbox\",le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("kubelet_pleg_relist_duration_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("kubelet_pleg_relist_duration_seconds_count 1"),
+            "{text}"
+        );
         assert!(m.process_start_time() > 1.0e9);
     }
 
     #[test]
     fn probes_registry() {
         let m = KubeletMetrics::new("n");
-        m.probes.record("liveness", "successful", "default", "web", "uid-1", "main", 0.01);
+        m.probes.record(
+            "liveness",
+            "successful",
+            "default",
+            "web",
+            "uid-1",
+            "main",
+            0.01,
+        );
         let text = m.encode_probes();
         assert!(text.contains("prober_probe_total{"), "{text}");
         assert!(text.contains("probe_type=\"Liveness\""), "{text}");

@@ -9,7 +9,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Prometheus' default buckets, which upstream uses for the PLEG histograms.
-const DEF_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const DEF_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Clone)]
 pub struct PlegMetrics {
@@ -34,17 +36,21 @@ impl PlegMetrics {
     /// Call when a relist starts: records the interval since the previous start.
     pub fn relist_started(&self) {
         let now = Instant::now();
-        if let Ok(mut last) = self.last_start.lock() {
-            if let Some(prev) = last.replace(now) {
-                self.interval.observe(now.duration_since(prev).as_secs_f64());
-            }
+        if let Ok(mut last) = self.last_start.lock()
+            && let Some(prev) = last.replace(now)
+        {
+            self.interval
+                .observe(now.duration_since(prev).as_secs_f64());
         }
     }
 
     /// Call when a relist finished successfully, with how long it took.
     pub fn observe_relist(&self, elapsed: Duration) {
         self.duration.observe(elapsed.as_secs_f64());
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         self.last_seen.set(now);
     }
 

@@ -38,7 +38,10 @@ pub struct ProbeMetrics {
 
 impl Default for ProbeMetrics {
     fn default() -> Self {
-        ProbeMetrics { results: Family::default(), duration: Family::new_with_constructor(duration_histogram) }
+        ProbeMetrics {
+            results: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+        }
     }
 }
 
@@ -53,8 +56,19 @@ fn title(s: &str) -> String {
 
 impl ProbeMetrics {
     /// One probe run: `probe_type` liveness|readiness|startup, `result`
-    /// successful|failed|unknown, and how long it took in seconds.
-    pub fn record(&self, probe_type: &str, result: &str, namespace: &str, pod: &str, pod_uid: &str, container: &str, seconds: f64) {
+    /// successful|failed|unknown, and how long it took in seconds. The arguments are
+    /// the upstream label set, one each.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        probe_type: &str,
+        result: &str,
+        namespace: &str,
+        pod: &str,
+        pod_uid: &str,
+        container: &str,
+        seconds: f64,
+    ) {
         let probe_type = title(probe_type);
         self.results
             .get_or_create(&ProbeLabels {

@@ -38,7 +38,9 @@ impl RuntimeMetrics {
     pub fn observe(&self, method: &str, elapsed: Duration, ok: bool) {
         let label = vec![("operation_type".to_string(), operation_type(method))];
         self.total.get_or_create(&label).inc();
-        self.duration.get_or_create(&label).observe(elapsed.as_secs_f64());
+        self.duration
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
         if !ok {
             self.errors.get_or_create(&label).inc();
         }

@@ -9,11 +9,29 @@ use axum::response::Response;
 use kubelet_metrics::{HttpLabels, KubeletMetrics};
 
 const BUCKETS: [&str; 18] = [
-    "healthz", "pods", "stats", "metrics", "metrics/cadvisor", "metrics/probes", "metrics/resource", "run", "exec",
-    "attach", "portForward", "containerLogs", "configz", "runningpods", "logs", "spec", "debug", "checkpoint",
+    "healthz",
+    "pods",
+    "stats",
+    "metrics",
+    "metrics/cadvisor",
+    "metrics/probes",
+    "metrics/resource",
+    "run",
+    "exec",
+    "attach",
+    "portForward",
+    "containerLogs",
+    "configz",
+    "runningpods",
+    "logs",
+    "spec",
+    "debug",
+    "checkpoint",
 ];
 
-const METHODS: [&str; 8] = ["OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT"];
+const METHODS: [&str; 8] = [
+    "OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT",
+];
 
 /// "/metrics/resource" -> "metrics/resource", "/exec/a/b/c" -> "exec", unknown -> "other".
 pub fn path_bucket(path: &str) -> String {
@@ -23,7 +41,11 @@ pub fn path_bucket(path: &str) -> String {
         ("metrics", Some(second)) if !second.is_empty() => format!("metrics/{second}"),
         _ => first.to_string(),
     };
-    if BUCKETS.contains(&root.as_str()) { root } else { "other".into() }
+    if BUCKETS.contains(&root.as_str()) {
+        root
+    } else {
+        "other".into()
+    }
 }
 
 #[derive(Clone)]
@@ -36,8 +58,13 @@ pub async fn record(State(ctx): State<HttpMetricsLayer>, req: Request, next: Nex
     let method = req.method().as_str();
     let path = path_bucket(req.uri().path());
     let labels = HttpLabels {
-        method: if METHODS.contains(&method) { method.to_string() } else { "other".into() },
-        long_running: matches!(path.as_str(), "exec" | "attach" | "portForward" | "debug").to_string(),
+        method: if METHODS.contains(&method) {
+            method.to_string()
+        } else {
+            "other".into()
+        },
+        long_running: matches!(path.as_str(), "exec" | "attach" | "portForward" | "debug")
+            .to_string(),
         path,
         server_type: ctx.server_type.to_string(),
     };
@@ -47,7 +74,9 @@ pub async fn record(State(ctx): State<HttpMetricsLayer>, req: Request, next: Nex
     let started = Instant::now();
     let resp = next.run(req).await;
     http.inflight.get_or_create(&labels).dec();
-    http.duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    http.duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     resp
 }
 

@@ -11,12 +11,14 @@
 //! See docs/node-api.md for every endpoint.
 
 pub mod auth;
+mod body;
 mod error;
 mod handlers;
 mod http_metrics;
 mod listen;
 pub mod logs;
 pub mod machine;
+mod pod_start;
 mod proxy;
 mod router;
 mod settings;
@@ -27,4 +29,4 @@ pub mod tls;
 pub use error::{ApiError, ServerError};
 pub use listen::{NodeApi, start};
 pub use settings::{AuthSettings, ServerSettings, TlsSettings};
-pub use state::ServerDeps;
+pub use state::{Reviewers, ServerDeps};

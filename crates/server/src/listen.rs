@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -20,7 +20,7 @@ use crate::auth::{Authenticator, Authorizer, PeerCertificates};
 use crate::error::ServerError;
 use crate::router::{Auth, healthz_router, read_only_router, secure_router};
 use crate::settings::ServerSettings;
-use crate::state::{AppState, ServerDeps, Shared};
+use crate::state::{AppState, Reviewers, ServerDeps, Shared};
 use crate::{stats, tls};
 
 /// Where the servers listen (None = not started).
@@ -32,22 +32,36 @@ pub struct NodeApi {
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    let err = |source| ServerError::Bind { addr: addr.to_string(), source };
+    let err = |source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
     let std = std::net::TcpListener::bind(addr).map_err(err)?;
     std.set_nonblocking(true).map_err(err)?;
     TcpListener::from_std(std).map_err(err)
 }
 
-fn serve_plain(listener: TcpListener, router: Router, shutdown: CancellationToken, name: &'static str) {
+fn serve_plain(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    name: &'static str,
+) {
     tokio::spawn(async move {
-        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
+        let server =
+            axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(err) = server.await {
             tracing::error!(server = name, error = %err, "server stopped");
         }
     });
 }
 
-fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutdown: CancellationToken) {
+fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             let (tcp, _peer) = tokio::select! {
@@ -64,28 +78,43 @@ fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutd
             let acceptor = acceptor.clone();
             let router = router.clone();
             tokio::spawn(async move {
-                let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let peer = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .map(|chain| PeerCertificates(Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect())));
-                let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    if let Some(p) = &peer {
-                        req.extensions_mut().insert(p.clone());
-                    }
-                    let router = router.clone();
-                    async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+                let stream =
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                let peer = stream.get_ref().1.peer_certificates().map(|chain| {
+                    PeerCertificates(Arc::new(
+                        chain.iter().map(|c| c.clone().into_owned()).collect(),
+                    ))
                 });
-                let builder = auto::Builder::new(TokioExecutor::new());
-                if let Err(err) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+                let service =
+                    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        if let Some(p) = &peer {
+                            req.extensions_mut().insert(p.clone());
+                        }
+                        let router = router.clone();
+                        async move {
+                            Ok::<_, Infallible>(
+                                router.oneshot(req).await.unwrap_or_else(|e| match e {}),
+                            )
+                        }
+                    });
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // A client that never finishes its headers does not hold a task forever.
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30));
+                if let Err(err) = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await
+                {
                     tracing::debug!(error = %err, "connection ended");
                 }
             });
@@ -93,44 +122,86 @@ fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutd
     });
 }
 
-fn build_auth(settings: &ServerSettings) -> Result<(Authenticator, Authorizer, Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>), ServerError> {
+type ClientVerifier = Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>;
+
+fn build_auth(
+    settings: &ServerSettings,
+    reviewers: &Reviewers,
+) -> Result<(Authenticator, Authorizer, ClientVerifier), ServerError> {
     let auth = &settings.auth;
     let client_ca = tls::client_ca_verifier(auth)?;
-    if auth.webhook_authentication {
-        tracing::warn!("authentication.webhook.enabled: bearer tokens need an API server to be checked; without one they are refused");
-    }
+    let tokens = if auth.webhook_authentication {
+        if reviewers.tokens.is_none() {
+            tracing::warn!(
+                "authentication.webhook.enabled: bearer tokens need an API server to be checked; none is configured"
+            );
+        }
+        reviewers.tokens.clone()
+    } else {
+        None
+    };
     let authorizer = match auth.authorization_mode.as_str() {
         "AlwaysAllow" => Authorizer::AlwaysAllow,
         "Webhook" => {
-            tracing::warn!(
-                "authorization mode Webhook needs an API server (--kubeconfig); without one every request to port {} is forbidden. \
-                 Use authorization.mode AlwaysAllow (--authorization-mode=AlwaysAllow) for a standalone kubelet",
-                settings.port
-            );
-            Authorizer::webhook(None, Duration::from_secs(300), Duration::from_secs(30))
+            if reviewers.access.is_none() {
+                tracing::warn!(
+                    "authorization mode Webhook needs an API server (--kubeconfig); without one every request to port {} is forbidden. \
+                     Use authorization.mode AlwaysAllow (--authorization-mode=AlwaysAllow) for a standalone kubelet",
+                    settings.port
+                );
+            }
+            Authorizer::webhook(
+                reviewers.access.clone(),
+                auth.webhook_cache_authorized_ttl,
+                auth.webhook_cache_unauthorized_ttl,
+            )
         }
         "" => return Err(ServerError::Auth("No authorization mode specified".into())),
-        other => return Err(ServerError::Auth(format!("Unknown authorization mode {other}"))),
+        other => {
+            return Err(ServerError::Auth(format!(
+                "Unknown authorization mode {other}"
+            )));
+        }
     };
-    let authenticator = Authenticator { anonymous: auth.anonymous, client_ca: client_ca.clone(), tokens: None };
+    let authenticator = Authenticator {
+        anonymous: auth.anonymous,
+        client_ca: client_ca.clone(),
+        tokens,
+    };
     Ok((authenticator, authorizer, client_ca))
 }
 
 /// Bind every enabled listener and serve until `shutdown`. Must run inside tokio.
-pub fn start(settings: ServerSettings, deps: ServerDeps, shutdown: CancellationToken) -> Result<NodeApi, ServerError> {
+pub fn start(
+    settings: ServerSettings,
+    deps: ServerDeps,
+    shutdown: CancellationToken,
+) -> Result<NodeApi, ServerError> {
     deps.cri.set_metrics(deps.metrics.clone());
     let state: Shared = AppState::new(settings, deps);
     let s = &state.settings;
     let mut api = NodeApi::default();
 
     // Bind everything first: a port in use fails the start before anything serves.
-    let healthz = (s.healthz_port > 0).then(|| bind(SocketAddr::new(s.healthz_bind_address, s.healthz_port))).transpose()?;
-    let read_only = (s.read_only_port > 0).then(|| bind(SocketAddr::new(s.address, s.read_only_port))).transpose()?;
+    let healthz = (s.healthz_port > 0)
+        .then(|| bind(SocketAddr::new(s.healthz_bind_address, s.healthz_port)))
+        .transpose()?;
+    let read_only = (s.read_only_port > 0)
+        .then(|| bind(SocketAddr::new(s.address, s.read_only_port)))
+        .transpose()?;
     let secure = if s.enable_server {
-        let (authenticator, authorizer, client_ca) = build_auth(s)?;
+        let (authenticator, authorizer, client_ca) = build_auth(s, &state.deps.reviewers)?;
         let config = tls::server_config(&s.tls, &s.node_name, client_ca)?;
         let listener = bind(SocketAddr::new(s.address, s.port))?;
-        Some((listener, TlsAcceptor::from(config), Auth { authenticator, authorizer, node_name: s.node_name.clone() }))
+        Some((
+            listener,
+            TlsAcceptor::from(config),
+            Auth {
+                authenticator,
+                authorizer,
+                node_name: s.node_name.clone(),
+            },
+        ))
     } else {
         None
     };
@@ -138,17 +209,32 @@ pub fn start(settings: ServerSettings, deps: ServerDeps, shutdown: CancellationT
     if let Some(l) = healthz {
         api.healthz = l.local_addr().ok();
         tracing::info!(address = ?api.healthz, "serving healthz");
-        serve_plain(l, healthz_router(state.clone()), shutdown.clone(), "healthz");
+        serve_plain(
+            l,
+            healthz_router(state.clone()),
+            shutdown.clone(),
+            "healthz",
+        );
     }
     if let Some(l) = read_only {
         api.read_only = l.local_addr().ok();
         tracing::info!(address = ?api.read_only, "serving the read-only kubelet API");
-        serve_plain(l, read_only_router(state.clone()), shutdown.clone(), "read-only");
+        serve_plain(
+            l,
+            read_only_router(state.clone()),
+            shutdown.clone(),
+            "read-only",
+        );
     }
     if let Some((l, acceptor, auth)) = secure {
         api.secure = l.local_addr().ok();
         tracing::info!(address = ?api.secure, "serving the kubelet API (HTTPS)");
-        serve_tls(l, acceptor, secure_router(state.clone(), Arc::new(auth)), shutdown.clone());
+        serve_tls(
+            l,
+            acceptor,
+            secure_router(state.clone(), Arc::new(auth)),
+            shutdown.clone(),
+        );
     }
     if api.secure.is_some() || api.read_only.is_some() {
         spawn_cpu_sampler(state, shutdown);
@@ -156,7 +242,8 @@ pub fn start(settings: ServerSettings, deps: ServerDeps, shutdown: CancellationT
     Ok(api)
 }
 
-/// Sample CPU usage every 10 s so `usageNanoCores` is known at the first request.
+/// Every 10 s: sample CPU usage (so `usageNanoCores` is known at the first request) and
+/// record pod start durations.
 fn spawn_cpu_sampler(state: Shared, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -166,7 +253,12 @@ fn spawn_cpu_sampler(state: Shared, shutdown: CancellationToken) {
                 _ = tick.tick() => {}
             }
             let s = state.clone();
-            let _ = tokio::task::spawn_blocking(move || stats::sample_cpu(&s)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                stats::sample_cpu(&s);
+                s.pod_starts
+                    .record(&s.deps.statuses.list(), &s.deps.metrics);
+            })
+            .await;
         }
     });
 }

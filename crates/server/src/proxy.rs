@@ -21,7 +21,10 @@ pub fn is_upgrade(req: &Request) -> bool {
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
     connection_upgrade && req.headers().contains_key(header::UPGRADE)
 }
 
@@ -36,15 +39,25 @@ pub fn is_websocket(req: &Request) -> bool {
 
 /// Proxy `req` to the streaming `location` (an http:// URL from the runtime).
 pub async fn proxy(mut req: Request, location: &str) -> Result<Response, ApiError> {
-    let uri: Uri = location.parse().map_err(|e| ApiError::Internal(format!("bad streaming URL {location:?}: {e}")))?;
+    let uri: Uri = location
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("bad streaming URL {location:?}: {e}")))?;
     if uri.scheme_str() != Some("http") {
-        return Err(ApiError::Internal(format!("unsupported streaming URL scheme in {location:?}")));
+        return Err(ApiError::Internal(format!(
+            "unsupported streaming URL scheme in {location:?}"
+        )));
     }
-    let authority = uri.authority().ok_or_else(|| ApiError::Internal(format!("no host in {location:?}")))?.clone();
+    let authority = uri
+        .authority()
+        .ok_or_else(|| ApiError::Internal(format!("no host in {location:?}")))?
+        .clone();
     let port = authority.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((authority.host().trim_matches(|c| c == '[' || c == ']'), port))
-        .await
-        .map_err(|e| ApiError::Internal(format!("error dialing backend: {e}")))?;
+    let stream = TcpStream::connect((
+        authority.host().trim_matches(|c| c == '[' || c == ']'),
+        port,
+    ))
+    .await
+    .map_err(|e| ApiError::Internal(format!("error dialing backend: {e}")))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ApiError::Internal(format!("error dialing backend: {e}")))?;
@@ -59,7 +72,9 @@ pub async fn proxy(mut req: Request, location: &str) -> Result<Response, ApiErro
         path.push('?');
         path.push_str(q);
     }
-    let mut backend_req = hyper::Request::builder().method(req.method().clone()).uri(path);
+    let mut backend_req = hyper::Request::builder()
+        .method(req.method().clone())
+        .uri(path);
     for (name, value) in req.headers() {
         if name != header::HOST {
             backend_req = backend_req.header(name, value);
@@ -80,7 +95,12 @@ pub async fn proxy(mut req: Request, location: &str) -> Result<Response, ApiErro
         // The runtime refused (bad token, unsupported protocol...): relay its answer.
         let status = backend_resp.status();
         let headers = backend_resp.headers().clone();
-        let body = backend_resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = backend_resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let mut resp = (status, Body::from(body)).into_response();
         for (k, v) in &headers {
             if k != header::CONTENT_LENGTH && k != header::TRANSFER_ENCODING {
@@ -112,7 +132,8 @@ pub async fn proxy(mut req: Request, location: &str) -> Result<Response, ApiErro
         resp.headers_mut().append(k, v.clone());
     }
     if !resp.headers().contains_key(header::CONNECTION) {
-        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     }
     Ok(resp)
 }

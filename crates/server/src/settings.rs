@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use kubelet_core::cm::CgroupLayout;
 
@@ -64,6 +65,9 @@ pub struct AuthSettings {
     pub client_ca_file: Option<PathBuf>,
     /// `authentication.webhook.enabled` (bearer tokens through TokenReview).
     pub webhook_authentication: bool,
+    /// `authorization.webhook.cacheAuthorizedTTL` / `cacheUnauthorizedTTL`.
+    pub webhook_cache_authorized_ttl: Duration,
+    pub webhook_cache_unauthorized_ttl: Duration,
     /// `authorization.mode`: `AlwaysAllow` or `Webhook`.
     pub authorization_mode: String,
 }
@@ -74,6 +78,8 @@ impl Default for AuthSettings {
             anonymous: true,
             client_ca_file: None,
             webhook_authentication: false,
+            webhook_cache_authorized_ttl: Duration::from_secs(300),
+            webhook_cache_unauthorized_ttl: Duration::from_secs(30),
             authorization_mode: "AlwaysAllow".into(),
         }
     }
@@ -98,7 +104,11 @@ impl ServerSettings {
             root_dir: PathBuf::from("/var/lib/kubelet"),
             pod_logs_dir: PathBuf::from("/var/log/pods"),
             node_log_dir: PathBuf::from("/var/log"),
-            cgroups: CgroupLayout { per_qos: true, root: "/".into(), systemd: false },
+            cgroups: CgroupLayout {
+                per_qos: true,
+                root: "/".into(),
+                systemd: false,
+            },
             cloud_provider: String::new(),
             configz: serde_json::Value::Object(Default::default()),
         }

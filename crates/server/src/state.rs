@@ -10,6 +10,8 @@ use kubelet_core::status::store::StatusStore;
 use kubelet_metrics::KubeletMetrics;
 use tokio::sync::watch;
 
+use crate::auth::{SubjectAccessReviewer, TokenReviewer};
+use crate::pod_start::PodStartTracker;
 use crate::settings::ServerSettings;
 use crate::stats::CpuSampler;
 
@@ -20,6 +22,15 @@ pub struct ServerDeps {
     pub snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
     pub cri: CriClient,
     pub metrics: KubeletMetrics,
+    /// API-server clients for Webhook authentication/authorization (cluster mode).
+    pub reviewers: Reviewers,
+}
+
+/// The TokenReview and SubjectAccessReview senders; none in standalone mode.
+#[derive(Clone, Default)]
+pub struct Reviewers {
+    pub tokens: Option<Arc<dyn TokenReviewer>>,
+    pub access: Option<Arc<dyn SubjectAccessReviewer>>,
 }
 
 pub(crate) struct AppState {
@@ -27,13 +38,20 @@ pub(crate) struct AppState {
     pub deps: ServerDeps,
     pub started: Instant,
     pub cpu: CpuSampler,
+    pub pod_starts: PodStartTracker,
 }
 
 pub(crate) type Shared = Arc<AppState>;
 
 impl AppState {
     pub fn new(settings: ServerSettings, deps: ServerDeps) -> Shared {
-        Arc::new(AppState { settings, deps, started: Instant::now(), cpu: CpuSampler::default() })
+        Arc::new(AppState {
+            settings,
+            deps,
+            started: Instant::now(),
+            cpu: CpuSampler::default(),
+            pod_starts: PodStartTracker::default(),
+        })
     }
 
     pub fn snapshot(&self) -> Arc<RuntimeSnapshot> {
@@ -43,7 +61,8 @@ impl AppState {
     /// The pod the kubelet runs with this namespace and name.
     pub fn pod_by_name(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         self.deps.statuses.list().into_iter().find(|p| {
-            p.metadata.name.as_deref() == Some(name) && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
+            p.metadata.name.as_deref() == Some(name)
+                && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
         })
     }
 

@@ -53,21 +53,32 @@ pub fn resync(cl: &Cluster) {
 
 fn on_change(cl: &Cluster, c: &Change) {
     match c.key.storage.as_str() {
-        "certificatesigningrequests" if c.kind != ChangeKind::Deleted => reconcile_csr(cl, &c.object),
+        "certificatesigningrequests" if c.kind != ChangeKind::Deleted => {
+            reconcile_csr(cl, &c.object)
+        }
         "namespaces" if c.kind != ChangeKind::Deleted && meta::is_deleting(&c.object) => {
             reconcile_namespace(cl, meta::name(&c.object))
         }
-        _ if c.kind == ChangeKind::Deleted && !c.key.namespace.is_empty() => {
-            if cl.store.get(&crate::store::ObjKey::new("namespaces", "", &c.key.namespace)).is_some_and(|n| meta::is_deleting(&n)) {
-                reconcile_namespace(cl, &c.key.namespace);
-            }
+        _ if c.kind == ChangeKind::Deleted
+            && !c.key.namespace.is_empty()
+            && namespace_terminating(cl, &c.key.namespace) =>
+        {
+            reconcile_namespace(cl, &c.key.namespace);
         }
         _ => {}
     }
 }
 
+fn namespace_terminating(cl: &Cluster, ns: &str) -> bool {
+    cl.store
+        .get(&crate::store::ObjKey::new("namespaces", "", ns))
+        .is_some_and(|n| meta::is_deleting(&n))
+}
+
 fn reconcile_csr(cl: &Cluster, obj: &Value) {
-    let Some(def) = defs::find("certificates.k8s.io", "v1", "certificatesigningrequests") else { return };
+    let Some(def) = defs::find("certificates.k8s.io", "v1", "certificatesigningrequests") else {
+        return;
+    };
     let name = meta::name(obj).to_string();
     let decided = csr::has_condition(obj, "Approved") || csr::has_condition(obj, "Denied");
     if !decided && cl.knobs.auto_approve_csrs.load(Ordering::SeqCst) {
@@ -77,14 +88,29 @@ fn reconcile_csr(cl: &Cluster, obj: &Value) {
             "message": "Auto approving kubelet client certificate after SubjectAccessReview.",
             "lastUpdateTime": meta::now_rfc3339(), "lastTransitionTime": meta::now_rfc3339()
         }]);
-        if let Err(e) = update(cl, def, Some("approval"), "", &name, new, &UserInfo::admin(), WriteParams::default()) {
+        if let Err(e) = update(
+            cl,
+            def,
+            Some("approval"),
+            "",
+            &name,
+            new,
+            &UserInfo::admin(),
+            WriteParams::default(),
+        ) {
             tracing::warn!(csr = name, error = %e, "auto-approving CSR");
         }
         return;
     }
-    let issued = meta::path(obj, "status.certificate").and_then(Value::as_str).is_some_and(|c| !c.is_empty());
+    let issued = meta::path(obj, "status.certificate")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty());
     let signer = meta::path_string(obj, "spec.signerName");
-    if !csr::has_condition(obj, "Approved") || issued || csr::has_condition(obj, "Failed") || !csr::KNOWN_SIGNERS.contains(&signer.as_str()) {
+    if !csr::has_condition(obj, "Approved")
+        || issued
+        || csr::has_condition(obj, "Failed")
+        || !csr::KNOWN_SIGNERS.contains(&signer.as_str())
+    {
         return;
     }
     let lifetime = meta::path(obj, "spec.expirationSeconds")
@@ -93,30 +119,56 @@ fn reconcile_csr(cl: &Cluster, obj: &Value) {
         .unwrap_or(cl.signed_cert_lifetime);
     let usages: Vec<String> = meta::path(obj, "spec.usages")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let mut new = obj.clone();
-    match csr::request_pem(obj).ok_or_else(|| "spec.request is not PEM".to_string()).and_then(|pem| {
-        cl.ca.sign_csr(&pem, &usages, lifetime).map_err(|e| e.to_string())
-    }) {
+    match csr::request_pem(obj)
+        .ok_or_else(|| "spec.request is not PEM".to_string())
+        .and_then(|pem| {
+            cl.ca
+                .sign_csr(&pem, &usages, lifetime)
+                .map_err(|e| e.to_string())
+        }) {
         Ok(cert) => {
             use base64::Engine;
-            new["status"]["certificate"] = json!(base64::engine::general_purpose::STANDARD.encode(cert));
+            new["status"]["certificate"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(cert));
         }
         Err(e) => {
-            let mut conds = meta::path(obj, "status.conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-            conds.push(json!({"type": "Failed", "status": "True", "reason": "SigningError", "message": e,
-                "lastUpdateTime": meta::now_rfc3339(), "lastTransitionTime": meta::now_rfc3339()}));
+            let mut conds = meta::path(obj, "status.conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            conds.push(
+                json!({"type": "Failed", "status": "True", "reason": "SigningError", "message": e,
+                "lastUpdateTime": meta::now_rfc3339(), "lastTransitionTime": meta::now_rfc3339()}),
+            );
             new["status"]["conditions"] = Value::Array(conds);
         }
     }
-    if let Err(e) = update(cl, def, Some("status"), "", &name, new, &UserInfo::admin(), WriteParams::default()) {
+    if let Err(e) = update(
+        cl,
+        def,
+        Some("status"),
+        "",
+        &name,
+        new,
+        &UserInfo::admin(),
+        WriteParams::default(),
+    ) {
         tracing::warn!(csr = name, error = %e, "writing CSR certificate");
     }
 }
 
 fn reconcile_namespace(cl: &Cluster, ns: &str) {
-    for def in defs::RESOURCES.iter().filter(|d| d.namespaced && d.persisted()) {
+    for def in defs::RESOURCES
+        .iter()
+        .filter(|d| d.namespaced && d.persisted())
+    {
         if def.group == "events.k8s.io" {
             continue;
         }
@@ -137,10 +189,20 @@ fn reconcile_namespace(cl: &Cluster, ns: &str) {
     if still > 0 {
         return;
     }
-    let Some(def) = defs::find("", "v1", "namespaces") else { return };
+    let Some(def) = defs::find("", "v1", "namespaces") else {
+        return;
+    };
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": []}});
-    if let Err(e) = update(cl, def, Some("finalize"), "", ns, body, &UserInfo::admin(), WriteParams::default())
-        && !matches!(e, crate::error::ApiError::NotFound(_))
+    if let Err(e) = update(
+        cl,
+        def,
+        Some("finalize"),
+        "",
+        ns,
+        body,
+        &UserInfo::admin(),
+        WriteParams::default(),
+    ) && !matches!(e, crate::error::ApiError::NotFound(_))
     {
         tracing::warn!(namespace = ns, error = %e, "finalizing namespace");
     }

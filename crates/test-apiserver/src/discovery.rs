@@ -96,8 +96,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             resources.push(sv);
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 #[cfg(test)]
@@ -107,11 +113,17 @@ mod tests {
     #[test]
     fn core_discovery_lists_subresources() {
         let doc = resource_list("", "v1").unwrap_or_default();
-        let names: Vec<&str> = doc["resources"].as_array().map(|a| a.iter().filter_map(|r| r["name"].as_str()).collect()).unwrap_or_default();
+        let names: Vec<&str> = doc["resources"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["name"].as_str()).collect())
+            .unwrap_or_default();
         assert!(names.contains(&"pods"));
         assert!(names.contains(&"pods/status"));
         assert!(names.contains(&"serviceaccounts/token"));
         assert!(resource_list("nope", "v1").is_none());
-        assert_eq!(api_group("coordination.k8s.io").unwrap_or_default()["preferredVersion"]["version"], "v1");
+        assert_eq!(
+            api_group("coordination.k8s.io").unwrap_or_default()["preferredVersion"]["version"],
+            "v1"
+        );
     }
 }

@@ -16,7 +16,11 @@ pub struct Cause {
 impl Cause {
     /// A cause for a field.
     pub fn new(reason: &str, field: &str, message: impl Into<String>) -> Self {
-        Cause { reason: reason.to_string(), message: message.into(), field: field.to_string() }
+        Cause {
+            reason: reason.to_string(),
+            message: message.into(),
+            field: field.to_string(),
+        }
     }
 }
 
@@ -34,11 +38,19 @@ pub struct Subject {
 impl Subject {
     /// Builds a subject.
     pub fn new(group: &str, resource: &str, name: &str) -> Self {
-        Subject { group: group.to_string(), kind: resource.to_string(), name: name.to_string() }
+        Subject {
+            group: group.to_string(),
+            kind: resource.to_string(),
+            name: name.to_string(),
+        }
     }
 
     fn qualified(&self) -> String {
-        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
     }
 }
 
@@ -105,7 +117,13 @@ fn invalid_message(s: &Subject, causes: &[Cause]) -> String {
     let kind = kind_name(&s.kind);
     let list: Vec<String> = causes
         .iter()
-        .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+        .map(|c| {
+            if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            }
+        })
         .collect();
     match list.len() {
         0 => format!("{} \"{}\" is invalid", kind, s.name),
@@ -186,7 +204,9 @@ impl ApiError {
 
     fn details(&self) -> Option<Value> {
         let (subject, causes) = match self {
-            ApiError::NotFound(s) | ApiError::AlreadyExists(s) | ApiError::Forbidden(s, _) => (s, None),
+            ApiError::NotFound(s) | ApiError::AlreadyExists(s) | ApiError::Forbidden(s, _) => {
+                (s, None)
+            }
             ApiError::Conflict(s, _) => (s, None),
             ApiError::Invalid(s, c, _) => (s, Some(c)),
             ApiError::Timeout(_, c) if !c.is_empty() => {
@@ -274,7 +294,10 @@ mod tests {
             Subject::new("coordination.k8s.io", "leases", "n1"),
             "the object has been modified; please apply your changes to the latest version and try again".into(),
         );
-        assert!(e.to_string().starts_with("Operation cannot be fulfilled on leases.coordination.k8s.io \"n1\""));
+        assert!(
+            e.to_string()
+                .starts_with("Operation cannot be fulfilled on leases.coordination.k8s.io \"n1\"")
+        );
         assert_eq!(e.code(), 409);
     }
 
@@ -293,6 +316,9 @@ mod tests {
             e.to_string(),
             "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A\"]"
         );
-        assert_eq!(e.to_status()["details"]["causes"][0]["field"], "spec.containers");
+        assert_eq!(
+            e.to_status()["details"]["causes"][0]["field"],
+            "spec.containers"
+        );
     }
 }

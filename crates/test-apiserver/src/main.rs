@@ -41,11 +41,15 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let args = Args::parse();
     let mut tokens = Vec::new();
     for t in &args.bootstrap_token {
-        let (id, secret) = t.split_once('.').context("bootstrap token must be <id>.<secret>")?;
+        let (id, secret) = t
+            .split_once('.')
+            .context("bootstrap token must be <id>.<secret>")?;
         tokens.push(bootstrap_token(id, secret));
     }
     let opts = Options {
@@ -56,16 +60,29 @@ async fn main() -> anyhow::Result<()> {
         auto_approve_csrs: args.auto_approve_csrs,
         history_limit: args.history_limit,
         bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
-        kubeconfig_auth: if args.client_cert { KubeconfigAuth::ClientCert } else { KubeconfigAuth::Token },
+        kubeconfig_auth: if args.client_cert {
+            KubeconfigAuth::ClientCert
+        } else {
+            KubeconfigAuth::Token
+        },
         ..Options::default()
     };
     let server = Server::start(opts).await.context("starting the server")?;
     if let Some(p) = &args.kubeconfig {
-        std::fs::copy(server.kubeconfig_path(), p).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::copy(server.kubeconfig_path(), p)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     println!("listening on {}", server.url());
-    println!("kubeconfig: {}", args.kubeconfig.as_deref().unwrap_or(server.kubeconfig_path()).display());
-    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    println!(
+        "kubeconfig: {}",
+        args.kubeconfig
+            .as_deref()
+            .unwrap_or(server.kubeconfig_path())
+            .display()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
     server.stop().await;
     Ok(())
 }

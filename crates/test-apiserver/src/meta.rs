@@ -16,7 +16,11 @@ pub fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
 
 /// `metadata` of an object, created if missing.
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    ensure_object(ensure_object(obj).entry("metadata").or_insert_with(|| json!({})))
+    ensure_object(
+        ensure_object(obj)
+            .entry("metadata")
+            .or_insert_with(|| json!({})),
+    )
 }
 
 /// A string field of metadata.
@@ -51,7 +55,11 @@ pub fn set_resource_version(obj: &mut Value, rv: u64) {
 
 /// metadata.labels as pairs.
 pub fn labels(obj: &Value) -> Map<String, Value> {
-    obj.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object).cloned().unwrap_or_default()
+    obj.get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// metadata.finalizers.
@@ -59,7 +67,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -70,7 +82,9 @@ pub fn is_deleting(obj: &Value) -> bool {
 
 /// metadata.deletionGracePeriodSeconds.
 pub fn deletion_grace(obj: &Value) -> Option<i64> {
-    obj.get("metadata")?.get("deletionGracePeriodSeconds")?.as_i64()
+    obj.get("metadata")?
+        .get("deletionGracePeriodSeconds")?
+        .as_i64()
 }
 
 /// Follows a dotted path of object fields.
@@ -95,7 +109,8 @@ pub fn now_rfc3339() -> String {
 
 /// Now plus `secs` seconds, RFC 3339.
 pub fn rfc3339_in(secs: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Now as metav1.MicroTime.
@@ -109,7 +124,14 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The random suffix upstream appends for generateName (5 chars of bcdfghjklmnpqrstvwxz2456789).

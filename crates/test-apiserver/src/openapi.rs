@@ -13,7 +13,11 @@ const HASH: &str = "000000000000000000000000000000000000000000000000000000000000
 
 fn gv_paths() -> Vec<String> {
     let mut v = vec!["api/v1".to_string()];
-    v.extend(defs::GROUPS.iter().map(|(g, ver)| format!("apis/{g}/{ver}")));
+    v.extend(
+        defs::GROUPS
+            .iter()
+            .map(|(g, ver)| format!("apis/{g}/{ver}")),
+    );
     v
 }
 
@@ -22,7 +26,10 @@ pub fn serve(path: &str) -> Response {
     if path == "v3" {
         let mut paths = Map::new();
         for p in gv_paths() {
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={HASH}")}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={HASH}")}),
+            );
         }
         return respond::json(200, &json!({"paths": paths}));
     }
@@ -48,7 +55,11 @@ fn param(name: &str) -> Value {
 fn operation(def: &ResourceDef, action: &str, write: bool) -> Value {
     let mut params = vec![param("pretty")];
     if write {
-        params.extend([param("dryRun"), param("fieldManager"), param("fieldValidation")]);
+        params.extend([
+            param("dryRun"),
+            param("fieldManager"),
+            param("fieldValidation"),
+        ]);
     }
     json!({
         "operationId": format!("{action}{}", def.kind),
@@ -62,8 +73,16 @@ fn operation(def: &ResourceDef, action: &str, write: bool) -> Value {
 fn document(defs: &[&ResourceDef]) -> Value {
     let mut paths = Map::new();
     for d in defs {
-        let prefix = if d.group.is_empty() { format!("/api/{}", d.version) } else { format!("/apis/{}/{}", d.group, d.version) };
-        let base = if d.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", d.plural) } else { format!("{prefix}/{}", d.plural) };
+        let prefix = if d.group.is_empty() {
+            format!("/api/{}", d.version)
+        } else {
+            format!("/apis/{}/{}", d.group, d.version)
+        };
+        let base = if d.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", d.plural)
+        } else {
+            format!("{prefix}/{}", d.plural)
+        };
         let mut coll = Map::new();
         if d.verbs.contains(&"create") {
             coll.insert("post".into(), operation(d, "post", true));

@@ -106,6 +106,8 @@ pub struct Server {
     tls: bool,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    tls_cfg: Option<Arc<rustls::ServerConfig>>,
+    listening: tokio::sync::Mutex<Option<Listening>>,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
     admin_token: String,
@@ -118,14 +120,35 @@ impl Server {
         let ca = TestCa::new()?;
         let admin_token = random_token();
         let mut tokens = TokenAuthenticator::new(opts.tokens.clone());
-        tokens.add(StaticToken { token: admin_token.clone(), user: UserInfo::admin() });
+        tokens.add(StaticToken {
+            token: admin_token.clone(),
+            user: UserInfo::admin(),
+        });
         let store = Arc::new(Store::new(opts.history_limit));
-        let tls_cfg = if opts.tls { Some(Arc::new(ca.server_config(&ca.serving_cert()?)?)) } else { None };
-        let admin_cert = if opts.tls {
-            Some(ca.client_cert("kubernetes-admin", &["system:masters"], Duration::from_secs(365 * 24 * 3600))?)
+        let tls_cfg = if opts.tls {
+            Some(Arc::new(ca.server_config(&ca.serving_cert()?)?))
         } else {
             None
         };
+        let admin_cert = if opts.tls {
+            Some(ca.client_cert(
+                "kubernetes-admin",
+                &["system:masters"],
+                Duration::from_secs(365 * 24 * 3600),
+            )?)
+        } else {
+            None
+        };
+        let kubelet_cert = ca.client_cert(
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+            Duration::from_secs(365 * 24 * 3600),
+        )?;
+        let kubelet_client = crate::http::proxy::kubelet_client_config(
+            &kubelet_cert.cert_pem,
+            kubelet_cert.key_der(),
+        )
+        .map_err(CaError::Tls)?;
         let cl = Arc::new(Cluster::new(
             store,
             tokens,
@@ -135,21 +158,34 @@ impl Server {
             opts.bookmark_interval,
             opts.insecure_is_admin,
             opts.anonymous,
+            kubelet_client,
         ));
-        cl.knobs.auto_approve_csrs.store(opts.auto_approve_csrs, Ordering::SeqCst);
+        cl.knobs
+            .auto_approve_csrs
+            .store(opts.auto_approve_csrs, Ordering::SeqCst);
         let listener = TcpListener::bind(SocketAddr::new(opts.bind, opts.port)).await?;
         let addr = listener.local_addr()?;
         if opts.bootstrap {
             bootstrap(&cl, addr.port())?;
         }
         let stop = CancellationToken::new();
-        let tasks = vec![
-            tokio::spawn(http::serve::serve(listener, tls_cfg, cl.clone(), stop.clone())),
-            tokio::spawn(controllers::run(cl.clone(), stop.clone())),
-        ];
+        let tasks = vec![tokio::spawn(controllers::run(cl.clone(), stop.clone()))];
+        let listening = spawn_listener(listener, tls_cfg.clone(), cl.clone(), &stop);
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        let server = Server { cl, addr, tls: opts.tls, stop, tasks, dir, kubeconfig, admin_token, admin_cert };
+        let server = Server {
+            cl,
+            addr,
+            tls: opts.tls,
+            stop,
+            tasks,
+            tls_cfg,
+            listening: tokio::sync::Mutex::new(Some(listening)),
+            dir,
+            kubeconfig,
+            admin_token,
+            admin_cert,
+        };
         let creds = match opts.kubeconfig_auth {
             KubeconfigAuth::Token => Credentials::Token(server.admin_token.clone()),
             KubeconfigAuth::ClientCert => match &server.admin_cert {
@@ -194,13 +230,25 @@ impl Server {
     }
 
     /// Issues a client certificate (CN = user, O = groups) from the test CA.
-    pub fn issue_client_cert(&self, user: &str, groups: &[&str], lifetime: Duration) -> Result<CertPair, CaError> {
+    pub fn issue_client_cert(
+        &self,
+        user: &str,
+        groups: &[&str],
+        lifetime: Duration,
+    ) -> Result<CertPair, CaError> {
         self.cl.ca.client_cert(user, groups, lifetime)
     }
 
     /// Adds a static bearer token.
     pub fn add_token(&self, token: &str, user: UserInfo) {
-        self.cl.tokens.write().unwrap_or_else(|p| p.into_inner()).add(StaticToken { token: token.into(), user });
+        self.cl
+            .tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(StaticToken {
+                token: token.into(),
+                user,
+            });
     }
 
     /// Writes a kubeconfig for this server with the given credentials.
@@ -255,7 +303,11 @@ impl Server {
 
     /// The requests seen so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.cl.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cl
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the authorization policy.
@@ -275,19 +327,78 @@ impl Server {
     }
 
     /// Creates an object as the admin (e.g. a Node or a Pod fixture).
-    pub fn create(&self, group: &str, version: &str, plural: &str, namespace: &str, obj: Value) -> Result<Value, crate::error::ApiError> {
+    pub fn create(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        obj: Value,
+    ) -> Result<Value, crate::error::ApiError> {
         let def = defs::find(group, version, plural).ok_or(crate::error::ApiError::PathNotFound)?;
-        create(&self.cl, def, namespace, obj, &UserInfo::admin(), WriteParams::default()).map(|(o, _)| o)
+        create(
+            &self.cl,
+            def,
+            namespace,
+            obj,
+            &UserInfo::admin(),
+            WriteParams::default(),
+        )
+        .map(|(o, _)| o)
+    }
+
+    /// Simulates the API server going away: stops listening, drops every connection and
+    /// watch; the state is kept. Clients get "connection refused" until [`Server::go_online`].
+    pub async fn go_offline(&self) {
+        let mut l = self.listening.lock().await;
+        if let Some(Listening { stop, task }) = l.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        self.cl.close_watches();
+    }
+
+    /// Listens again on the same address after [`Server::go_offline`].
+    pub async fn go_online(&self) -> std::io::Result<()> {
+        let mut l = self.listening.lock().await;
+        if l.is_none() {
+            let listener = TcpListener::bind(self.addr).await?;
+            *l = Some(spawn_listener(
+                listener,
+                self.tls_cfg.clone(),
+                self.cl.clone(),
+                &self.stop,
+            ));
+        }
+        Ok(())
     }
 
     /// Stops listening, ends watches and background tasks.
     pub async fn stop(self) {
+        self.go_offline().await;
         self.stop.cancel();
         self.cl.close_watches();
         for t in self.tasks {
             let _ = t.await;
         }
     }
+}
+
+/// The accept loop and its own stop token (a child of the server's).
+struct Listening {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+fn spawn_listener(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cl: Arc<Cluster>,
+    parent: &CancellationToken,
+) -> Listening {
+    let stop = parent.child_token();
+    let task = tokio::spawn(http::serve::serve(listener, tls, cl, stop.clone()));
+    Listening { stop, task }
 }
 
 /// Credentials for [`Server::write_kubeconfig`].

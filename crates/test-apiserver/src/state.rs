@@ -45,6 +45,10 @@ pub struct Knobs {
     fail: Mutex<FailState>,
     /// Approve every CSR automatically (csrapproving controller stand-in).
     pub auto_approve_csrs: AtomicBool,
+    /// Cap on the lifetime of issued service account tokens in seconds, 0 = none
+    /// (kube-apiserver `--service-account-max-token-expiration`, without its minimum, so
+    /// tests can watch tokens being refreshed).
+    pub max_token_seconds: AtomicU64,
 }
 
 impl Knobs {
@@ -100,6 +104,8 @@ pub struct Cluster {
     /// Requests seen.
     pub requests: Mutex<Vec<RequestRecord>>,
     seq: AtomicU64,
+    /// TLS client config for proxying to kubelets (kubelet-client certificate).
+    pub kubelet_client: Arc<rustls::ClientConfig>,
     /// Bumped to end every open watch (simulates an API server restart for watchers).
     pub watch_epoch: tokio::sync::watch::Sender<u64>,
 }
@@ -116,6 +122,7 @@ impl Cluster {
         bookmark_interval: Duration,
         insecure_is_admin: bool,
         anonymous: bool,
+        kubelet_client: Arc<rustls::ClientConfig>,
     ) -> Self {
         Cluster {
             store,
@@ -129,12 +136,21 @@ impl Cluster {
             anonymous,
             requests: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
+            kubelet_client,
             watch_epoch: tokio::sync::watch::channel(0).0,
         }
     }
 
     /// Records a request.
-    pub fn record(&self, method: &str, path: &str, query: &str, user: Option<&UserInfo>, code: u16, user_agent: &str) {
+    pub fn record(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        user: Option<&UserInfo>,
+        code: u16,
+        user_agent: &str,
+    ) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let mut r = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         if r.len() >= 100_000 {
@@ -153,7 +169,10 @@ impl Cluster {
 
     /// The current policy.
     pub fn policy(&self) -> Policy {
-        self.policy.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Ends every open watch.

@@ -49,7 +49,12 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
         ],
         ("", "Namespace") => vec![name, ("Status", "string", "", 0), age],
         ("", "ConfigMap") => vec![name, ("Data", "integer", "", 0), age],
-        ("", "Secret") => vec![name, ("Type", "string", "", 0), ("Data", "integer", "", 0), age],
+        ("", "Secret") => vec![
+            name,
+            ("Type", "string", "", 0),
+            ("Data", "integer", "", 0),
+            age,
+        ],
         ("", "ServiceAccount") => vec![name, ("Secrets", "integer", "", 0), age],
         ("", "Service") => vec![
             name,
@@ -81,7 +86,13 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
 }
 
 /// Builds a Table of `objects` (already in `def`'s version, with apiVersion/kind).
-pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: IncludeObject, table_version: &str) -> Value {
+pub fn table(
+    def: &ResourceDef,
+    objects: &[Value],
+    list_meta: Value,
+    include: IncludeObject,
+    table_version: &str,
+) -> Value {
     let cols: Vec<Value> = columns(def)
         .iter()
         .map(|(n, t, f, p)| json!({"name": n, "type": t, "format": f, "description": description(n), "priority": p}))
@@ -150,20 +161,36 @@ pub fn human_duration(secs: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+        if s % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", s % 60)
+        }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 192 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else if d < 365 * 8 {
         let y = d / 365;
-        if d % 365 == 0 { format!("{y}y") } else { format!("{y}y{}d", d % 365) }
+        if d % 365 == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{}d", d % 365)
+        }
     } else {
         format!("{}y", d / 365)
     }
@@ -174,7 +201,10 @@ fn none_if_empty(s: String) -> String {
 }
 
 fn count_map(obj: &Value, field: &str) -> usize {
-    obj.get(field).and_then(Value::as_object).map(|m| m.len()).unwrap_or(0)
+    obj.get(field)
+        .and_then(Value::as_object)
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
@@ -182,27 +212,62 @@ fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
     match (def.group, def.kind) {
         ("", "Pod") => pod_cells(obj),
         ("", "Node") => node_cells(obj),
-        ("", "Namespace") => vec![name, json!(meta::path_string(obj, "status.phase")), json!(age(obj))],
-        ("", "ConfigMap") => vec![name, json!(count_map(obj, "data") + count_map(obj, "binaryData")), json!(age(obj))],
-        ("", "Secret") => vec![name, json!(meta::path_string(obj, "type")), json!(count_map(obj, "data")), json!(age(obj))],
+        ("", "Namespace") => vec![
+            name,
+            json!(meta::path_string(obj, "status.phase")),
+            json!(age(obj)),
+        ],
+        ("", "ConfigMap") => vec![
+            name,
+            json!(count_map(obj, "data") + count_map(obj, "binaryData")),
+            json!(age(obj)),
+        ],
+        ("", "Secret") => vec![
+            name,
+            json!(meta::path_string(obj, "type")),
+            json!(count_map(obj, "data")),
+            json!(age(obj)),
+        ],
         ("", "ServiceAccount") => {
-            vec![name, json!(obj.get("secrets").and_then(Value::as_array).map(Vec::len).unwrap_or(0)), json!(age(obj))]
+            vec![
+                name,
+                json!(
+                    obj.get("secrets")
+                        .and_then(Value::as_array)
+                        .map(Vec::len)
+                        .unwrap_or(0)
+                ),
+                json!(age(obj)),
+            ]
         }
         ("", "Service") => service_cells(obj),
         ("", "Event") => event_cells(obj),
-        ("coordination.k8s.io", _) => vec![name, json!(meta::path_string(obj, "spec.holderIdentity")), json!(age(obj))],
+        ("coordination.k8s.io", _) => vec![
+            name,
+            json!(meta::path_string(obj, "spec.holderIdentity")),
+            json!(age(obj)),
+        ],
         ("certificates.k8s.io", _) => csr_cells(obj),
         _ => vec![name, json!(age(obj))],
     }
 }
 
 fn statuses(obj: &Value, field: &str) -> Vec<Value> {
-    meta::path(obj, &format!("status.{field}")).and_then(Value::as_array).cloned().unwrap_or_default()
+    meta::path(obj, &format!("status.{field}"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn pod_cells(pod: &Value) -> Vec<Value> {
-    let total = meta::path(pod, "spec.containers").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
-    let init_total = meta::path(pod, "spec.initContainers").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+    let total = meta::path(pod, "spec.containers")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
+    let init_total = meta::path(pod, "spec.initContainers")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
     let mut restarts = 0i64;
     let mut ready = 0;
     let mut reason = meta::path_string(pod, "status.phase");
@@ -222,11 +287,17 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
             let r = s(c, "state.terminated.reason");
             reason = if r.is_empty() {
                 let sig = s(c, "state.terminated.signal");
-                if !sig.is_empty() && sig != "0" { format!("Init:Signal:{sig}") } else { format!("Init:ExitCode:{}", s(c, "state.terminated.exitCode")) }
+                if !sig.is_empty() && sig != "0" {
+                    format!("Init:Signal:{sig}")
+                } else {
+                    format!("Init:ExitCode:{}", s(c, "state.terminated.exitCode"))
+                }
             } else {
                 format!("Init:{r}")
             };
-        } else if !s(c, "state.waiting.reason").is_empty() && s(c, "state.waiting.reason") != "PodInitializing" {
+        } else if !s(c, "state.waiting.reason").is_empty()
+            && s(c, "state.waiting.reason") != "PodInitializing"
+        {
             reason = format!("Init:{}", s(c, "state.waiting.reason"));
         } else {
             reason = format!("Init:{i}/{init_total}");
@@ -246,8 +317,14 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
                 reason = term_reason;
             } else if meta::path(c, "state.terminated").is_some() {
                 let sig = s(c, "state.terminated.signal");
-                reason = if !sig.is_empty() && sig != "0" { format!("Signal:{sig}") } else { format!("ExitCode:{}", s(c, "state.terminated.exitCode")) };
-            } else if c.get("ready").and_then(Value::as_bool) == Some(true) && meta::path(c, "state.running").is_some() {
+                reason = if !sig.is_empty() && sig != "0" {
+                    format!("Signal:{sig}")
+                } else {
+                    format!("ExitCode:{}", s(c, "state.terminated.exitCode"))
+                };
+            } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+                && meta::path(c, "state.running").is_some()
+            {
                 has_running = true;
                 ready += 1;
             }
@@ -256,22 +333,37 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
             let pod_ready = statuses(pod, "conditions")
                 .iter()
                 .any(|c| s(c, "type") == "Ready" && s(c, "status") == "True");
-            reason = if pod_ready { "Running".into() } else { "NotReady".into() };
+            reason = if pod_ready {
+                "Running".into()
+            } else {
+                "NotReady".into()
+            };
         }
     }
     if meta::is_deleting(pod) {
-        reason = if status_reason == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
+        reason = if status_reason == "NodeLost" {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
-    let gates = meta::path(pod, "spec.readinessGates").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+    let gates = meta::path(pod, "spec.readinessGates")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
     let gates_cell = if gates == 0 {
         "<none>".to_string()
     } else {
         let true_gates = statuses(pod, "conditions")
             .iter()
             .filter(|c| {
-                meta::path(pod, "spec.readinessGates").and_then(Value::as_array).is_some_and(|g| {
-                    g.iter().any(|g| meta::path_string(g, "conditionType") == s(c, "type"))
-                }) && s(c, "status") == "True"
+                meta::path(pod, "spec.readinessGates")
+                    .and_then(Value::as_array)
+                    .is_some_and(|g| {
+                        g.iter()
+                            .any(|g| meta::path_string(g, "conditionType") == s(c, "type"))
+                    })
+                    && s(c, "status") == "True"
             })
             .count();
         format!("{true_gates}/{gates}")
@@ -284,14 +376,21 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
         json!(age(pod)),
         json!(none_if_empty(meta::path_string(pod, "status.podIP"))),
         json!(none_if_empty(meta::path_string(pod, "spec.nodeName"))),
-        json!(none_if_empty(meta::path_string(pod, "status.nominatedNodeName"))),
+        json!(none_if_empty(meta::path_string(
+            pod,
+            "status.nominatedNodeName"
+        ))),
         json!(gates_cell),
     ]
 }
 
 fn node_cells(node: &Value) -> Vec<Value> {
     let conds = statuses(node, "conditions");
-    let mut status = match conds.iter().find(|c| meta::path_string(c, "type") == "Ready").map(|c| meta::path_string(c, "status")) {
+    let mut status = match conds
+        .iter()
+        .find(|c| meta::path_string(c, "type") == "Ready")
+        .map(|c| meta::path_string(c, "status"))
+    {
         Some(s) if s == "True" => "Ready".to_string(),
         Some(s) if s == "False" => "NotReady".to_string(),
         _ => "Unknown".to_string(),
@@ -305,7 +404,9 @@ fn node_cells(node: &Value) -> Vec<Value> {
         .filter_map(|(k, v)| {
             k.strip_prefix("node-role.kubernetes.io/")
                 .map(String::from)
-                .or_else(|| (k == "kubernetes.io/role").then(|| v.as_str().unwrap_or("").to_string()))
+                .or_else(|| {
+                    (k == "kubernetes.io/role").then(|| v.as_str().unwrap_or("").to_string())
+                })
         })
         .filter(|r| !r.is_empty())
         .collect();
@@ -328,7 +429,10 @@ fn node_cells(node: &Value) -> Vec<Value> {
         json!(none_if_empty(addr("ExternalIP"))),
         json!(meta::path_string(node, "status.nodeInfo.osImage")),
         json!(meta::path_string(node, "status.nodeInfo.kernelVersion")),
-        json!(meta::path_string(node, "status.nodeInfo.containerRuntimeVersion")),
+        json!(meta::path_string(
+            node,
+            "status.nodeInfo.containerRuntimeVersion"
+        )),
     ]
 }
 
@@ -351,7 +455,12 @@ fn service_cells(svc: &Value) -> Vec<Value> {
         .unwrap_or_default();
     let selector = meta::path(svc, "spec.selector")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     vec![
         json!(meta::name(svc)),
@@ -369,24 +478,43 @@ fn event_cells(ev: &Value) -> Vec<Value> {
         .iter()
         .map(|f| meta::path_string(ev, f))
         .find(|s| !s.is_empty())
-        .unwrap_or_else(|| meta::md_str(ev, "creationTimestamp").unwrap_or("").to_string());
+        .unwrap_or_else(|| {
+            meta::md_str(ev, "creationTimestamp")
+                .unwrap_or("")
+                .to_string()
+        });
     let kind = meta::path_string(ev, "involvedObject.kind").to_lowercase();
     vec![
         json!(since(Some(&last))),
         json!(meta::path_string(ev, "type")),
         json!(meta::path_string(ev, "reason")),
-        json!(format!("{kind}/{}", meta::path_string(ev, "involvedObject.name"))),
+        json!(format!(
+            "{kind}/{}",
+            meta::path_string(ev, "involvedObject.name")
+        )),
         json!(meta::path_string(ev, "message").trim()),
     ]
 }
 
 fn csr_cells(csr: &Value) -> Vec<Value> {
-    let mut conds: Vec<String> = statuses(csr, "conditions").iter().map(|c| meta::path_string(c, "type")).collect();
-    if meta::path(csr, "status.certificate").is_some_and(|c| c.as_str().is_some_and(|s| !s.is_empty())) {
+    let mut conds: Vec<String> = statuses(csr, "conditions")
+        .iter()
+        .map(|c| meta::path_string(c, "type"))
+        .collect();
+    if meta::path(csr, "status.certificate")
+        .is_some_and(|c| c.as_str().is_some_and(|s| !s.is_empty()))
+    {
         conds.push("Issued".into());
     }
-    let cond = if conds.is_empty() { "Pending".to_string() } else { conds.join(",") };
-    let dur = meta::path(csr, "spec.expirationSeconds").and_then(Value::as_i64).map(human_duration).unwrap_or_else(|| "<none>".into());
+    let cond = if conds.is_empty() {
+        "Pending".to_string()
+    } else {
+        conds.join(",")
+    };
+    let dur = meta::path(csr, "spec.expirationSeconds")
+        .and_then(Value::as_i64)
+        .map(human_duration)
+        .unwrap_or_else(|| "<none>".into());
     vec![
         json!(meta::name(csr)),
         json!(age(csr)),
@@ -421,10 +549,14 @@ mod tests {
         assert_eq!(c[1], "0/1");
         assert_eq!(c[2], "ContainerCreating");
         assert_eq!(c[3], "2");
-        pod["status"]["containerStatuses"][0] = json!({"name": "c", "ready": true, "restartCount": 0, "state": {"running": {}}});
+        pod["status"]["containerStatuses"][0] =
+            json!({"name": "c", "ready": true, "restartCount": 0, "state": {"running": {}}});
         pod["status"]["phase"] = json!("Running");
         let c = cells(def, &pod);
-        assert_eq!((c[1].clone(), c[2].clone()), (json!("1/1"), json!("Running")));
+        assert_eq!(
+            (c[1].clone(), c[2].clone()),
+            (json!("1/1"), json!("Running"))
+        );
         pod["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
         assert_eq!(cells(def, &pod)[2], "Terminating");
     }

@@ -23,6 +23,12 @@ pub struct Rejection {
     pub message: String,
 }
 
+/// A further admission check (upstream PodAdmitHandler): the eviction manager refuses
+/// pods under node pressure, the node shutdown manager every pod once shutdown began.
+pub trait AdmitHandler: Send + Sync + std::fmt::Debug {
+    fn admit(&self, pod: &Pod) -> Result<(), Rejection>;
+}
+
 /// Sysctls any pod may set (upstream's safe set for v1.35).
 pub const SAFE_SYSCTLS: &[&str] = &[
     "kernel.shm_rmid_forced",
@@ -63,13 +69,18 @@ pub fn allocatable(
     let eviction_memory = eviction_hard
         .get("memory.available")
         .map(|v| match v.strip_suffix('%') {
-            Some(pct) => pct.parse::<f64>().map(|p| (memory_bytes as f64 * p / 100.0) as i128).unwrap_or(0),
+            Some(pct) => pct
+                .parse::<f64>()
+                .map(|p| (memory_bytes as f64 * p / 100.0) as i128)
+                .unwrap_or(0),
             None => quantity::parse_value(v).unwrap_or(0),
         })
         .unwrap_or(0);
     Allocatable {
-        cpu_milli: (cpu_cores * 1000 - reserved(system_reserved, "cpu", true) - reserved(kube_reserved, "cpu", true))
-            .max(0),
+        cpu_milli: (cpu_cores * 1000
+            - reserved(system_reserved, "cpu", true)
+            - reserved(kube_reserved, "cpu", true))
+        .max(0),
         memory_bytes: (memory_bytes
             - reserved(system_reserved, "memory", false)
             - reserved(kube_reserved, "memory", false)
@@ -80,20 +91,28 @@ pub fn allocatable(
 }
 
 fn request(c: &Container, name: &str) -> i128 {
-    let Some(res) = c.resources.as_ref() else { return 0 };
+    let Some(res) = c.resources.as_ref() else {
+        return 0;
+    };
     let q = res
         .requests
         .as_ref()
         .and_then(|r| r.get(name))
         .or_else(|| res.limits.as_ref().and_then(|l| l.get(name)));
-    let parse = if name == "cpu" { quantity::parse_milli } else { quantity::parse_value };
+    let parse = if name == "cpu" {
+        quantity::parse_milli
+    } else {
+        quantity::parse_value
+    };
     q.and_then(|q| parse(&q.0).ok()).unwrap_or(0)
 }
 
 /// The pod's effective request: the larger of the regular containers (plus sidecars)
 /// summed and any single init container, plus the pod overhead.
 pub fn pod_request(pod: &Pod, name: &str) -> i128 {
-    let Some(spec) = pod.spec.as_ref() else { return 0 };
+    let Some(spec) = pod.spec.as_ref() else {
+        return 0;
+    };
     let sidecars: i128 = spec
         .init_containers
         .iter()
@@ -101,13 +120,31 @@ pub fn pod_request(pod: &Pod, name: &str) -> i128 {
         .filter(|c| c.restart_policy.as_deref() == Some("Always"))
         .map(|c| request(c, name))
         .sum();
-    let regular: i128 = spec.containers.iter().map(|c| request(c, name)).sum::<i128>() + sidecars;
-    let init_max = spec.init_containers.iter().flatten().map(|c| request(c, name)).max().unwrap_or(0);
+    let regular: i128 = spec
+        .containers
+        .iter()
+        .map(|c| request(c, name))
+        .sum::<i128>()
+        + sidecars;
+    let init_max = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| request(c, name))
+        .max()
+        .unwrap_or(0);
     let overhead = spec
         .overhead
         .as_ref()
         .and_then(|o| o.get(name))
-        .and_then(|q| if name == "cpu" { quantity::parse_milli(&q.0) } else { quantity::parse_value(&q.0) }.ok())
+        .and_then(|q| {
+            if name == "cpu" {
+                quantity::parse_milli(&q.0)
+            } else {
+                quantity::parse_value(&q.0)
+            }
+            .ok()
+        })
         .unwrap_or(0);
     regular.max(init_max) + overhead
 }
@@ -116,29 +153,50 @@ fn check_sysctls(pod: &Pod, allowed_unsafe: &[String]) -> Result<(), Rejection> 
     let spec = pod.spec.as_ref();
     let host_net = spec.and_then(|s| s.host_network).unwrap_or(false);
     let host_ipc = spec.and_then(|s| s.host_ipc).unwrap_or(false);
-    for s in spec.and_then(|s| s.security_context.as_ref()).and_then(|sc| sc.sysctls.as_ref()).into_iter().flatten() {
+    for s in spec
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+    {
         let name = s.name.replace('/', ".");
         let allowed = SAFE_SYSCTLS.contains(&name.as_str())
-            || allowed_unsafe.iter().any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => name.starts_with(&prefix.replace('/', ".")),
-                None => pattern.replace('/', ".") == name,
-            });
+            || allowed_unsafe
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(&prefix.replace('/', ".")),
+                    None => pattern.replace('/', ".") == name,
+                });
         if !allowed {
             return Err(Rejection {
                 reason: "SysctlForbidden".into(),
-                message: format!("Pod was rejected: forbidden sysctl: \"{}\" not allowlisted", s.name),
+                message: format!(
+                    "Pod was rejected: forbidden sysctl: \"{}\" not allowlisted",
+                    s.name
+                ),
             });
         }
         if host_net && name.starts_with("net.") {
             return Err(Rejection {
                 reason: "SysctlForbidden".into(),
-                message: format!("Pod was rejected: sysctl \"{}\" not allowed with host net enabled", s.name),
+                message: format!(
+                    "Pod was rejected: sysctl \"{}\" not allowed with host net enabled",
+                    s.name
+                ),
             });
         }
-        if host_ipc && (name.starts_with("kernel.shm") || name.starts_with("kernel.msg") || name.starts_with("kernel.sem") || name.starts_with("fs.mqueue.")) {
+        if host_ipc
+            && (name.starts_with("kernel.shm")
+                || name.starts_with("kernel.msg")
+                || name.starts_with("kernel.sem")
+                || name.starts_with("fs.mqueue."))
+        {
             return Err(Rejection {
                 reason: "SysctlForbidden".into(),
-                message: format!("Pod was rejected: sysctl \"{}\" not allowed with host ipc enabled", s.name),
+                message: format!(
+                    "Pod was rejected: sysctl \"{}\" not allowed with host ipc enabled",
+                    s.name
+                ),
             });
         }
     }
@@ -184,7 +242,9 @@ pub fn admit<'a>(
 
 /// Online CPUs (what cadvisor reports as num_cores).
 pub fn cpu_cores() -> i128 {
-    std::thread::available_parallelism().map(|n| n.get() as i128).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i128)
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -205,7 +265,10 @@ mod tests {
             spec: Some(PodSpec {
                 containers: vec![Container {
                     name: "c".into(),
-                    resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
+                    resources: Some(ResourceRequirements {
+                        requests: Some(requests),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -239,11 +302,21 @@ mod tests {
         assert!(admit(&pod("400m", ""), running.iter(), &a, &[]).is_ok());
         let r = admit(&pod("600m", ""), running.iter(), &a, &[]).unwrap_err();
         assert_eq!(r.reason, "OutOfcpu");
-        assert!(r.message.contains("requested: 600, used: 1000, capacity: 1500"), "{}", r.message);
+        assert!(
+            r.message
+                .contains("requested: 600, used: 1000, capacity: 1500"),
+            "{}",
+            r.message
+        );
         let r = admit(&pod("", "3Gi"), running.iter(), &a, &[]).unwrap_err();
         assert_eq!(r.reason, "OutOfmemory");
         let three = [pod("", ""), pod("", ""), pod("", "")];
-        assert_eq!(admit(&pod("", ""), three.iter(), &a, &[]).unwrap_err().reason, "OutOfpods");
+        assert_eq!(
+            admit(&pod("", ""), three.iter(), &a, &[])
+                .unwrap_err()
+                .reason,
+            "OutOfpods"
+        );
         // Best-effort pods need no resources.
         assert!(admit(&pod("", ""), running.iter(), &a, &[]).is_ok());
     }
@@ -253,7 +326,10 @@ mod tests {
         let with = |name: &str| {
             let mut p = pod("", "");
             p.spec.as_mut().unwrap().security_context = Some(PodSecurityContext {
-                sysctls: Some(vec![Sysctl { name: name.into(), value: "1".into() }]),
+                sysctls: Some(vec![Sysctl {
+                    name: name.into(),
+                    value: "1".into(),
+                }]),
                 ..Default::default()
             });
             p
@@ -263,6 +339,14 @@ mod tests {
         let r = admit(&with("kernel.msgmax"), [].iter(), &a, &[]).unwrap_err();
         assert_eq!(r.reason, "SysctlForbidden");
         assert!(r.message.contains("kernel.msgmax"));
-        assert!(admit(&with("kernel.msgmax"), [].iter(), &a, &["kernel.msg*".into()]).is_ok());
+        assert!(
+            admit(
+                &with("kernel.msgmax"),
+                [].iter(),
+                &a,
+                &["kernel.msg*".into()]
+            )
+            .is_ok()
+        );
     }
 }

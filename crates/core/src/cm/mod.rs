@@ -152,11 +152,18 @@ pub struct PodLimits {
 pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i64) -> PodLimits {
     let containers: Vec<&Container> = pod.spec.iter().flat_map(|s| s.containers.iter()).collect();
     let sum = |limits: bool, name: &str| -> Option<i128> {
-        containers.iter().map(|c| resource(c, limits, name)).sum::<Option<i128>>()
+        containers
+            .iter()
+            .map(|c| resource(c, limits, name))
+            .sum::<Option<i128>>()
     };
     let requests: i128 = containers
         .iter()
-        .map(|c| resource(c, false, "cpu").or_else(|| resource(c, true, "cpu")).unwrap_or(0))
+        .map(|c| {
+            resource(c, false, "cpu")
+                .or_else(|| resource(c, true, "cpu"))
+                .unwrap_or(0)
+        })
         .sum();
     let quota = match (cfs_quota, sum(true, "cpu")) {
         (true, Some(milli)) => cpu_quota(milli, cfs_period_us),
@@ -184,18 +191,35 @@ impl CgroupLayout {
             if let Err(err) = std::fs::create_dir_all(&dir) {
                 return Err(format!("creating pod cgroup {}: {err}", dir.display()));
             }
-            let unlimited_quota = if limits.cpu_quota > 0 { limits.cpu_quota.to_string() } else { "-1".into() };
+            let unlimited_quota = if limits.cpu_quota > 0 {
+                limits.cpu_quota.to_string()
+            } else {
+                "-1".into()
+            };
             let v2_max = |v: i64| if v > 0 { v.to_string() } else { "max".into() };
             let writes: Vec<(&str, String)> = vec![
                 // cgroup v1
                 ("cpu.shares", limits.cpu_shares.to_string()),
                 ("cpu.cfs_period_us", limits.cpu_period.to_string()),
                 ("cpu.cfs_quota_us", unlimited_quota),
-                ("memory.limit_in_bytes", if limits.memory_bytes > 0 { limits.memory_bytes.to_string() } else { "-1".into() }),
+                (
+                    "memory.limit_in_bytes",
+                    if limits.memory_bytes > 0 {
+                        limits.memory_bytes.to_string()
+                    } else {
+                        "-1".into()
+                    },
+                ),
                 ("pids.max", v2_max(limits.pids)),
                 // cgroup v2
-                ("cpu.max", format!("{} {}", v2_max(limits.cpu_quota), limits.cpu_period)),
-                ("cpu.weight", shares_to_weight(limits.cpu_shares).to_string()),
+                (
+                    "cpu.max",
+                    format!("{} {}", v2_max(limits.cpu_quota), limits.cpu_period),
+                ),
+                (
+                    "cpu.weight",
+                    shares_to_weight(limits.cpu_shares).to_string(),
+                ),
                 ("memory.max", v2_max(limits.memory_bytes)),
             ];
             for (file, value) in writes {
@@ -404,9 +428,15 @@ mod tests {
 
     #[test]
     fn pod_level_limits() {
-        let p = pod_with(&[("cpu", "50m"), ("memory", "32Mi")], &[("cpu", "150m"), ("memory", "32Mi")]);
+        let p = pod_with(
+            &[("cpu", "50m"), ("memory", "32Mi")],
+            &[("cpu", "150m"), ("memory", "32Mi")],
+        );
         let l = pod_limits(&p, true, 100_000, 100);
-        assert_eq!((l.cpu_shares, l.cpu_quota, l.memory_bytes, l.pids), (51, 15_000, 32 << 20, 100));
+        assert_eq!(
+            (l.cpu_shares, l.cpu_quota, l.memory_bytes, l.pids),
+            (51, 15_000, 32 << 20, 100)
+        );
         let unbounded = pod_limits(&pod_with(&[("cpu", "50m")], &[]), true, 100_000, -1);
         assert_eq!((unbounded.cpu_quota, unbounded.memory_bytes), (0, 0));
         assert_eq!(shares_to_weight(1024), 39);

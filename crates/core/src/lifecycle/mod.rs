@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
 use tokio::sync::watch;
 
+use crate::events::{EventSink, EventType, PodEvent};
 use crate::prober::http::HttpProbe;
 use crate::prober::{ProbeError, Target};
 use crate::runtime::cri::{CriClient, CriError};
@@ -77,8 +78,8 @@ pub async fn run_handler(
                 "HTTP lifecycle hook ({path}) for Container {container:?} in Pod {pod:?} failed - error: {e}"
             )
         };
-        let probe = HttpProbe::new(http, target, limit, "lifecycle")
-            .map_err(|ProbeError(e)| fail(e))?;
+        let probe =
+            HttpProbe::new(http, target, limit, "lifecycle").map_err(|ProbeError(e)| fail(e))?;
         // As upstream, only a failed request fails the hook; the status code does not.
         return probe.get().await.map(|_| ()).map_err(fail);
     }
@@ -110,6 +111,7 @@ pub struct Kill {
 /// the stop signal (sidecars waiting for the main containers).
 pub async fn kill_container<F>(
     cri: &CriClient,
+    events: &dyn EventSink,
     pod: &Pod,
     kill: &Kill,
     pod_ip: Option<&str>,
@@ -138,7 +140,17 @@ where
         match tokio::time::timeout(limit, run_handler(cri, pod, &target, handler, limit)).await {
             Ok(Ok(())) => {}
             Ok(Err(msg)) => {
-                tracing::warn!(pod = %pod_name(pod), container = %kill.name, message = %msg, "PreStop hook failed")
+                tracing::warn!(pod = %pod_name(pod), container = %kill.name, message = %msg, "PreStop hook failed");
+                // As upstream, the message (which may hold secrets) stays out of the event.
+                events.record(
+                    PodEvent::new(
+                        pod,
+                        EventType::Warning,
+                        "FailedPreStopHook",
+                        "PreStopHook failed",
+                    )
+                    .for_container(pod, &kill.name),
+                );
             }
             Err(_) => {
                 tracing::info!(pod = %pod_name(pod), container = %kill.name, grace_seconds = grace, "PreStop hook not completed in grace period")
@@ -202,6 +214,7 @@ pub fn termination_order(pod: &Pod, running: &[String]) -> HashMap<String, Vec<S
 /// the names of those that could not be stopped, with the error.
 pub async fn stop_containers(
     cri: &CriClient,
+    events: &dyn EventSink,
     pod: &Pod,
     kills: Vec<Kill>,
     pod_ip: Option<&str>,
@@ -214,12 +227,14 @@ pub async fn stop_containers(
         let prereqs = order.get(&kill.name).cloned().unwrap_or_default();
         let mut rx = done_rx.clone();
         async move {
-            let turn = (!prereqs.is_empty()).then(|| async move {
+            let waits = !prereqs.is_empty();
+            let turn = async move {
                 let _ = rx
                     .wait_for(|done| prereqs.iter().all(|p| done.contains(p)))
                     .await;
-            });
-            let result = kill_container(cri, pod, &kill, pod_ip, turn).await;
+            };
+            let turn = waits.then_some(turn);
+            let result = kill_container(cri, events, pod, &kill, pod_ip, turn).await;
             done_tx.send_modify(|d| {
                 d.insert(kill.name.clone());
             });

@@ -122,7 +122,10 @@ pub async fn message(cri: &CriClient, exit: &Exit<'_>) -> Option<String> {
         Some(file) => match read_tail(Path::new(&file), MAX_MESSAGE_BYTES) {
             Ok(data) => {
                 let empty = data.is_empty();
-                (String::from_utf8_lossy(&data).into_owned(), fallback && empty)
+                (
+                    String::from_utf8_lossy(&data).into_owned(),
+                    fallback && empty,
+                )
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => (String::new(), fallback),
             Err(err) => (
@@ -172,7 +175,9 @@ mod tests {
         let f = dir.path().join("0.log");
         let mut text = String::new();
         for i in 0..100 {
-            text.push_str(&format!("2024-01-01T00:00:00.000000000Z stdout F line {i}\n"));
+            text.push_str(&format!(
+                "2024-01-01T00:00:00.000000000Z stdout F line {i}\n"
+            ));
         }
         text.push_str("2024-01-01T00:00:00.1Z stderr P half \n");
         text.push_str("2024-01-01T00:00:00.2Z stderr F and half\n");

@@ -3,7 +3,7 @@
 //! e.g. after a restart with fewer manifests) are terminated once every source has
 //! reported, so a restart never kills pods whose manifest simply has not been read yet.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::kill::{KillOutcome, KillRequest, PodKiller};
 use super::worker::{PodWorker, Target, WorkerContext};
 use crate::cm::admission::{self, Allocatable};
 use crate::runtime::model::{ObservedPod, RuntimeSnapshot};
@@ -32,6 +33,15 @@ pub struct Dispatcher {
     workers: HashMap<String, WorkerHandle>,
     /// Pods refused at admission: never started; their status says why.
     rejected: std::collections::HashSet<String>,
+    /// Kill requests (eviction, node shutdown), once `pod_killer` was called.
+    kills: Option<mpsc::UnboundedReceiver<KillRequest>>,
+    /// Pods being killed on request -> who waits for the outcome.
+    killed: HashMap<String, Vec<tokio::sync::oneshot::Sender<KillOutcome>>>,
+    /// Pods being deleted (deletionTimestamp) whose termination has completed; they stay
+    /// here while a source still lists them, so they are not started again.
+    finished: BTreeSet<String>,
+    /// Where `finished` is published (cluster mode: the final API delete).
+    terminated_tx: Option<watch::Sender<BTreeSet<String>>>,
 }
 
 /// What pods are admitted against.
@@ -39,6 +49,8 @@ pub struct Dispatcher {
 pub struct AdmissionPolicy {
     pub allocatable: Allocatable,
     pub allowed_unsafe_sysctls: Vec<String>,
+    /// More checks after the resource fit (eviction: node pressure; node shutdown).
+    pub handlers: Vec<Arc<dyn admission::AdmitHandler>>,
 }
 
 impl Dispatcher {
@@ -57,12 +69,31 @@ impl Dispatcher {
             admission,
             workers: HashMap::new(),
             rejected: Default::default(),
+            kills: None,
+            killed: HashMap::new(),
+            finished: BTreeSet::new(),
+            terminated_tx: None,
         }
+    }
+
+    /// Publish the UIDs of pods with a deletionTimestamp whose containers are stopped and
+    /// whose resources are cleaned up (what upstream waits for before the final delete).
+    pub fn with_terminated(mut self, tx: watch::Sender<BTreeSet<String>>) -> Self {
+        self.terminated_tx = Some(tx);
+        self
+    }
+
+    /// A handle to end pods through their workers (see `pod::kill`).
+    pub fn pod_killer(&mut self) -> PodKiller {
+        let (killer, rx) = PodKiller::channel();
+        self.kills = Some(rx);
+        killer
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
         let mut tasks = JoinSet::new();
+        let mut kills = self.kills.take();
         loop {
             self.reconcile(&mut tasks, &done_tx, &shutdown);
             tokio::select! {
@@ -71,7 +102,23 @@ impl Dispatcher {
                 changed = self.snapshots.changed() => if changed.is_err() { break },
                 Some(uid) = done_rx.recv() => {
                     self.workers.remove(&uid);
+                    let deleting = self
+                        .desired
+                        .borrow()
+                        .pods
+                        .get(&uid)
+                        .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
+                    if deleting {
+                        self.finished.insert(uid.clone());
+                    }
+                    self.finish_kill(&uid);
                 }
+                Some(req) = async {
+                    match kills.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.handle_kill(req),
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(err) = joined && err.is_panic() {
                         tracing::error!(error = %err, "a pod worker panicked; it will be restarted");
@@ -94,10 +141,41 @@ impl Dispatcher {
 
         // Workers whose task is gone (panicked) are dropped so they can be re-created.
         self.workers.retain(|_, w| !w.target.is_closed());
+        // A killed pod's worker may be seen gone here before its done message arrives.
+        let finished: Vec<String> = self
+            .killed
+            .keys()
+            .filter(|uid| !self.workers.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in finished {
+            self.finish_kill(&uid);
+        }
 
         let mut new_pods = Vec::new();
         for (uid, pod) in &desired.pods {
+            // Graceful deletion through the API: stop within deletionGracePeriodSeconds.
+            let deleting = pod.metadata.deletion_timestamp.is_some();
+            let deletion_grace = pod.metadata.deletion_grace_period_seconds;
             match self.workers.get_mut(uid) {
+                Some(w) if !w.terminating && deleting => {
+                    w.terminating = true;
+                    w.target.send_replace(Target::Terminate {
+                        pod: pod.clone(),
+                        grace_seconds: deletion_grace,
+                        final_status: None,
+                    });
+                }
+                None if deleting => {
+                    if !self.finished.contains(uid) {
+                        let target = Target::Terminate {
+                            pod: pod.clone(),
+                            grace_seconds: deletion_grace,
+                            final_status: None,
+                        };
+                        self.spawn(uid, target, tasks, done, shutdown);
+                    }
+                }
                 Some(w) if !w.terminating => {
                     let changed =
                         matches!(&*w.target.borrow(), Target::Run(old) if !Arc::ptr_eq(old, pod));
@@ -107,6 +185,8 @@ impl Dispatcher {
                 }
                 Some(_) => {} // still terminating an earlier incarnation; re-created after
                 None if self.rejected.contains(uid) => {}
+                // Finished before (an API pod in phase Succeeded/Failed): never re-run.
+                None if terminal_phase(pod) => {}
                 None => new_pods.push(pod.clone()),
             }
         }
@@ -118,12 +198,31 @@ impl Dispatcher {
                 Ok(()) => self.spawn(&uid, Target::Run(pod), tasks, done, shutdown),
                 Err(rejection) => {
                     tracing::warn!(pod = %super::worker::pod_ref(&pod), reason = %rejection.reason, message = %rejection.message, "pod rejected at admission");
-                    self.ctx.statuses.set(&pod, crate::status::rejected(&pod, &rejection.reason, &rejection.message));
+                    self.ctx.statuses.set(
+                        &pod,
+                        crate::status::rejected(&pod, &rejection.reason, &rejection.message),
+                    );
                     self.rejected.insert(uid);
                 }
             }
         }
-        let gone: Vec<String> = self.rejected.iter().filter(|uid| !desired.pods.contains_key(*uid)).cloned().collect();
+        self.finished.retain(|uid| desired.pods.contains_key(uid));
+        if let Some(tx) = &self.terminated_tx {
+            tx.send_if_modified(|current| {
+                if *current == self.finished {
+                    false
+                } else {
+                    current.clone_from(&self.finished);
+                    true
+                }
+            });
+        }
+        let gone: Vec<String> = self
+            .rejected
+            .iter()
+            .filter(|uid| !desired.pods.contains_key(*uid))
+            .cloned()
+            .collect();
         for uid in gone {
             self.rejected.remove(&uid);
             self.ctx.statuses.remove(&uid);
@@ -137,6 +236,7 @@ impl Dispatcher {
                 w.target.send_replace(Target::Terminate {
                     pod,
                     grace_seconds: None,
+                    final_status: None,
                 });
             }
         }
@@ -154,6 +254,7 @@ impl Dispatcher {
                 let target = Target::Terminate {
                     pod: Arc::new(pod_from_runtime(&orphan)),
                     grace_seconds: None,
+                    final_status: None,
                 };
                 self.spawn(&orphan.uid, target, tasks, done, shutdown);
             }
@@ -195,6 +296,46 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// A pod killed on request is done: it is not started again while still configured.
+    fn finish_kill(&mut self, uid: &str) {
+        if let Some(waiters) = self.killed.remove(uid) {
+            self.rejected.insert(uid.to_string());
+            for w in waiters {
+                let _ = w.send(KillOutcome::Killed);
+            }
+        }
+    }
+
+    /// Terminate a running pod through its worker with the requested grace period; the
+    /// pod keeps the final status (see `pod::kill`) and is not restarted.
+    fn handle_kill(&mut self, req: KillRequest) {
+        let KillRequest { spec, done } = req;
+        let Some(w) = self.workers.get_mut(&spec.uid).filter(|w| !w.terminating) else {
+            let _ = done.send(KillOutcome::NotRunning);
+            return;
+        };
+        let pod = match &*w.target.borrow() {
+            Target::Run(p) | Target::Terminate { pod: p, .. } => p.clone(),
+        };
+        let last = self.ctx.statuses.get(&spec.uid);
+        let status = super::kill::final_status(
+            &pod,
+            last.as_ref().and_then(|p| p.status.as_ref()),
+            &spec,
+            super::kill::now(),
+        );
+        tracing::info!(pod = %super::worker::pod_ref(&pod), reason = %spec.reason, message = %spec.message, grace_seconds = ?spec.grace_seconds, "killing pod");
+        // Visible at once, as upstream's killPodFunc updates the status before the kill.
+        self.ctx.statuses.set(&pod, status.clone());
+        w.terminating = true;
+        w.target.send_replace(Target::Terminate {
+            pod,
+            grace_seconds: spec.grace_seconds,
+            final_status: Some(Arc::new(status)),
+        });
+        self.killed.entry(spec.uid).or_default().push(done);
+    }
+
     /// Admission against the pods already running (terminal ones do not count).
     fn admit(&self, pod: &Pod) -> Result<(), admission::Rejection> {
         let running: Vec<Arc<Pod>> = self
@@ -207,10 +348,17 @@ impl Dispatcher {
             })
             .filter(|p| {
                 let uid = p.metadata.uid.as_deref().unwrap_or_default();
-                let phase = self.ctx.statuses.get(uid).and_then(|s| s.status.as_ref().and_then(|st| st.phase.clone()));
+                let phase = self
+                    .ctx
+                    .statuses
+                    .get(uid)
+                    .and_then(|s| s.status.as_ref().and_then(|st| st.phase.clone()));
                 !matches!(phase.as_deref(), Some("Succeeded") | Some("Failed"))
             })
             .collect();
+        for handler in &self.admission.handlers {
+            handler.admit(pod)?;
+        }
         admission::admit(
             pod,
             running.iter().map(|p| p.as_ref()),
@@ -218,6 +366,14 @@ impl Dispatcher {
             &self.admission.allowed_unsafe_sysctls,
         )
     }
+}
+
+/// A pod whose (API) status is already terminal.
+fn terminal_phase(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
 }
 
 fn first_seen(pod: &Pod) -> String {

@@ -8,15 +8,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cm::CgroupLayout;
+use crate::events::{EventType, PodEvent};
 use crate::lifecycle::{self, Kill};
 use crate::pleg::RelistTrigger;
 use crate::prober::{ProbeManager, Target as ProbeTarget};
-use crate::runtime::actions::{self, ContainerKind, PodActions, backoff_key};
+use crate::runtime::actions::{
+    self, ContainerKind, PodActions, backoff_key, ephemeral_as_container,
+};
 use crate::runtime::backoff::Backoff;
 use crate::runtime::container::{ContainerInputs, ContainerSettings, container_config};
 use crate::runtime::cri::CriClient;
@@ -34,6 +37,10 @@ pub enum Target {
     Terminate {
         pod: Arc<Pod>,
         grace_seconds: Option<i64>,
+        /// Set when the kubelet itself ends a pod that stays configured (eviction, node
+        /// shutdown; see `pod::kill`): the status the pod keeps once its containers are
+        /// gone, instead of being forgotten.
+        final_status: Option<Arc<k8s_openapi::api::core::v1::PodStatus>>,
     },
 }
 
@@ -49,6 +56,10 @@ pub struct WorkerContext {
     pub pod_pids_limit: i64,
     pub relist: RelistTrigger,
     pub statuses: StatusStore,
+    /// ConfigMaps, Secrets, tokens and Services (cluster mode; `None` standalone).
+    pub api: Option<Arc<dyn crate::objects::ApiObjects>>,
+    /// Where pod events go (`events::no_events()` standalone).
+    pub events: Arc<dyn crate::events::EventSink>,
 }
 
 pub struct PodWorker {
@@ -62,8 +73,16 @@ pub struct PodWorker {
     /// Probe tasks of the running containers; results wake the worker.
     probes: ProbeManager,
     probe_changes: watch::Receiver<u64>,
+    /// What the pod references from the API server, fetched before starting containers.
+    api_data: Option<crate::objects::PodApiData>,
+    /// Bumped when a watched ConfigMap/Secret changes: volumes are refreshed.
+    api_changes: Option<watch::Receiver<u64>>,
+    /// The last volume refresh error reported as an event (not repeated).
+    last_mount_error: Option<String>,
 }
 
+/// Backoff key for sandbox creation (no container is named like this: names are DNS labels).
+const SANDBOX_BACKOFF_KEY: &str = "\u{0}sandbox";
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Re-check a pod at least this often even without events (upstream syncFrequency is 1m;
 /// the dispatcher has no periodic resync of its own).
@@ -77,8 +96,9 @@ impl PodWorker {
         snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
     ) -> Self {
         let images = ImagePuller::new(ctx.cri.clone(), ctx.pull_cri.clone());
-        let probes = ProbeManager::new(ctx.cri.clone());
+        let probes = ProbeManager::new(ctx.cri.clone(), ctx.events.clone());
         let probe_changes = probes.subscribe();
+        let api_changes = ctx.api.as_ref().map(|a| a.changes());
         PodWorker {
             uid,
             ctx,
@@ -89,6 +109,9 @@ impl PodWorker {
             notes: WorkerNotes::default(),
             probes,
             probe_changes,
+            api_data: None,
+            api_changes,
+            last_mount_error: None,
         }
     }
 
@@ -100,8 +123,14 @@ impl PodWorker {
         loop {
             let target = self.target.borrow_and_update().clone();
             match target {
-                Target::Terminate { pod, grace_seconds } => {
-                    return self.terminate(&pod, grace_seconds, &shutdown).await;
+                Target::Terminate {
+                    pod,
+                    grace_seconds,
+                    final_status,
+                } => {
+                    return self
+                        .terminate(&pod, grace_seconds, final_status, &shutdown)
+                        .await;
                 }
                 Target::Run(pod) => {
                     let snapshot = self.snapshots.borrow_and_update().clone();
@@ -138,6 +167,8 @@ impl PodWorker {
                         if changed.is_err() { return false; }
                         break;
                     }
+                    // A ConfigMap, Secret or token changed: refresh the volumes.
+                    _ = api_changed(&mut self.api_changes) => break,
                     // A probe result changed (readiness, or a liveness failure to act on).
                     changed = self.probe_changes.changed() => {
                         if changed.is_err() { return false; }
@@ -169,10 +200,16 @@ impl PodWorker {
         let now = now_ns();
         if self.notes.start_time_ns == 0 {
             // After a kubelet restart the pod started when its first sandbox did.
-            let first_sandbox = observed
-                .and_then(|o| o.sandboxes.iter().map(|s| s.created_at).filter(|t| *t > 0).min());
+            let first_sandbox = observed.and_then(|o| {
+                o.sandboxes
+                    .iter()
+                    .map(|s| s.created_at)
+                    .filter(|t| *t > 0)
+                    .min()
+            });
             self.notes.start_time_ns = first_sandbox.map_or(now, |t| t.min(now));
         }
+        self.refresh_api_volumes(pod, observed).await;
         let deadline = active_deadline_ns(pod, self.notes.start_time_ns);
         if deadline.is_some_and(|d| now >= d) && !self.notes.deadline_exceeded {
             tracing::info!(pod = %pod_ref(pod), "pod was active on the node longer than its activeDeadlineSeconds; stopping it");
@@ -202,7 +239,7 @@ impl PodWorker {
         for waiting in &plan.backing_off {
             let container = find_container(pod, &waiting.name);
             let delay = container
-                .and_then(|c| self.backoff.current(&backoff_key(c)))
+                .and_then(|c| self.backoff.current(&backoff_key(&c)))
                 .unwrap_or(Duration::from_secs(10));
             self.notes.waiting.insert(
                 waiting.name.clone(),
@@ -215,6 +252,17 @@ impl PodWorker {
                         pod_ref(pod)
                     ),
                 },
+            );
+            self.event_for(
+                pod,
+                &waiting.name,
+                EventType::Warning,
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {}",
+                    waiting.name,
+                    pod_ref(pod)
+                ),
             );
             next_wake = Some(next_wake.map_or(waiting.until_ns, |w| w.min(waiting.until_ns)));
         }
@@ -286,7 +334,9 @@ impl PodWorker {
                 message: &c.message,
             };
             if let Some(message) = lifecycle::termination::message(&self.ctx.cri, &exit).await {
-                self.notes.termination_messages.insert(c.id.clone(), message);
+                self.notes
+                    .termination_messages
+                    .insert(c.id.clone(), message);
             }
         }
     }
@@ -318,9 +368,22 @@ impl PodWorker {
                 message: kill.reason.clone(),
             };
             let no_turn: Option<std::future::Ready<()>> = None;
-            if let Err(err) =
-                lifecycle::kill_container(&self.ctx.cri, pod, &k, pod_ip.as_deref(), no_turn)
-                    .await
+            self.event_for(
+                pod,
+                &kill.name,
+                EventType::Normal,
+                "Killing",
+                kill.reason.clone(),
+            );
+            if let Err(err) = lifecycle::kill_container(
+                &self.ctx.cri,
+                self.ctx.events.as_ref(),
+                pod,
+                &k,
+                pod_ip.as_deref(),
+                no_turn,
+            )
+            .await
             {
                 tracing::warn!(pod = %pod_ref(pod), container = %kill.name, error = %err, "failed to stop container");
             }
@@ -336,13 +399,29 @@ impl PodWorker {
         }
 
         let (sandbox_id, pod_ips) = match (plan.create_sandbox, &plan.sandbox_id) {
-            (Some(attempt), _) => match self.create_sandbox(pod, attempt).await {
-                Some(created) => {
-                    acted = true;
-                    created
+            (Some(attempt), _) => {
+                // A failing RunPodSandbox is retried with backoff (10s doubling to 5 min),
+                // like upstream's pod worker requeue, not on every pass.
+                let now = now_ns();
+                let last_failure = self.backoff.last_update(SANDBOX_BACKOFF_KEY).unwrap_or(now);
+                if self
+                    .backoff
+                    .in_backoff_since(SANDBOX_BACKOFF_KEY, last_failure, now)
+                    .is_some()
+                {
+                    return acted;
                 }
-                None => return true,
-            },
+                match self.create_sandbox(pod, attempt).await {
+                    Some(created) => {
+                        acted = true;
+                        created
+                    }
+                    None => {
+                        self.backoff.next(SANDBOX_BACKOFF_KEY, now_ns());
+                        return acted;
+                    }
+                }
+            }
             (None, Some(id)) => {
                 let ips = observed
                     .and_then(|o| o.sandboxes.iter().find(|s| &s.id == id))
@@ -352,10 +431,20 @@ impl PodWorker {
             }
             (None, None) => return acted,
         };
-        let volumes = match volume::prepare(&self.ctx.root_dir, pod) {
+        self.api_data = match self.ctx.api.clone() {
+            Some(api) => Some(crate::objects::prefetch(api.as_ref(), pod, true).await),
+            None => None,
+        };
+        let volumes = match volume::prepare_with(&self.ctx.root_dir, pod, self.api_data.as_ref()) {
             Ok(v) => v,
             Err(err) => {
                 tracing::error!(pod = %pod_ref(pod), error = %err, "failed to set up volumes");
+                self.ctx.events.record(PodEvent::new(
+                    pod,
+                    EventType::Warning,
+                    "FailedMount",
+                    err.clone(),
+                ));
                 for start in &plan.start {
                     if let Some(c) = spec_container(pod, start.kind, start.index) {
                         self.notes.waiting.insert(
@@ -471,6 +560,12 @@ impl PodWorker {
             }
             Err(err) => {
                 tracing::error!(pod = %pod_ref(pod), error = %err, "failed to create pod sandbox");
+                self.ctx.events.record(PodEvent::new(
+                    pod,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {}", err.message()),
+                ));
                 for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
                     self.notes.waiting.insert(
                         c.name.clone(),
@@ -497,10 +592,67 @@ impl PodWorker {
         restart_count: u32,
         pid_target: Option<&str>,
     ) -> Result<String, Waiting> {
-        let image_ref = self.images.ensure(container).await.map_err(|e| Waiting {
-            reason: e.reason.to_string(),
-            message: e.message,
-        })?;
+        let result = self
+            .start_container_inner(
+                pod,
+                container,
+                sandbox_id,
+                sandbox_cfg,
+                pod_ips,
+                volumes,
+                restart_count,
+                pid_target,
+            )
+            .await;
+        match &result {
+            Ok(_) => self.event_for(
+                pod,
+                &container.name,
+                EventType::Normal,
+                "Started",
+                format!("Started container {}", container.name),
+            ),
+            // Image failures were reported by the puller.
+            Err(w) if !IMAGE_REASONS.contains(&w.reason.as_str()) => {
+                self.event_for(
+                    pod,
+                    &container.name,
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {}", w.message),
+                );
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_container_inner(
+        &mut self,
+        pod: &Pod,
+        container: &Container,
+        sandbox_id: &str,
+        sandbox_cfg: &k8s_cri::v1::PodSandboxConfig,
+        pod_ips: &[String],
+        volumes: &volume::VolumePaths,
+        restart_count: u32,
+        pid_target: Option<&str>,
+    ) -> Result<String, Waiting> {
+        let events = self.ctx.events.clone();
+        let mut emit = |kind: EventType, reason: &'static str, message: String| {
+            events.record(
+                PodEvent::new(pod, kind, reason, message).for_container(pod, &container.name),
+            );
+        };
+        let image_ref = self
+            .images
+            .ensure_with_events(container, &mut emit)
+            .await
+            .map_err(|e| Waiting {
+                reason: e.reason.to_string(),
+                message: e.message,
+            })?;
         // runAsNonRoot without runAsUser is checked against the image's user.
         let image_user = if crate::runtime::security::wants_non_root(pod, container) {
             match self.ctx.cri.image_status(&image_ref).await {
@@ -521,6 +673,7 @@ impl PodWorker {
             pod_ips,
             volumes,
             image_user: image_user.as_ref(),
+            api: self.api_data.as_ref(),
         };
         let mut config =
             container_config(&inputs, &self.ctx.container).map_err(|message| Waiting {
@@ -546,6 +699,13 @@ impl PodWorker {
                 reason: "CreateContainerError".into(),
                 message: e.message(),
             })?;
+        self.event_for(
+            pod,
+            &container.name,
+            EventType::Normal,
+            "Created",
+            format!("Created container: {}", container.name),
+        );
         if let Err(err) = self.ctx.cri.start_container(&id).await {
             return Err(Waiting {
                 reason: "RunContainerError".into(),
@@ -590,6 +750,14 @@ impl PodWorker {
             return Ok(());
         };
         tracing::warn!(pod = %pod_ref(pod), container = %container.name, message = %message, "FailedPostStartHook");
+        // As upstream, the message (which may hold secrets) stays out of the event.
+        self.event_for(
+            pod,
+            &container.name,
+            EventType::Warning,
+            "FailedPostStartHook",
+            "PostStartHook failed".into(),
+        );
         let kill = Kill {
             container_id: id.to_string(),
             name: container.name.clone(),
@@ -598,7 +766,15 @@ impl PodWorker {
             message: "FailedPostStartHook".into(),
         };
         let no_turn: Option<std::future::Ready<()>> = None;
-        if let Err(err) = lifecycle::kill_container(&self.ctx.cri, pod, &kill, pod_ip, no_turn).await
+        if let Err(err) = lifecycle::kill_container(
+            &self.ctx.cri,
+            self.ctx.events.as_ref(),
+            pod,
+            &kill,
+            pod_ip,
+            no_turn,
+        )
+        .await
         {
             tracing::warn!(pod = %pod_ref(pod), container = %container.name, error = %err, "failed to kill container");
         }
@@ -641,8 +817,23 @@ impl PodWorker {
             })
             .collect();
         let pod_ip = self.pod_ip(pod, Some(observed));
-        for (name, err) in
-            lifecycle::stop_containers(&self.ctx.cri, pod, kills, pod_ip.as_deref()).await
+        for c in observed.running_containers() {
+            self.event_for(
+                pod,
+                &c.name,
+                EventType::Normal,
+                "Killing",
+                format!("Stopping container {}", c.name),
+            );
+        }
+        for (name, err) in lifecycle::stop_containers(
+            &self.ctx.cri,
+            self.ctx.events.as_ref(),
+            pod,
+            kills,
+            pod_ip.as_deref(),
+        )
+        .await
         {
             tracing::warn!(pod = %pod_ref(pod), container = %name, error = %err, "failed to stop container");
         }
@@ -672,6 +863,7 @@ impl PodWorker {
         &mut self,
         pod: &Pod,
         grace_override: Option<i64>,
+        final_status: Option<Arc<k8s_openapi::api::core::v1::PodStatus>>,
         shutdown: &CancellationToken,
     ) -> bool {
         let grace = grace_override
@@ -718,7 +910,10 @@ impl PodWorker {
             break;
         }
         self.cleanup(pod);
-        self.ctx.statuses.remove(&self.uid);
+        match final_status {
+            Some(status) => self.ctx.statuses.set(pod, (*status).clone()),
+            None => self.ctx.statuses.remove(&self.uid),
+        }
         self.ctx.relist.request();
         tracing::info!(pod = %pod_ref(pod), "pod removed");
         true
@@ -784,41 +979,79 @@ fn ephemeral_target(pod: &Pod, index: usize) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// An ephemeral container has every field of a container (upstream converts the same way).
-pub fn ephemeral_as_container(e: &EphemeralContainer) -> Container {
-    Container {
-        name: e.name.clone(),
-        image: e.image.clone(),
-        command: e.command.clone(),
-        args: e.args.clone(),
-        working_dir: e.working_dir.clone(),
-        ports: e.ports.clone(),
-        env_from: e.env_from.clone(),
-        env: e.env.clone(),
-        resources: e.resources.clone(),
-        resize_policy: e.resize_policy.clone(),
-        restart_policy: e.restart_policy.clone(),
-        restart_policy_rules: e.restart_policy_rules.clone(),
-        volume_mounts: e.volume_mounts.clone(),
-        volume_devices: e.volume_devices.clone(),
-        liveness_probe: e.liveness_probe.clone(),
-        readiness_probe: e.readiness_probe.clone(),
-        startup_probe: e.startup_probe.clone(),
-        lifecycle: e.lifecycle.clone(),
-        termination_message_path: e.termination_message_path.clone(),
-        termination_message_policy: e.termination_message_policy.clone(),
-        image_pull_policy: e.image_pull_policy.clone(),
-        security_context: e.security_context.clone(),
-        stdin: e.stdin,
-        stdin_once: e.stdin_once,
-        tty: e.tty,
-    }
-}
-
 /// When the pod must be done by (ns), from activeDeadlineSeconds and its start time.
 fn active_deadline_ns(pod: &Pod, start_ns: i64) -> Option<i64> {
     let secs = pod.spec.as_ref()?.active_deadline_seconds?;
     (secs > 0).then(|| start_ns.saturating_add(secs.saturating_mul(1_000_000_000)))
+}
+
+/// Waiting reasons of image failures (their events come from the image puller).
+const IMAGE_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+];
+
+/// Resolves when the API objects changed; never, without an API server.
+async fn api_changed(rx: &mut Option<watch::Receiver<u64>>) {
+    let ok = match rx.as_mut() {
+        Some(r) => r.changed().await.is_ok(),
+        None => false,
+    };
+    if ok {
+        return;
+    }
+    *rx = None;
+    std::future::pending::<()>().await
+}
+
+impl PodWorker {
+    fn event_for(
+        &self,
+        pod: &Pod,
+        container: &str,
+        kind: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        self.ctx
+            .events
+            .record(PodEvent::new(pod, kind, reason, message).for_container(pod, container));
+    }
+
+    /// Cluster mode: rewrite configMap, secret, projected and downwardAPI volumes of a
+    /// pod that has a sandbox, so updates and refreshed tokens reach running containers.
+    async fn refresh_api_volumes(&mut self, pod: &Pod, observed: Option<&ObservedPod>) {
+        let Some(api) = self.ctx.api.clone() else {
+            return;
+        };
+        let has_sandbox = observed.is_some_and(|o| o.latest_sandbox().is_some());
+        let refreshable = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .any(|v| volume::api_volumes::is_api_volume(v) || v.downward_api.is_some());
+        if !has_sandbox || !refreshable {
+            return;
+        }
+        let data = crate::objects::prefetch(api.as_ref(), pod, false).await;
+        match volume::refresh(&self.ctx.root_dir, pod, Some(&data)) {
+            Ok(()) => self.last_mount_error = None,
+            Err(err) => {
+                if self.last_mount_error.as_deref() != Some(err.as_str()) {
+                    tracing::warn!(pod = %pod_ref(pod), error = %err, "failed to refresh volumes");
+                    self.ctx.events.record(PodEvent::new(
+                        pod,
+                        EventType::Warning,
+                        "FailedMount",
+                        err.clone(),
+                    ));
+                    self.last_mount_error = Some(err);
+                }
+            }
+        }
+    }
 }
 
 /// `name_namespace(uid)`, the way upstream names pods in logs.

@@ -118,10 +118,7 @@ fn describe(url: &reqwest::Url, err: &reqwest::Error) -> String {
         parts.push(s.to_string());
         source = s.source();
     }
-    let detail = parts
-        .last()
-        .cloned()
-        .unwrap_or_else(|| err.to_string());
+    let detail = parts.last().cloned().unwrap_or_else(|| err.to_string());
     format!("Get {:?}: {detail}", url.as_str())
 }
 
@@ -178,9 +175,7 @@ impl HttpProbe {
 pub fn judge(code: u16, body: String) -> Outcome {
     match code {
         200..=299 => Outcome::Success(body),
-        300..=399 => Outcome::Warning(format!(
-            "Probe terminated redirects, Response body: {body}"
-        )),
+        300..=399 => Outcome::Warning(format!("Probe terminated redirects, Response body: {body}")),
         _ => Outcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
     }
 }
@@ -322,8 +317,8 @@ mod tests {
         .await;
         let t = target("127.0.0.1");
         let run = |path: &str| {
-            let p = HttpProbe::new(&action(port, path), &t, Duration::from_secs(2), "probe")
-                .unwrap();
+            let p =
+                HttpProbe::new(&action(port, path), &t, Duration::from_secs(2), "probe").unwrap();
             async move { p.run().await }
         };
         assert_eq!(run("/ok").await, Outcome::Success("fine".into()));

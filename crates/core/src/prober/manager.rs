@@ -4,6 +4,7 @@
 //! tasks whose container was replaced, and stops the rest. Dropping the manager stops all.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::worker::{PodRef, ProbeTask};
 use super::{ProbeKind, ProbeResult, ProbeResults, Target};
+use crate::events::EventSink;
 use crate::runtime::actions::ContainerHealth;
 use crate::runtime::cri::CriClient;
 use crate::runtime::model::{ContainerState, ObservedPod};
@@ -23,6 +25,7 @@ struct Running {
 
 pub struct ProbeManager {
     cri: CriClient,
+    events: Arc<dyn EventSink>,
     results: ProbeResults,
     workers: HashMap<(String, ProbeKind), Running>,
     root: CancellationToken,
@@ -41,9 +44,10 @@ fn probed_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
 }
 
 impl ProbeManager {
-    pub fn new(cri: CriClient) -> ProbeManager {
+    pub fn new(cri: CriClient, events: Arc<dyn EventSink>) -> ProbeManager {
         ProbeManager {
             cri,
+            events,
             results: ProbeResults::default(),
             workers: HashMap::new(),
             root: CancellationToken::new(),
@@ -109,6 +113,12 @@ impl ProbeManager {
                         name: pod.metadata.name.clone().unwrap_or_default(),
                         uid: pod.metadata.uid.clone().unwrap_or_default(),
                     },
+                    event_pod: Pod {
+                        metadata: pod.metadata.clone(),
+                        spec: pod.spec.clone(),
+                        status: None,
+                    },
+                    events: self.events.clone(),
                 };
                 // Set the initial result now, so the pass that follows already sees it.
                 self.results.set(&running.id, kind, kind.initial());
@@ -176,7 +186,9 @@ impl ProbeManager {
             let result = self.results.get(&w.container_id, *kind);
             let state = states.entry(w.container_id.clone()).or_default();
             match kind {
-                ProbeKind::Startup => state.startup_succeeded = result == Some(ProbeResult::Success),
+                ProbeKind::Startup => {
+                    state.startup_succeeded = result == Some(ProbeResult::Success)
+                }
                 ProbeKind::Readiness => state.ready = result == Some(ProbeResult::Success),
                 ProbeKind::Liveness => {}
             }
@@ -238,9 +250,13 @@ mod tests {
 
     #[tokio::test]
     async fn tasks_follow_the_running_container() {
-        let cri = CriClient::new("unix:///nonexistent.sock", None, std::time::Duration::from_secs(1))
-            .unwrap();
-        let mut m = ProbeManager::new(cri);
+        let cri = CriClient::new(
+            "unix:///nonexistent.sock",
+            None,
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let mut m = ProbeManager::new(cri, Arc::new(crate::events::NoEvents));
         let pod = Pod {
             spec: Some(PodSpec {
                 containers: vec![Container {
@@ -253,13 +269,19 @@ mod tests {
             }),
             ..Default::default()
         };
-        m.sync(&pod, Some(&observed("c1", ContainerState::Running)), Some("10.0.0.1"));
+        m.sync(
+            &pod,
+            Some(&observed("c1", ContainerState::Running)),
+            Some("10.0.0.1"),
+        );
         assert_eq!(m.workers.len(), 2);
         // Initial results: not ready, startup unknown.
         assert_eq!(m.states()["c1"], ProbeState::default());
         assert!(m.health().startup_succeeded.is_empty());
-        m.results.set("c1", ProbeKind::Startup, ProbeResult::Success);
-        m.results.set("c1", ProbeKind::Readiness, ProbeResult::Success);
+        m.results
+            .set("c1", ProbeKind::Startup, ProbeResult::Success);
+        m.results
+            .set("c1", ProbeKind::Readiness, ProbeResult::Success);
         assert_eq!(
             m.states()["c1"],
             ProbeState {
@@ -268,11 +290,19 @@ mod tests {
             }
         );
         // The container was replaced: fresh tasks, old results gone.
-        m.sync(&pod, Some(&observed("c2", ContainerState::Running)), Some("10.0.0.1"));
+        m.sync(
+            &pod,
+            Some(&observed("c2", ContainerState::Running)),
+            Some("10.0.0.1"),
+        );
         assert!(m.workers.values().all(|w| w.container_id == "c2"));
         assert_eq!(m.results.get("c1", ProbeKind::Readiness), None);
         // It exited: no tasks.
-        m.sync(&pod, Some(&observed("c2", ContainerState::Exited)), Some("10.0.0.1"));
+        m.sync(
+            &pod,
+            Some(&observed("c2", ContainerState::Exited)),
+            Some("10.0.0.1"),
+        );
         assert!(!m.is_probing());
         assert!(m.results.is_empty());
     }

@@ -40,7 +40,11 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 3] = [ProbeKind::Liveness, ProbeKind::Readiness, ProbeKind::Startup];
+    pub const ALL: [ProbeKind; 3] = [
+        ProbeKind::Liveness,
+        ProbeKind::Readiness,
+        ProbeKind::Startup,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -247,7 +251,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(resolve_port(&IntOrString::Int(80), &c), Ok(80));
-        assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
+        assert_eq!(
+            resolve_port(&IntOrString::String("http".into()), &c),
+            Ok(8080)
+        );
         assert_eq!(resolve_port(&IntOrString::String("81".into()), &c), Ok(81));
         assert!(resolve_port(&IntOrString::String("grpc".into()), &c).is_err());
         assert!(resolve_port(&IntOrString::Int(0), &c).is_err());

@@ -80,7 +80,9 @@ mod tests {
         let out = probe(port).run().await;
         assert_eq!(
             out,
-            Outcome::Failure(format!("dial tcp 127.0.0.1:{port}: connect: connection refused"))
+            Outcome::Failure(format!(
+                "dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
         );
     }
 }

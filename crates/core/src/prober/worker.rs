@@ -3,13 +3,15 @@
 //! success/failure thresholds, and holding a failed liveness/startup result until the
 //! container is replaced.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Probe;
+use k8s_openapi::api::core::v1::{Pod, Probe};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, ProbeKind, ProbeResult, ProbeResults, Runner, Target, Timing};
+use crate::events::{EventSink, EventType, PodEvent};
 use crate::runtime::cri::CriClient;
 use crate::runtime::model::now_ns;
 
@@ -75,6 +77,9 @@ pub struct ProbeTask {
     /// Liveness and readiness wait until the startup probe has succeeded.
     pub has_startup_probe: bool,
     pub pod: PodRef,
+    /// The pod, for events about it (`Unhealthy`, `ProbeWarning`).
+    pub event_pod: Pod,
+    pub events: Arc<dyn EventSink>,
 }
 
 fn result_label(outcome: &Result<Outcome, super::ProbeError>) -> &'static str {
@@ -88,6 +93,13 @@ fn result_label(outcome: &Result<Outcome, super::ProbeError>) -> &'static str {
 impl ProbeTask {
     fn id(&self) -> &str {
         &self.target.container_id
+    }
+
+    fn event(&self, kind: EventType, reason: &str, message: String) {
+        self.events.record(
+            PodEvent::new(&self.event_pod, kind, reason, message)
+                .for_container(&self.event_pod, &self.target.container.name),
+        );
     }
 
     /// Whether this probe must not run now: liveness/readiness before startup succeeded;
@@ -163,15 +175,33 @@ impl ProbeTask {
                 Ok(o) => o,
                 Err(err) => {
                     tracing::debug!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), error = %err, "probe errored; result ignored");
+                    self.event(
+                        EventType::Warning,
+                        "Unhealthy",
+                        format!(
+                            "{} probe errored and resulted in unknown state: {err}",
+                            self.kind.title()
+                        ),
+                    );
                     continue;
                 }
             };
             match &outcome {
                 Outcome::Failure(out) => {
-                    tracing::debug!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), output = %out, "{} probe failed", self.kind.title())
+                    tracing::debug!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), output = %out, "{} probe failed", self.kind.title());
+                    self.event(
+                        EventType::Warning,
+                        "Unhealthy",
+                        format!("{} probe failed: {out}", self.kind.title()),
+                    );
                 }
                 Outcome::Warning(out) => {
-                    tracing::debug!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), output = %out, "{} probe warning", self.kind.title())
+                    tracing::debug!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), output = %out, "{} probe warning", self.kind.title());
+                    self.event(
+                        EventType::Warning,
+                        "ProbeWarning",
+                        format!("{} probe warning: {out}", self.kind.title()),
+                    );
                 }
                 Outcome::Success(_) => {}
             }
@@ -252,6 +282,8 @@ mod tests {
             started_at_ns: 0,
             has_startup_probe: has_startup,
             pod: PodRef::default(),
+            event_pod: Pod::default(),
+            events: Arc::new(crate::events::NoEvents),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Decide what to do for one pod: compare the spec with what the runtime holds and
 //! return the actions (upstream computePodActions). Pure: no I/O, unit-tested.
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
 
 use super::backoff::Backoff;
 use super::labels::container_hash;
@@ -72,6 +72,37 @@ impl PodActions {
             && self.create_sandbox.is_none()
             && self.kill.is_empty()
             && self.start.is_empty()
+    }
+}
+
+/// An ephemeral container has every field of a container (upstream converts the same way).
+pub fn ephemeral_as_container(e: &EphemeralContainer) -> Container {
+    Container {
+        name: e.name.clone(),
+        image: e.image.clone(),
+        command: e.command.clone(),
+        args: e.args.clone(),
+        working_dir: e.working_dir.clone(),
+        ports: e.ports.clone(),
+        env_from: e.env_from.clone(),
+        env: e.env.clone(),
+        resources: e.resources.clone(),
+        resize_policy: e.resize_policy.clone(),
+        restart_policy: e.restart_policy.clone(),
+        restart_policy_rules: e.restart_policy_rules.clone(),
+        volume_mounts: e.volume_mounts.clone(),
+        volume_devices: e.volume_devices.clone(),
+        liveness_probe: e.liveness_probe.clone(),
+        readiness_probe: e.readiness_probe.clone(),
+        startup_probe: e.startup_probe.clone(),
+        lifecycle: e.lifecycle.clone(),
+        termination_message_path: e.termination_message_path.clone(),
+        termination_message_policy: e.termination_message_policy.clone(),
+        image_pull_policy: e.image_pull_policy.clone(),
+        security_context: e.security_context.clone(),
+        stdin: e.stdin,
+        stdin_once: e.stdin_once,
+        tty: e.tty,
     }
 }
 
@@ -406,8 +437,7 @@ fn init_actions<'a>(
         }
         match o.state {
             ContainerState::Running if is_sidecar(c) => {
-                let started =
-                    c.startup_probe.is_none() || health.startup_succeeded.contains(&o.id);
+                let started = c.startup_probe.is_none() || health.startup_succeeded.contains(&o.id);
                 if started {
                     if i == last {
                         initialized = true;
@@ -785,5 +815,232 @@ mod tests {
                 is_restart: true
             }]
         );
+    }
+
+    fn sidecar(name: &str) -> Container {
+        Container {
+            restart_policy: Some("Always".into()),
+            ..container(name)
+        }
+    }
+
+    fn init(index: usize, is_restart: bool) -> StartContainer {
+        StartContainer {
+            kind: ContainerKind::Init,
+            index,
+            is_restart,
+        }
+    }
+
+    /// A pod with the given init containers (sidecars are `Always`) and main containers.
+    fn pod_with(policy: &str, init: Vec<Container>, main: &[&str]) -> Pod {
+        let mut p = pod(policy, main, &[]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.init_containers = Some(init);
+        }
+        p
+    }
+
+    fn running_in(name: &str, created: i64) -> ObservedContainer {
+        ObservedContainer {
+            hash: String::new(),
+            ..observed(name, "s1", ContainerState::Running, 0, 0, created)
+        }
+    }
+
+    fn exited_in(name: &str, exit: i32, finished: i64, created: i64) -> ObservedContainer {
+        ObservedContainer {
+            hash: String::new(),
+            ..observed(name, "s1", ContainerState::Exited, exit, finished, created)
+        }
+    }
+
+    fn pod_state(containers: Vec<ObservedContainer>) -> ObservedPod {
+        let mut containers = containers;
+        containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        ObservedPod {
+            sandboxes: vec![sandbox("s1", true, 0, 1)],
+            containers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sidecars_start_in_order_and_gate_on_startup() {
+        let mut with_probe = sidecar("s2");
+        with_probe.startup_probe = Some(Default::default());
+        let p = pod_with("Always", vec![sidecar("s1"), with_probe], &["main"]);
+        let b = Backoff::containers();
+        // New sandbox: the first init container only.
+        assert_eq!(compute(&p, None, &b, 0).start, vec![init(0, false)]);
+        // s1 runs (no startup probe: started) -> s2 starts.
+        let o = pod_state(vec![running_in("s1", 2)]);
+        assert_eq!(compute(&p, Some(&o), &b, S).start, vec![init(1, false)]);
+        // s2 runs but its startup probe has not passed: nothing more starts.
+        let o = pod_state(vec![running_in("s1", 2), running_in("s2", 3)]);
+        assert!(compute(&p, Some(&o), &b, S).is_noop());
+        // Startup passed: the main container starts; the sidecars keep running.
+        let mut health = ContainerHealth::default();
+        health.startup_succeeded.insert("s2-3".into());
+        let a = compute_with(&p, Some(&o), &b, S, &health);
+        assert_eq!(a.start, vec![regular(0, false)]);
+        assert!(a.kill.is_empty());
+        // Startup failed: s2 is killed (restarted after it exits).
+        let mut health = ContainerHealth::default();
+        health.startup_failed.insert("s2-3".into());
+        let a = compute_with(&p, Some(&o), &b, S, &health);
+        assert_eq!(a.kill.len(), 1);
+        assert_eq!(a.kill[0].name, "s2");
+        assert!(a.start.is_empty());
+    }
+
+    #[test]
+    fn exited_sidecar_restarts_without_blocking_main_containers() {
+        let p = pod_with(
+            "Always",
+            vec![sidecar("s1"), container("i2")],
+            &["main", "other"],
+        );
+        let mut b = Backoff::containers();
+        // Initialized before (main ran); s1 died and i2 was removed; `other` exited.
+        let o = pod_state(vec![
+            exited_in("s1", 1, 5 * S, 2),
+            running_in("main", 4),
+            exited_in("other", 1, 5 * S, 5),
+        ]);
+        let a = compute(&p, Some(&o), &b, 6 * S);
+        assert_eq!(
+            a.start,
+            vec![init(0, true), regular(1, true)],
+            "i2 is not re-run"
+        );
+        // In back-off, the sidecar waits while main keeps running.
+        b.next(&backoff_key(&sidecar("s1")), 0);
+        let a = compute(&p, Some(&o), &b, 6 * S);
+        assert_eq!(
+            a.backing_off
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["s1"]
+        );
+        assert!(!a.kill_pod);
+    }
+
+    #[test]
+    fn finished_pod_stops_its_sidecars() {
+        let p = pod_with("Never", vec![sidecar("s1")], &["main"]);
+        let o = pod_state(vec![running_in("s1", 2), exited_in("main", 0, 5 * S, 3)]);
+        let a = compute(&p, Some(&o), &Backoff::containers(), 6 * S);
+        assert!(a.kill_pod, "the sidecar must not keep a finished pod alive");
+        assert!(a.start.is_empty());
+        // Under Always the main container restarts instead.
+        let p = pod_with("Always", vec![sidecar("s1")], &["main"]);
+        let a = compute(&p, Some(&o), &Backoff::containers(), 6 * S);
+        assert!(!a.kill_pod);
+        assert_eq!(a.start, vec![regular(0, true)]);
+    }
+
+    #[test]
+    fn failed_liveness_kills_with_the_probe_grace_period() {
+        let mut c = container("a");
+        c.liveness_probe = Some(k8s_openapi::api::core::v1::Probe {
+            termination_grace_period_seconds: Some(7),
+            ..Default::default()
+        });
+        for (policy, restarts) in [("Always", true), ("OnFailure", true), ("Never", false)] {
+            let mut p = pod(policy, &[], &[]);
+            if let Some(spec) = p.spec.as_mut() {
+                spec.containers = vec![c.clone()];
+            }
+            let o = pod_state(vec![running_in("a", 2)]);
+            let mut health = ContainerHealth::default();
+            health.liveness_failed.insert("a-2".into());
+            let a = compute_with(&p, Some(&o), &Backoff::containers(), S, &health);
+            // Restarted after it exited, through the back-off (not in the same pass).
+            assert!(a.start.is_empty());
+            if !restarts {
+                // Nothing will run again: the whole pod stops (upstream KillPod).
+                assert!(a.kill_pod, "{policy}");
+                continue;
+            }
+            assert!(!a.kill_pod, "{policy}");
+            assert_eq!(a.kill.len(), 1, "{policy}");
+            assert_eq!(a.kill[0].grace_override, Some(7));
+            assert_eq!(
+                a.kill[0].reason,
+                "Container a failed liveness probe, will be restarted"
+            );
+        }
+    }
+
+    #[test]
+    fn ephemeral_containers_start_once_and_never_restart() {
+        let mut p = pod("Always", &["main"], &[]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.ephemeral_containers =
+                Some(vec![k8s_openapi::api::core::v1::EphemeralContainer {
+                    name: "debug".into(),
+                    image: Some("busybox".into()),
+                    ..Default::default()
+                }]);
+        }
+        let o = pod_state(vec![running_in("main", 2)]);
+        let a = compute(&p, Some(&o), &Backoff::containers(), S);
+        assert_eq!(
+            a.start,
+            vec![StartContainer {
+                kind: ContainerKind::Ephemeral,
+                index: 0,
+                is_restart: false
+            }]
+        );
+        let o = pod_state(vec![running_in("main", 2), exited_in("debug", 1, 2 * S, 3)]);
+        let a = compute(&p, Some(&o), &Backoff::containers(), 3 * S);
+        assert!(a.is_noop(), "{a:?}");
+        // Not a stranger either: it is not killed while it runs.
+        let o = pod_state(vec![running_in("main", 2), running_in("debug", 3)]);
+        assert!(compute(&p, Some(&o), &Backoff::containers(), 3 * S).is_noop());
+    }
+
+    #[test]
+    fn init_containers_are_not_rerun_once_main_containers_ran() {
+        let p = pod("Always", &["main"], &["i1"]);
+        // The init container record is gone, main runs: nothing to do.
+        let o = pod_state(vec![running_in("main", 3)]);
+        assert!(compute(&p, Some(&o), &Backoff::containers(), S).is_noop());
+        // A new sandbox runs init containers again.
+        let o = ObservedPod {
+            sandboxes: vec![sandbox("s1", false, 0, 1)],
+            containers: vec![exited_in("main", 137, S, 3)],
+            ..Default::default()
+        };
+        let a = compute(&p, Some(&o), &Backoff::containers(), 2 * S);
+        assert_eq!(a.create_sandbox, Some(1));
+        assert_eq!(a.start, vec![init(0, false)]);
+    }
+
+    #[test]
+    fn succeeded_under_on_failure_stays_done_in_a_new_sandbox() {
+        let p = pod("OnFailure", &["a", "b"], &[]);
+        let o = ObservedPod {
+            sandboxes: vec![sandbox("s2", true, 1, 10), sandbox("s1", false, 0, 1)],
+            containers: vec![
+                observed("b", "s2", ContainerState::Running, 0, 0, 11),
+                observed("a", "s1", ContainerState::Exited, 0, 5, 2),
+            ],
+            ..Default::default()
+        };
+        assert!(compute(&p, Some(&o), &Backoff::containers(), 12 * S).is_noop());
+        // Everything succeeded and the sandbox is gone: no new sandbox, nothing to stop.
+        let o = ObservedPod {
+            sandboxes: vec![sandbox("s1", false, 0, 1)],
+            containers: vec![
+                observed("a", "s1", ContainerState::Exited, 0, 5, 2),
+                observed("b", "s1", ContainerState::Exited, 0, 5, 3),
+            ],
+            ..Default::default()
+        };
+        assert!(compute(&p, Some(&o), &Backoff::containers(), 12 * S).is_noop());
     }
 }

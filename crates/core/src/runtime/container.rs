@@ -35,6 +35,8 @@ pub struct ContainerInputs<'a> {
     pub volumes: &'a VolumePaths,
     /// The image's user, when runAsNonRoot needs checking.
     pub image_user: Option<&'a ImageUser>,
+    /// ConfigMaps, Secrets and Services fetched for the pod (cluster mode only).
+    pub api: Option<&'a crate::objects::PodApiData>,
 }
 
 /// Build the config; the error is what goes into CreateContainerConfigError.
@@ -50,6 +52,7 @@ pub fn container_config(
         node_name: &settings.node_name,
         pod_ips: inputs.pod_ips,
         host_ips: &settings.host_ips,
+        api: inputs.api,
     };
     let env = envvars::resolve(pod, c, &ctx)?;
     let lookup = |name: &str| {
@@ -228,6 +231,7 @@ mod tests {
                 pod_ips: &[],
                 volumes: &volumes,
                 image_user: None,
+                api: None,
             },
             &settings,
         )
@@ -258,6 +262,7 @@ mod tests {
                 pod_ips: &[],
                 volumes: &volumes,
                 image_user: None,
+                api: None,
             },
             &settings,
         )

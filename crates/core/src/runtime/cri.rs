@@ -411,4 +411,44 @@ impl CriClient {
             cri::ImageFsInfoRequest {}
         )
     }
+
+    // Housekeeping: image GC, log rotation.
+
+    /// Remove an image by ID or reference (image GC).
+    pub async fn remove_image(&self, image: &str) -> Result<(), CriError> {
+        let req = cri::RemoveImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+        };
+        call!(self, image, remove_image, "RemoveImage", req).map(|_| ())
+    }
+
+    /// Ask the runtime to reopen a container's log file after it was renamed (rotation).
+    pub async fn reopen_container_log(&self, id: &str) -> Result<(), CriError> {
+        let req = cri::ReopenContainerLogRequest {
+            container_id: id.into(),
+        };
+        call!(
+            self,
+            runtime,
+            reopen_container_log,
+            "ReopenContainerLog",
+            req
+        )
+        .map(|_| ())
+    }
+
+    /// Status with the runtime's verbose info (containerd puts its CRI config, with the
+    /// sandbox image, under "config").
+    pub async fn status_verbose(&self) -> Result<cri::StatusResponse, CriError> {
+        call!(
+            self,
+            runtime,
+            status,
+            "Status",
+            cri::StatusRequest { verbose: true }
+        )
+    }
 }

@@ -7,12 +7,16 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 
 use crate::cm::quantity;
+use crate::objects::PodApiData;
 
 /// What env resolution may read that is not in the spec.
 pub struct EnvContext<'a> {
     pub node_name: &'a str,
     pub pod_ips: &'a [String],
     pub host_ips: &'a [String],
+    /// ConfigMaps, Secrets and Services fetched for the pod (cluster mode); `None` in
+    /// standalone mode, where references to them are errors unless optional.
+    pub api: Option<&'a PodApiData>,
 }
 
 /// Expand `$(NAME)` references in `input` using `lookup`.
@@ -57,17 +61,108 @@ pub fn resolve(
 ) -> Result<Vec<(String, String)>, String> {
     let mut resolved: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for var in container.env.iter().flatten() {
-        let value = resolve_one(pod, container, var, ctx, &resolved, &index)?;
-        match index.get(&var.name) {
+    let mut set =
+        |resolved: &mut Vec<(String, String)>, name: &str, value: String| match index.get(name) {
             Some(&i) => resolved[i].1 = value,
             None => {
-                index.insert(var.name.clone(), resolved.len());
-                resolved.push((var.name.clone(), value));
+                index.insert(name.to_string(), resolved.len());
+                resolved.push((name.to_string(), value));
             }
+        };
+    // Upstream order: envFrom, then env (which may refer to both and to the service
+    // variables), then the service variables no one else defined.
+    for (name, value) in env_from(pod, container, ctx)? {
+        set(&mut resolved, &name, value);
+    }
+    let service_env = ctx
+        .api
+        .map(|a| a.service_env.as_slice())
+        .unwrap_or_default();
+    for var in container.env.iter().flatten() {
+        let mut known = resolved.clone();
+        for (k, v) in service_env {
+            if !known.iter().any(|(n, _)| n == k) {
+                known.push((k.clone(), v.clone()));
+            }
+        }
+        let known_index: HashMap<String, usize> = known
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        if let Some(value) = resolve_one(pod, container, var, ctx, &known, &known_index)? {
+            set(&mut resolved, &var.name, value);
+        }
+    }
+    for (k, v) in service_env {
+        if !resolved.iter().any(|(n, _)| n == k) {
+            set(&mut resolved, k, v.clone());
         }
     }
     Ok(resolved)
+}
+
+/// `envFrom`: every key of the ConfigMap or Secret, with the prefix. A missing source
+/// is an error unless optional.
+fn env_from(
+    pod: &Pod,
+    container: &Container,
+    ctx: &EnvContext<'_>,
+) -> Result<Vec<(String, String)>, String> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let mut out = Vec::new();
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        if let Some(cm_ref) = &from.config_map_ref {
+            let optional = cm_ref.optional == Some(true);
+            let Some(api) = ctx.api else {
+                if optional {
+                    continue;
+                }
+                return Err(format!(
+                    "couldn't get configMap {namespace}/{}, no kubeClient defined",
+                    cm_ref.name
+                ));
+            };
+            match api.config_map(&cm_ref.name) {
+                Ok(cm) => {
+                    for (k, v) in cm.data.iter().flatten() {
+                        out.push((format!("{prefix}{k}"), v.clone()));
+                    }
+                }
+                Err(e) if e.is_not_found() && optional => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if let Some(secret_ref) = &from.secret_ref {
+            let optional = secret_ref.optional == Some(true);
+            let Some(api) = ctx.api else {
+                if optional {
+                    continue;
+                }
+                return Err(format!(
+                    "couldn't get secret {namespace}/{}, no kubeClient defined",
+                    secret_ref.name
+                ));
+            };
+            match api.secret(&secret_ref.name) {
+                Ok(secret) => {
+                    for (k, v) in secret.data.iter().flatten() {
+                        out.push((
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v.0).into_owned(),
+                        ));
+                    }
+                }
+                Err(e) if e.is_not_found() && optional => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .filter(|(k, _)| !k.is_empty() && !k.contains('='))
+        .collect())
 }
 
 fn resolve_one(
@@ -77,21 +172,54 @@ fn resolve_one(
     ctx: &EnvContext<'_>,
     resolved: &[(String, String)],
     index: &HashMap<String, usize>,
-) -> Result<String, String> {
+) -> Result<Option<String>, String> {
     let lookup = |name: &str| index.get(name).map(|&i| resolved[i].1.clone());
     if let Some(value) = &var.value {
-        return Ok(expand(value, &lookup));
+        return Ok(Some(expand(value, &lookup)));
     }
     let Some(from) = &var.value_from else {
-        return Ok(String::new());
+        return Ok(Some(String::new()));
     };
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    if let (Some(cm), Some(api)) = (&from.config_map_key_ref, ctx.api) {
+        let optional = cm.optional == Some(true);
+        return match api.config_map(&cm.name) {
+            Ok(found) => match found.data.as_ref().and_then(|d| d.get(&cm.key)) {
+                Some(v) => Ok(Some(v.clone())),
+                None if optional => Ok(None),
+                None => Err(format!(
+                    "couldn't find key {} in ConfigMap {namespace}/{}",
+                    cm.key, cm.name
+                )),
+            },
+            Err(e) if e.is_not_found() && optional => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    if let (Some(sk), Some(api)) = (&from.secret_key_ref, ctx.api) {
+        let optional = sk.optional == Some(true);
+        return match api.secret(&sk.name) {
+            Ok(found) => match PodApiData::secret_value(found, &sk.key) {
+                Some(v) => Ok(Some(v)),
+                None if optional => Ok(None),
+                None => Err(format!(
+                    "couldn't find key {} in Secret {namespace}/{}",
+                    sk.key, sk.name
+                )),
+            },
+            Err(e) if e.is_not_found() && optional => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+    }
     if let Some(field) = &from.field_ref {
-        return field_value(pod, &field.field_path, ctx).ok_or_else(|| {
-            format!(
-                "env {}: unsupported fieldRef {:?}",
-                var.name, field.field_path
-            )
-        });
+        return field_value(pod, &field.field_path, ctx)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "env {}: unsupported fieldRef {:?}",
+                    var.name, field.field_path
+                )
+            });
     }
     if let Some(res) = &from.resource_field_ref {
         let target = match res.container_name.as_deref() {
@@ -112,11 +240,12 @@ fn resolve_one(
             &res.resource,
             res.divisor.as_ref().map(|d| d.0.as_str()),
         )
+        .map(Some)
         .map_err(|e| format!("env {}: {e}", var.name));
     }
     if let Some(cm) = &from.config_map_key_ref {
         if cm.optional == Some(true) {
-            return Ok(String::new());
+            return Ok(Some(String::new()));
         }
         return Err(format!(
             "configmap {:?} not found (no API server in standalone mode)",
@@ -125,14 +254,14 @@ fn resolve_one(
     }
     if let Some(secret) = &from.secret_key_ref {
         if secret.optional == Some(true) {
-            return Ok(String::new());
+            return Ok(Some(String::new()));
         }
         return Err(format!(
             "secret {:?} not found (no API server in standalone mode)",
             secret.name
         ));
     }
-    Ok(String::new())
+    Ok(Some(String::new()))
 }
 
 /// The downward API fields a kubelet can answer (upstream podFieldSelectorRuntimeValue).
@@ -253,6 +382,7 @@ mod tests {
             node_name: "node",
             pod_ips: &["10.88.0.5".into()],
             host_ips: &[],
+            api: None,
         };
         let env = resolve(&pod, &c, &ctx).expect("resolves");
         assert_eq!(

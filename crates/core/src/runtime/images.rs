@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Container;
 use super::backoff::Backoff;
 use super::cri::CriClient;
 use super::model::now_ns;
+use crate::events::EventType;
 
 /// Why a container could not get its image; `reason` is the waiting reason shown in status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,47 @@ impl ImagePuller {
 
     /// The image reference to create the container from.
     pub async fn ensure(&mut self, container: &Container) -> Result<String, ImageError> {
+        self.ensure_with_events(container, &mut |_, _, _| {}).await
+    }
+
+    /// [`ensure`](Self::ensure), reporting what happens as upstream's image events
+    /// (`emit(type, reason, message)`: Pulling, Pulled, Failed, BackOff ...).
+    pub async fn ensure_with_events(
+        &mut self,
+        container: &Container,
+        emit: &mut (dyn FnMut(EventType, &'static str, String) + Send),
+    ) -> Result<String, ImageError> {
+        let result = self.ensure_inner(container, emit).await;
+        if let Err(err) = &result {
+            let image = container.image.clone().unwrap_or_default();
+            match err.reason {
+                "ImagePullBackOff" => emit(
+                    EventType::Normal,
+                    "BackOff",
+                    format!("Back-off pulling image {image:?}"),
+                ),
+                "ErrImageNeverPull" => {
+                    emit(EventType::Warning, "ErrImageNeverPull", err.message.clone())
+                }
+                "InvalidImageName" => {
+                    emit(EventType::Warning, "InspectFailed", err.message.clone())
+                }
+                _ => emit(EventType::Warning, "Failed", err.message.clone()),
+            }
+            emit(
+                EventType::Warning,
+                "Failed",
+                format!("Error: {}", err.reason),
+            );
+        }
+        result
+    }
+
+    async fn ensure_inner(
+        &mut self,
+        container: &Container,
+        emit: &mut (dyn FnMut(EventType, &'static str, String) + Send),
+    ) -> Result<String, ImageError> {
         let image = container.image.clone().unwrap_or_default();
         if image.trim().is_empty() || image.contains(char::is_whitespace) {
             return Err(ImageError {
@@ -66,7 +108,14 @@ impl ImagePuller {
         let policy = pull_policy(container);
         if policy != "Always" {
             match self.cri.image_status(&image).await {
-                Ok(Some(found)) => return Ok(found.id),
+                Ok(Some(found)) => {
+                    emit(
+                        EventType::Normal,
+                        "Pulled",
+                        format!("Container image {image:?} already present on machine"),
+                    );
+                    return Ok(found.id);
+                }
                 Ok(None) if policy == "Never" => {
                     return Err(ImageError {
                         reason: "ErrImageNeverPull",
@@ -92,10 +141,23 @@ impl ImagePuller {
             });
         }
         tracing::info!(image = %image, "pulling image");
+        emit(
+            EventType::Normal,
+            "Pulling",
+            format!("Pulling image {image:?}"),
+        );
         let started = std::time::Instant::now();
         match self.pull_cri.pull_image(&image, None).await {
             Ok(image_ref) => {
                 tracing::info!(image = %image, image_ref = %image_ref, elapsed_ms = started.elapsed().as_millis() as u64, "pulled image");
+                let took = started.elapsed().as_secs_f64();
+                emit(
+                    EventType::Normal,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)"
+                    ),
+                );
                 Ok(image_ref)
             }
             Err(err) => {

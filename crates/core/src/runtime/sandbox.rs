@@ -40,12 +40,18 @@ pub fn host_network(pod: &Pod) -> bool {
 
 /// Hostname: spec.hostname or the pod name, cut to 63 characters without a trailing
 /// '-' or '.' (upstream truncatePodHostnameIfNeeded).
-pub fn hostname(pod: &Pod, node_name: &str, cluster_domain: &str) -> String {
+pub fn hostname(pod: &Pod, cluster_domain: &str) -> String {
+    // Host-network pods share the node's UTS namespace: the runtime must not be asked to
+    // set a hostname (runc refuses "unable to set hostname without a private UTS namespace").
     if host_network(pod) {
-        return node_name.to_string();
+        return String::new();
     }
     let (name, domain) = crate::volume::hosts::hostname_and_domain(pod, cluster_domain);
-    let as_fqdn = pod.spec.as_ref().and_then(|s| s.set_hostname_as_fqdn).unwrap_or(false);
+    let as_fqdn = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.set_hostname_as_fqdn)
+        .unwrap_or(false);
     match domain {
         // Upstream refuses FQDNs over 64 characters; the short name is used then.
         Some(d) if as_fqdn && name.len() + 1 + d.len() <= 64 => format!("{name}.{d}"),
@@ -215,7 +221,7 @@ pub fn sandbox_config(
             namespace: m.namespace.clone().unwrap_or_default(),
             attempt,
         }),
-        hostname: hostname(pod, &settings.node_name, &settings.cluster_domain),
+        hostname: hostname(pod, &settings.cluster_domain),
         log_directory: pod_log_dir(&settings.pod_logs_dir, pod)
             .to_string_lossy()
             .into_owned(),
@@ -354,12 +360,15 @@ mod tests {
     fn long_hostnames_are_cut() {
         let mut p = pod("Default", false);
         p.metadata.name = Some(format!("{}-{}", "a".repeat(62), "b"));
-        assert_eq!(hostname(&p, "n", ""), "a".repeat(62));
+        assert_eq!(hostname(&p, ""), "a".repeat(62));
         let mut fqdn = pod("Default", false);
         let spec = fqdn.spec.as_mut().unwrap();
         spec.hostname = Some("web".into());
         spec.subdomain = Some("svc1".into());
         spec.set_hostname_as_fqdn = Some(true);
-        assert_eq!(hostname(&fqdn, "n", "cluster.local"), "web.svc1.team.svc.cluster.local");
+        assert_eq!(
+            hostname(&fqdn, "cluster.local"),
+            "web.svc1.team.svc.cluster.local"
+        );
     }
 }

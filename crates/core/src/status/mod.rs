@@ -41,6 +41,14 @@ pub struct WorkerNotes {
     pub init_failed: bool,
     /// When the worker first acted on the pod (ns), for startTime.
     pub start_time_ns: i64,
+    /// Probe verdicts of running containers, by container ID.
+    pub probes: HashMap<String, ProbeState>,
+    /// Full termination messages of exited containers, by container ID.
+    pub termination_messages: HashMap<String, String>,
+    /// activeDeadlineSeconds passed: the pod failed with reason DeadlineExceeded.
+    pub deadline_exceeded: bool,
+    /// The phase last reported: a terminal phase is never left.
+    pub last_phase: Option<String>,
 }
 
 pub fn time_of(ns: i64) -> Option<Time> {
@@ -50,7 +58,7 @@ pub fn time_of(ns: i64) -> Option<Time> {
     Timestamp::from_nanosecond(i128::from(ns)).ok().map(Time)
 }
 
-fn terminated(o: &ObservedContainer) -> ContainerStateTerminated {
+fn terminated(o: &ObservedContainer, notes: &WorkerNotes) -> ContainerStateTerminated {
     let reason = if !o.reason.is_empty() {
         o.reason.clone()
     } else if o.exit_code == 0 {
@@ -58,10 +66,16 @@ fn terminated(o: &ObservedContainer) -> ContainerStateTerminated {
     } else {
         "Error".into()
     };
+    // The runtime's message, enriched with the container's termination message.
+    let message = notes
+        .termination_messages
+        .get(&o.id)
+        .cloned()
+        .unwrap_or_else(|| o.message.clone());
     ContainerStateTerminated {
         exit_code: o.exit_code,
         reason: Some(reason),
-        message: (!o.message.is_empty()).then(|| o.message.clone()),
+        message: (!message.is_empty()).then_some(message),
         started_at: time_of(o.started_at),
         finished_at: time_of(o.finished_at),
         container_id: Some(format!("containerd://{}", o.id)),
@@ -69,10 +83,67 @@ fn terminated(o: &ObservedContainer) -> ContainerStateTerminated {
     }
 }
 
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+/// Which list of the spec a container comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Init,
+    Regular,
+    Ephemeral,
+}
+
+/// Whether a container that is not running will be started again (upstream
+/// ShouldContainerBeRestarted): never-run, created and unknown ones will; exited ones per
+/// the restart policy (sidecars always, ephemeral containers never).
+fn will_start(
+    kind: Kind,
+    spec: &Container,
+    latest: Option<&ObservedContainer>,
+    policy: &str,
+) -> bool {
+    let Some(o) = latest else {
+        return true;
+    };
+    match o.state {
+        model::ContainerState::Running => false,
+        model::ContainerState::Exited => match kind {
+            Kind::Ephemeral => false,
+            _ if is_sidecar(spec) => true,
+            _ => crate::runtime::actions::should_restart(policy, o.exit_code),
+        },
+        _ => true,
+    }
+}
+
+fn terminated_state(t: ContainerStateTerminated) -> ContainerState {
+    ContainerState {
+        terminated: Some(t),
+        ..Default::default()
+    }
+}
+
+fn waiting_state(reason: Option<&str>, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: reason.map(str::to_string),
+            message,
+        }),
+        ..Default::default()
+    }
+}
+
+/// One container's status (upstream convertToAPIContainerStatuses plus the prober's
+/// started/ready): the newest instance gives the state, the one before the last state; a
+/// container that will be started again shows the reason the worker recorded for it.
 fn container_status(
     spec: &Container,
+    kind: Kind,
     observed: Option<&ObservedPod>,
     notes: &WorkerNotes,
+    policy: &str,
     default_waiting: &str,
 ) -> ContainerStatus {
     let mut history = observed
@@ -80,145 +151,327 @@ fn container_status(
         .flat_map(|o| o.containers_named(&spec.name));
     let latest = history.next();
     let previous = history.next();
-    let waiting = notes.waiting.get(&spec.name);
     let mut status = ContainerStatus {
         name: spec.name.clone(),
         image: spec.image.clone().unwrap_or_default(),
         image_id: String::new(),
         ready: false,
         restart_count: latest.map(|c| c.restart_count as i32).unwrap_or(0),
-        started: Some(false),
+        started: (kind != Kind::Ephemeral).then_some(false),
         ..Default::default()
     };
-    let waiting_state = |reason: &str, message: Option<String>| ContainerState {
-        waiting: Some(ContainerStateWaiting {
-            reason: Some(reason.to_string()),
-            message,
-        }),
-        ..Default::default()
-    };
+    status.last_state = previous.map(|p| terminated_state(terminated(p, notes)));
     match latest {
+        None => status.state = Some(waiting_state(Some(default_waiting), None)),
         Some(c) => {
             status.container_id = Some(format!("containerd://{}", c.id));
             status.image_id = c.image_ref.clone();
-            match c.state {
-                model::ContainerState::Running => {
-                    status.state = Some(ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: time_of(c.started_at),
-                        }),
-                        ..Default::default()
-                    });
-                    // Without a readiness probe a running container is ready.
-                    status.ready = true;
-                    status.started = Some(true);
-                    status.last_state = previous.map(|p| ContainerState {
-                        terminated: Some(terminated(p)),
-                        ..Default::default()
-                    });
-                }
-                model::ContainerState::Exited => match waiting {
-                    // Exited and about to run again: waiting, with the exit as last state.
-                    Some(w) => {
-                        status.state = Some(waiting_state(&w.reason, Some(w.message.clone())));
-                        status.last_state = Some(ContainerState {
-                            terminated: Some(terminated(c)),
-                            ..Default::default()
-                        });
-                    }
-                    None => {
-                        status.state = Some(ContainerState {
-                            terminated: Some(terminated(c)),
-                            ..Default::default()
-                        });
-                        status.last_state = previous.map(|p| ContainerState {
-                            terminated: Some(terminated(p)),
-                            ..Default::default()
-                        });
-                    }
+            status.state = Some(match c.state {
+                model::ContainerState::Running => ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: time_of(c.started_at),
+                    }),
+                    ..Default::default()
                 },
-                _ => status.state = Some(waiting_state(default_waiting, None)),
-            }
-        }
-        None => {
-            status.state = Some(match waiting {
-                Some(w) => waiting_state(&w.reason, Some(w.message.clone())),
-                None => waiting_state(default_waiting, None),
+                model::ContainerState::Exited => terminated_state(terminated(c, notes)),
+                // Created but not started, or unknown: waiting to run.
+                _ => waiting_state(None, None),
             });
         }
+    }
+    // A container about to be (re)started shows why it is not running yet.
+    let init_succeeded = kind == Kind::Init
+        && !is_sidecar(spec)
+        && latest.is_some_and(|c| c.state == model::ContainerState::Exited && c.exit_code == 0);
+    if let Some(w) = notes.waiting.get(&spec.name)
+        && !init_succeeded
+        && will_start(kind, spec, latest, policy)
+    {
+        if let Some(t) = status.state.as_ref().and_then(|s| s.terminated.clone()) {
+            status.last_state = Some(terminated_state(t));
+        }
+        status.state = Some(waiting_state(Some(&w.reason), Some(w.message.clone())));
+    }
+    match latest {
+        Some(c) if c.state == model::ContainerState::Running && kind != Kind::Ephemeral => {
+            let probes = notes.probes.get(&c.id).copied().unwrap_or_default();
+            let started = spec.startup_probe.is_none() || probes.startup_succeeded;
+            status.started = Some(started);
+            // A regular init container is ready only once it succeeded.
+            let can_be_ready = kind == Kind::Regular || is_sidecar(spec);
+            status.ready =
+                can_be_ready && started && (spec.readiness_probe.is_none() || probes.ready);
+        }
+        _ if init_succeeded => status.ready = true,
+        _ => {}
     }
     status
 }
 
-/// Upstream getPhase over the regular containers' statuses.
-pub fn phase(
-    pod: &Pod,
-    init_done: bool,
-    init_failed: bool,
-    statuses: &[ContainerStatus],
-) -> &'static str {
-    if init_failed {
-        return "Failed";
-    }
-    if !init_done {
-        return "Pending";
-    }
-    let policy = pod
-        .spec
+fn running(s: &ContainerStatus) -> bool {
+    s.state.as_ref().is_some_and(|st| st.running.is_some())
+}
+
+fn terminated_exit(s: &ContainerStatus) -> Option<i32> {
+    s.state
         .as_ref()
-        .and_then(|s| s.restart_policy.as_deref())
-        .unwrap_or("Always");
-    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
-    for s in statuses {
-        let state = s.state.as_ref();
-        if state.and_then(|st| st.running.as_ref()).is_some() {
-            running += 1;
-        } else if let Some(t) = state.and_then(|st| st.terminated.as_ref()) {
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code)
+}
+
+fn last_exit(s: &ContainerStatus) -> Option<i32> {
+    s.last_state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code)
+}
+
+/// Whether any main container has run (upstream HasAnyRegularContainerStarted).
+fn any_main_started(statuses: &[ContainerStatus]) -> bool {
+    statuses
+        .iter()
+        .any(|s| running(s) || terminated_exit(s).is_some())
+}
+
+/// Upstream getPhase: `init` and `main` are the statuses in spec order.
+pub fn phase(pod: &Pod, init: &[ContainerStatus], main: &[ContainerStatus]) -> &'static str {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let init_specs = spec.init_containers.unwrap_or_default();
+    let (mut pending_init, mut failed_init) = (0, 0);
+    let (mut unknown, mut running_n, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    for (c, s) in init_specs.iter().zip(init) {
+        let waiting_now = s.state.as_ref().is_some_and(|st| st.waiting.is_some());
+        if is_sidecar(c) {
+            if running(s) {
+                if s.started != Some(true) {
+                    pending_init += 1;
+                }
+                running_n += 1;
+            } else if terminated_exit(s).is_some() || (waiting_now && last_exit(s).is_some()) {
+                // Stopped sidecars do not count for the phase.
+            } else {
+                pending_init += 1;
+                if waiting_now {
+                    waiting += 1;
+                } else {
+                    unknown += 1;
+                }
+            }
+        } else if running(s) {
+            pending_init += 1;
+        } else if let Some(code) = terminated_exit(s) {
+            if code != 0 {
+                failed_init += 1;
+            }
+        } else if waiting_now && let Some(code) = last_exit(s) {
+            if code != 0 {
+                failed_init += 1;
+            }
+        } else {
+            pending_init += 1;
+        }
+    }
+    for s in main {
+        if running(s) {
+            running_n += 1;
+        } else if let Some(code) = terminated_exit(s) {
             stopped += 1;
-            if t.exit_code == 0 {
+            if code == 0 {
                 succeeded += 1;
             }
-        } else if s
-            .last_state
-            .as_ref()
-            .and_then(|l| l.terminated.as_ref())
-            .is_some()
-        {
-            stopped += 1;
+        } else if s.state.as_ref().is_some_and(|st| st.waiting.is_some()) {
+            if last_exit(s).is_some() {
+                stopped += 1;
+            } else {
+                waiting += 1;
+            }
         } else {
-            waiting += 1;
+            unknown += 1;
         }
     }
-    if waiting > 0 {
+    if failed_init > 0 && policy == "Never" {
+        return "Failed";
+    }
+    if (pending_init > 0 && !any_main_started(main)) || waiting > 0 {
         return "Pending";
     }
-    if running > 0 {
+    if running_n > 0 && unknown == 0 {
         return "Running";
     }
-    if stopped > 0 {
-        if policy == "Always" {
-            return "Running";
-        }
-        if stopped == succeeded {
-            return "Succeeded";
-        }
-        if policy == "Never" {
-            return "Failed";
-        }
-        return "Running";
+    if running_n == 0 && stopped > 0 && unknown == 0 {
+        return match policy {
+            "Always" => "Running",
+            _ if stopped == succeeded => "Succeeded",
+            "Never" => "Failed",
+            _ => "Running",
+        };
     }
     "Pending"
 }
 
-fn condition(kind: &str, ok: bool, reason: Option<&str>, now: &Time) -> PodCondition {
+fn condition(
+    kind: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    now: &Time,
+) -> PodCondition {
     PodCondition {
         type_: kind.to_string(),
         status: if ok { "True" } else { "False" }.to_string(),
         reason: reason.map(str::to_string),
+        message,
         last_transition_time: Some(now.clone()),
         ..Default::default()
     }
 }
+
+/// Go's `%s` of a string slice: `[a b]`.
+fn go_list(names: &[String]) -> String {
+    format!("[{}]", names.join(" "))
+}
+
+/// The pod conditions the kubelet owns, with upstream rules (status/generate.go).
+pub fn conditions(
+    pod: &Pod,
+    phase: &str,
+    sandbox_ok: bool,
+    init: &[ContainerStatus],
+    main: &[ContainerStatus],
+    now: &Time,
+) -> Vec<PodCondition> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let init_specs = spec.init_containers.clone().unwrap_or_default();
+
+    let incomplete: Vec<String> = init_specs
+        .iter()
+        .zip(init)
+        .filter(|(c, s)| {
+            if is_sidecar(c) {
+                s.started != Some(true)
+            } else {
+                !s.ready
+            }
+        })
+        .map(|(c, _)| c.name.clone())
+        .collect();
+    let initialized = if phase == "Succeeded" {
+        condition("Initialized", true, Some("PodCompleted"), None, now)
+    } else if any_main_started(main) || incomplete.is_empty() {
+        condition("Initialized", true, None, None, now)
+    } else {
+        condition(
+            "Initialized",
+            false,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: {}",
+                go_list(&incomplete)
+            )),
+            now,
+        )
+    };
+
+    let unready: Vec<String> = init_specs
+        .iter()
+        .zip(init)
+        .filter(|(c, s)| is_sidecar(c) && !s.ready)
+        .map(|(c, _)| c.name.clone())
+        .chain(main.iter().filter(|s| !s.ready).map(|s| s.name.clone()))
+        .collect();
+    let containers_ready = match phase {
+        "Succeeded" => condition("ContainersReady", false, Some("PodCompleted"), None, now),
+        "Failed" => condition("ContainersReady", false, Some("PodFailed"), None, now),
+        _ if !unready.is_empty() => condition(
+            "ContainersReady",
+            false,
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: {}",
+                go_list(&unready)
+            )),
+            now,
+        ),
+        _ => condition("ContainersReady", true, None, None, now),
+    };
+    let ready = if containers_ready.status != "True" {
+        PodCondition {
+            type_: "Ready".into(),
+            ..containers_ready.clone()
+        }
+    } else {
+        // Readiness gates name conditions set by others (an API client); a static pod has
+        // none, so a gate keeps it unready, as upstream.
+        let existing = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+        let unmet: Vec<String> = spec
+            .readiness_gates
+            .iter()
+            .flatten()
+            .filter_map(|g| {
+                match existing
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.type_ == g.condition_type)
+                {
+                    None => Some(format!(
+                        "corresponding condition of pod readiness gate {:?} does not exist.",
+                        g.condition_type
+                    )),
+                    Some(c) if c.status != "True" => Some(format!(
+                        "the status of pod readiness gate {:?} is not \"True\", but {}",
+                        g.condition_type, c.status
+                    )),
+                    Some(_) => None,
+                }
+            })
+            .collect();
+        if unmet.is_empty() {
+            condition("Ready", true, None, None, now)
+        } else {
+            condition(
+                "Ready",
+                false,
+                Some("ReadinessGatesNotReady"),
+                Some(unmet.join(", ")),
+                now,
+            )
+        }
+    };
+    vec![
+        condition("PodReadyToStartContainers", sandbox_ok, None, None, now),
+        initialized,
+        ready,
+        containers_ready,
+        condition("PodScheduled", true, None, None, now),
+    ]
+}
+
+/// Cut every termination message so that together they stay within 12 KiB (upstream
+/// normalizeStatus: an equal share per container).
+fn limit_messages(statuses: &mut [&mut Vec<ContainerStatus>], containers: usize) {
+    let share = crate::lifecycle::termination::MAX_POD_MESSAGE_BYTES / containers.max(1);
+    let cut = |state: &mut Option<ContainerState>| {
+        if let Some(m) = state
+            .as_mut()
+            .and_then(|s| s.terminated.as_mut())
+            .and_then(|t| t.message.as_mut())
+            && m.len() > share
+        {
+            *m = crate::lifecycle::termination::first_bytes(m, share).to_string();
+        }
+    };
+    for list in statuses.iter_mut() {
+        for s in list.iter_mut() {
+            cut(&mut s.state);
+            cut(&mut s.last_state);
+        }
+    }
+}
+
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+pub const DEADLINE_EXCEEDED_MESSAGE: &str =
+    "Pod was active on the node longer than the specified deadline";
 
 /// The complete status of one pod.
 pub fn compute(
@@ -228,55 +481,70 @@ pub fn compute(
     host_ips: &[String],
 ) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
     let init_specs = spec.init_containers.clone().unwrap_or_default();
-    let current_sandbox = observed.and_then(|o| o.latest_sandbox());
-    let init_statuses: Vec<ContainerStatus> = init_specs
+    let ephemeral_specs: Vec<Container> = spec
+        .ephemeral_containers
         .iter()
-        .map(|c| container_status(c, observed, notes, "PodInitializing"))
+        .flatten()
+        .map(crate::runtime::actions::ephemeral_as_container)
         .collect();
-    let init_done = init_specs.iter().zip(&init_statuses).all(|(spec, s)| {
-        let st = s.state.as_ref();
-        let sidecar = spec.restart_policy.as_deref() == Some("Always");
-        (sidecar && st.and_then(|x| x.running.as_ref()).is_some())
-            || st
-                .and_then(|x| x.terminated.as_ref())
-                .is_some_and(|t| t.exit_code == 0)
-    });
-    let waiting_reason = if init_done {
+    let default_waiting = if init_specs.is_empty() {
         "ContainerCreating"
     } else {
         "PodInitializing"
     };
-    let statuses: Vec<ContainerStatus> = spec
+    let status_of = |c: &Container, kind: Kind| {
+        container_status(c, kind, observed, notes, policy, default_waiting)
+    };
+    let mut init_statuses: Vec<ContainerStatus> = init_specs
+        .iter()
+        .map(|c| status_of(c, Kind::Init))
+        .collect();
+    let mut statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
-        .map(|c| container_status(c, observed, notes, waiting_reason))
+        .map(|c| status_of(c, Kind::Regular))
         .collect();
-    let phase = phase(pod, init_done, notes.init_failed, &statuses);
+    let mut ephemeral_statuses: Vec<ContainerStatus> = ephemeral_specs
+        .iter()
+        .map(|c| status_of(c, Kind::Ephemeral))
+        .collect();
+    let containers = init_statuses.len() + statuses.len() + ephemeral_statuses.len();
+    limit_messages(
+        &mut [&mut init_statuses, &mut statuses, &mut ephemeral_statuses],
+        containers,
+    );
+
+    let mut phase = phase(pod, &init_statuses, &statuses);
+    let (mut reason, mut message) = (None, None);
+    if notes.deadline_exceeded {
+        phase = "Failed";
+        reason = Some(DEADLINE_EXCEEDED.to_string());
+        message = Some(DEADLINE_EXCEEDED_MESSAGE.to_string());
+    } else if let Some(last) = notes.last_phase.as_deref()
+        && matches!(last, "Succeeded" | "Failed")
+        && phase != last
+    {
+        // Pods do not leave a terminal phase.
+        phase = if last == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
+    }
     let now = time_of(model::now_ns()).unwrap_or(Time(Timestamp::UNIX_EPOCH));
-    let terminal = phase == "Succeeded" || phase == "Failed";
-    let sandbox_ready = current_sandbox.is_some_and(|s| s.ready);
-    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
-    let not_ready_reason = (!all_ready).then_some(if terminal {
-        "PodCompleted"
-    } else {
-        "ContainersNotReady"
+    let sandbox_ok = observed.is_some_and(|o| {
+        o.sandboxes.iter().filter(|s| s.ready).count() == 1
+            && o.latest_sandbox().is_some_and(|s| s.ready)
     });
-    let conditions = vec![
-        condition("PodReadyToStartContainers", sandbox_ready, None, &now),
-        condition(
-            "Initialized",
-            init_done,
-            (!init_done).then_some("ContainersNotInitialized"),
-            &now,
-        ),
-        condition("Ready", all_ready, not_ready_reason, &now),
-        condition("ContainersReady", all_ready, not_ready_reason, &now),
-        condition("PodScheduled", true, None, &now),
-    ];
+    let conditions = conditions(pod, phase, sandbox_ok, &init_statuses, &statuses, &now);
+    let current_sandbox = observed.and_then(|o| o.latest_sandbox());
     let ips: Vec<String> = current_sandbox.map(|s| s.ips.clone()).unwrap_or_default();
     PodStatus {
         phase: Some(phase.to_string()),
+        reason,
+        message,
         conditions: Some(conditions),
         host_ip: host_ips.first().cloned(),
         host_ips: (!host_ips.is_empty()).then(|| {
@@ -291,6 +559,8 @@ pub fn compute(
         qos_class: Some(cm::qos_class(pod).as_str().to_string()),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
+        ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+            .then_some(ephemeral_statuses),
         ..Default::default()
     }
 }
@@ -479,5 +749,287 @@ mod tests {
         );
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+    }
+
+    fn named(name: &str) -> Container {
+        Container {
+            name: name.into(),
+            image: Some("busybox".into()),
+            ..Default::default()
+        }
+    }
+
+    fn with_init(policy: &str, init: Vec<Container>, main: &[&str]) -> Pod {
+        let mut p = pod(policy, main);
+        if let Some(s) = p.spec.as_mut() {
+            s.init_containers = Some(init);
+        }
+        p
+    }
+
+    fn cond<'a>(s: &'a PodStatus, kind: &str) -> &'a PodCondition {
+        s.conditions
+            .as_ref()
+            .and_then(|c| c.iter().find(|c| c.type_ == kind))
+            .unwrap()
+    }
+
+    fn waiting_reason(s: &ContainerStatus) -> Option<&str> {
+        s.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+    }
+
+    #[test]
+    fn init_container_progress_table() {
+        let notes = WorkerNotes::default();
+        let p = with_init("Always", vec![named("i1"), named("i2")], &["main"]);
+        // Nothing ran yet: Pending, Init 0/2, main waits with PodInitializing.
+        let s = compute(&p, None, &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let init = s.init_container_statuses.as_ref().unwrap();
+        assert_eq!(waiting_reason(&init[0]), Some("PodInitializing"));
+        assert_eq!(
+            waiting_reason(&s.container_statuses.as_ref().unwrap()[0]),
+            Some("PodInitializing")
+        );
+        let c = cond(&s, "Initialized");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref(), c.message.as_deref()),
+            (
+                "False",
+                Some("ContainersNotInitialized"),
+                Some("containers with incomplete status: [i1 i2]")
+            )
+        );
+        // i1 done, i2 running: still Pending, i1 ready (succeeded).
+        let o = obs(&[("i2", CS::Running, 0, 0), ("i1", CS::Exited, 0, 0)]);
+        let s = compute(&p, Some(&o), &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let init = s.init_container_statuses.as_ref().unwrap();
+        assert!(init[0].ready && !init[1].ready);
+        assert_eq!(
+            cond(&s, "Initialized").message.as_deref(),
+            Some("containers with incomplete status: [i2]")
+        );
+        // All done, main running: Running and initialized.
+        let o = obs(&[
+            ("main", CS::Running, 0, 0),
+            ("i2", CS::Exited, 0, 0),
+            ("i1", CS::Exited, 0, 0),
+        ]);
+        let s = compute(&p, Some(&o), &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Initialized").status, "True");
+        assert_eq!(cond(&s, "Ready").status, "True");
+        // An init container failed under Never: the pod failed.
+        let p = with_init("Never", vec![named("i1")], &["main"]);
+        let o = obs(&[("i1", CS::Exited, 2, 0)]);
+        assert_eq!(
+            compute(&p, Some(&o), &notes, &[]).phase.as_deref(),
+            Some("Failed")
+        );
+        // ...and under OnFailure it is retried: Pending, waiting with the last exit.
+        let p = with_init("OnFailure", vec![named("i1")], &["main"]);
+        let mut crash = WorkerNotes::default();
+        crash.waiting.insert(
+            "i1".into(),
+            Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off".into(),
+            },
+        );
+        let s = compute(&p, Some(&o), &crash, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let i1 = &s.init_container_statuses.as_ref().unwrap()[0];
+        assert_eq!(waiting_reason(i1), Some("CrashLoopBackOff"));
+        assert_eq!(
+            i1.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            2
+        );
+    }
+
+    #[test]
+    fn sidecars_count_as_started_and_ready() {
+        let mut side = named("side");
+        side.restart_policy = Some("Always".into());
+        side.readiness_probe = Some(Default::default());
+        side.startup_probe = Some(Default::default());
+        let p = with_init("Never", vec![side], &["main"]);
+        let o = obs(&[("side", CS::Running, 0, 0)]);
+        let mut notes = WorkerNotes::default();
+        // Not started yet (startup probe pending): Pending, not initialized.
+        let s = compute(&p, Some(&o), &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let side = &s.init_container_statuses.as_ref().unwrap()[0];
+        assert_eq!((side.started, side.ready), (Some(false), false));
+        assert_eq!(cond(&s, "Initialized").status, "False");
+        // Started and ready, main running: Running, everything ready.
+        notes.probes.insert(
+            "id1".into(),
+            ProbeState {
+                startup_succeeded: true,
+                ready: true,
+            },
+        );
+        let o = obs(&[("main", CS::Running, 0, 0), ("side", CS::Running, 0, 0)]);
+        let s = compute(&p, Some(&o), &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "ContainersReady").status, "True");
+        // Main done, sidecar stopped by the kubelet: Succeeded.
+        let o = obs(&[("main", CS::Exited, 0, 0), ("side", CS::Exited, 137, 0)]);
+        let s = compute(&p, Some(&o), &WorkerNotes::default(), &[]);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(cond(&s, "Ready").reason.as_deref(), Some("PodCompleted"));
+        assert_eq!(
+            cond(&s, "Initialized").reason.as_deref(),
+            Some("PodCompleted")
+        );
+    }
+
+    #[test]
+    fn readiness_probe_drives_ready_and_conditions() {
+        let mut p = pod("Always", &["web", "side"]);
+        if let Some(s) = p.spec.as_mut() {
+            s.containers[0].readiness_probe = Some(Default::default());
+        }
+        let o = obs(&[("web", CS::Running, 0, 0), ("side", CS::Running, 0, 0)]);
+        let mut notes = WorkerNotes::default();
+        let s = compute(&p, Some(&o), &notes, &[]);
+        let statuses = s.container_statuses.as_ref().unwrap();
+        assert!(!statuses[0].ready && statuses[1].ready);
+        assert_eq!(statuses[0].started, Some(true));
+        let ready = cond(&s, "Ready");
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_deref(),
+                ready.message.as_deref()
+            ),
+            (
+                "False",
+                Some("ContainersNotReady"),
+                Some("containers with unready status: [web]")
+            )
+        );
+        notes.probes.insert(
+            "id0".into(),
+            ProbeState {
+                startup_succeeded: false,
+                ready: true,
+            },
+        );
+        let s = compute(&p, Some(&o), &notes, &[]);
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "ContainersReady").status, "True");
+        assert_eq!(cond(&s, "PodReadyToStartContainers").status, "True");
+        assert_eq!(cond(&s, "PodScheduled").status, "True");
+        // A readiness gate nobody sets keeps a static pod unready.
+        if let Some(spec) = p.spec.as_mut() {
+            spec.readiness_gates = Some(vec![k8s_openapi::api::core::v1::PodReadinessGate {
+                condition_type: "example.com/gate".into(),
+            }]);
+        }
+        let s = compute(&p, Some(&o), &notes, &[]);
+        assert_eq!(
+            cond(&s, "Ready").reason.as_deref(),
+            Some("ReadinessGatesNotReady")
+        );
+        assert_eq!(cond(&s, "ContainersReady").status, "True");
+    }
+
+    #[test]
+    fn deadline_and_terminal_phases_stick() {
+        let o = obs(&[("a", CS::Exited, 137, 0)]);
+        let notes = WorkerNotes {
+            deadline_exceeded: true,
+            ..Default::default()
+        };
+        let s = compute(&pod("Always", &["a"]), Some(&o), &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(cond(&s, "Ready").reason.as_deref(), Some("PodFailed"));
+        let notes = WorkerNotes {
+            last_phase: Some("Succeeded".into()),
+            ..Default::default()
+        };
+        let s = compute(&pod("Never", &["a"]), None, &notes, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+    }
+
+    #[test]
+    fn termination_messages_share_12k() {
+        let names: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let o = obs(&[
+            ("c0", CS::Exited, 1, 0),
+            ("c1", CS::Exited, 0, 0),
+            ("c2", CS::Exited, 0, 0),
+            ("c3", CS::Exited, 0, 0),
+        ]);
+        let mut notes = WorkerNotes::default();
+        notes
+            .termination_messages
+            .insert("id0".into(), format!("Error: {}", "x".repeat(5000)));
+        notes
+            .termination_messages
+            .insert("id1".into(), "bye".into());
+        let s = compute(&pod("Never", &refs), Some(&o), &notes, &[]);
+        let statuses = s.container_statuses.unwrap();
+        let msg = |i: usize| {
+            statuses[i]
+                .state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .message
+                .clone()
+        };
+        assert_eq!(msg(0).unwrap().len(), 12 * 1024 / 4);
+        assert_eq!(msg(1).as_deref(), Some("bye"));
+        assert_eq!(msg(2), None);
+        let t = statuses[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert_eq!(t.reason.as_deref(), Some("Error"));
+        let t = statuses[1]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert_eq!(t.reason.as_deref(), Some("Completed"));
+    }
+
+    #[test]
+    fn ephemeral_containers_have_their_own_statuses() {
+        let mut p = pod("Always", &["main"]);
+        if let Some(s) = p.spec.as_mut() {
+            s.ephemeral_containers = Some(vec![k8s_openapi::api::core::v1::EphemeralContainer {
+                name: "debug".into(),
+                image: Some("busybox".into()),
+                ..Default::default()
+            }]);
+        }
+        let o = obs(&[("main", CS::Running, 0, 0), ("debug", CS::Exited, 0, 0)]);
+        let s = compute(&p, Some(&o), &WorkerNotes::default(), &[]);
+        let e = &s.ephemeral_container_statuses.as_ref().unwrap()[0];
+        assert_eq!(e.name, "debug");
+        assert!(e.state.as_ref().unwrap().terminated.is_some());
+        assert_eq!(e.started, None);
+        // They do not count for the phase or readiness.
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Ready").status, "True");
     }
 }

@@ -9,6 +9,8 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 #[derive(Clone, Default)]
 pub struct StatusStore {
     inner: Arc<RwLock<BTreeMap<String, Arc<Pod>>>>,
+    /// Bumped when a status changes or a pod leaves (see [`StatusStore::subscribe`]).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl StatusStore {
@@ -22,15 +24,34 @@ impl StatusStore {
         {
             preserve_transition_times(old, &mut status);
         }
+        let changed = match self.inner.read() {
+            Ok(map) => map
+                .get(&uid)
+                .is_none_or(|old| old.status.as_ref() != Some(&status)),
+            Err(_) => true,
+        };
         with_status.status = Some(status);
         if let Ok(mut map) = self.inner.write() {
             map.insert(uid, Arc::new(with_status));
         }
+        if changed {
+            self.changes.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// A receiver that sees a new value whenever some pod's status changed or a pod was
+    /// removed, so a consumer (the cluster status manager) never polls.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn remove(&self, uid: &str) {
-        if let Ok(mut map) = self.inner.write() {
-            map.remove(uid);
+        let removed = match self.inner.write() {
+            Ok(mut map) => map.remove(uid).is_some(),
+            Err(_) => false,
+        };
+        if removed {
+            self.changes.send_modify(|g| *g += 1);
         }
     }
 

@@ -19,9 +19,14 @@ const DATA_LINK: &str = "..data";
 fn check_path(p: &str) -> Result<(), String> {
     let path = Path::new(p);
     if p.is_empty() || path.is_absolute() || p.starts_with("..") {
-        return Err(format!("invalid path {p:?}: must be relative and must not start with '..'"));
+        return Err(format!(
+            "invalid path {p:?}: must be relative and must not start with '..'"
+        ));
     }
-    if path.components().any(|c| !matches!(c, Component::Normal(_))) {
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
         return Err(format!("invalid path {p:?}: must not contain '..' or '.'"));
     }
     Ok(())
@@ -49,14 +54,18 @@ pub fn write(dir: &Path, payload: &BTreeMap<String, FileProjection>) -> Result<b
     );
     let ts_dir = dir.join(&stamp);
     std::fs::create_dir(&ts_dir).map_err(|e| format!("creating {}: {e}", ts_dir.display()))?;
-    std::fs::set_permissions(&ts_dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&ts_dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
     for (rel, file) in payload {
         let target = ts_dir.join(rel);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
-        std::fs::write(&target, &file.data).map_err(|e| format!("writing {}: {e}", target.display()))?;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(file.mode)).map_err(|e| e.to_string())?;
+        std::fs::write(&target, &file.data)
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(file.mode))
+            .map_err(|e| e.to_string())?;
     }
     // Swap ..data atomically: make the new link under a temporary name, then rename.
     let tmp_link = dir.join("..data_tmp");
@@ -75,7 +84,8 @@ pub fn write(dir: &Path, payload: &BTreeMap<String, FileProjection>) -> Result<b
     for name in &wanted {
         let link = dir.join(name);
         if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(Path::new(DATA_LINK).join(name), &link).map_err(|e| format!("symlink {name}: {e}"))?;
+            std::os::unix::fs::symlink(Path::new(DATA_LINK).join(name), &link)
+                .map_err(|e| format!("symlink {name}: {e}"))?;
         }
     }
     // Remove what the new payload no longer has: old timestamp dirs and stale links.
@@ -96,7 +106,9 @@ fn same_content(current: &Path, payload: &BTreeMap<String, FileProjection>) -> b
     payload.iter().all(|(rel, f)| {
         let p = current.join(rel);
         std::fs::read(&p).ok().as_deref() == Some(f.data.as_slice())
-            && std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o7777 == f.mode).unwrap_or(false)
+            && std::fs::metadata(&p)
+                .map(|m| m.permissions().mode() & 0o7777 == f.mode)
+                .unwrap_or(false)
     }) && count_files(current) == payload.len()
 }
 
@@ -104,7 +116,13 @@ fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
@@ -117,7 +135,15 @@ mod tests {
     fn payload(items: &[(&str, &str)]) -> BTreeMap<String, FileProjection> {
         items
             .iter()
-            .map(|(k, v)| (k.to_string(), FileProjection { data: v.as_bytes().to_vec(), mode: 0o644 }))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    FileProjection {
+                        data: v.as_bytes().to_vec(),
+                        mode: 0o644,
+                    },
+                )
+            })
             .collect()
     }
 
@@ -126,15 +152,25 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("vol");
         assert!(write(&dir, &payload(&[("labels", "app=web"), ("sub/name", "p")])).unwrap());
-        assert_eq!(std::fs::read_to_string(dir.join("labels")).unwrap(), "app=web");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("labels")).unwrap(),
+            "app=web"
+        );
         assert_eq!(std::fs::read_to_string(dir.join("sub/name")).unwrap(), "p");
-        assert!(std::fs::read_link(dir.join("labels")).unwrap().starts_with("..data"));
+        assert!(
+            std::fs::read_link(dir.join("labels"))
+                .unwrap()
+                .starts_with("..data")
+        );
         let first = std::fs::read_link(dir.join("..data")).unwrap();
         // Same payload: untouched.
         assert!(!write(&dir, &payload(&[("labels", "app=web"), ("sub/name", "p")])).unwrap());
         // New payload: swapped, old dir and the dropped entry gone.
         assert!(write(&dir, &payload(&[("labels", "app=api")])).unwrap());
-        assert_eq!(std::fs::read_to_string(dir.join("labels")).unwrap(), "app=api");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("labels")).unwrap(),
+            "app=api"
+        );
         assert!(!dir.join(&first).exists());
         assert!(std::fs::symlink_metadata(dir.join("sub")).is_err());
     }

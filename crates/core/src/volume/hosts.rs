@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::Pod;
 
 /// Whether the kubelet manages /etc/hosts for this pod (not for host-network pods).
 pub fn managed(pod: &Pod) -> bool {
-    !pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    !pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 /// The pod's hostname and, with a subdomain, its domain (`<sub>.<ns>.svc.<clusterDomain>`).
@@ -24,14 +27,17 @@ pub fn hostname_and_domain(pod: &Pod, cluster_domain: &str) -> (String, Option<S
     } else {
         hostname
     };
-    let domain = spec.and_then(|s| s.subdomain.clone()).filter(|s| !s.is_empty()).map(|sub| {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        if cluster_domain.is_empty() {
-            format!("{sub}.{ns}.svc")
-        } else {
-            format!("{sub}.{ns}.svc.{cluster_domain}")
-        }
-    });
+    let domain = spec
+        .and_then(|s| s.subdomain.clone())
+        .filter(|s| !s.is_empty())
+        .map(|sub| {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            if cluster_domain.is_empty() {
+                format!("{sub}.{ns}.svc")
+            } else {
+                format!("{sub}.{ns}.svc.{cluster_domain}")
+            }
+        });
     (hostname, domain)
 }
 
@@ -59,7 +65,12 @@ pub fn content(pod: &Pod, pod_ips: &[String], cluster_domain: &str) -> String {
 }
 
 /// Write `<pod dir>/etc-hosts` and return its path.
-pub fn write(pod_dir: &Path, pod: &Pod, pod_ips: &[String], cluster_domain: &str) -> Result<PathBuf, String> {
+pub fn write(
+    pod_dir: &Path,
+    pod: &Pod,
+    pod_ips: &[String],
+    cluster_domain: &str,
+) -> Result<PathBuf, String> {
     std::fs::create_dir_all(pod_dir).map_err(|e| format!("creating {}: {e}", pod_dir.display()))?;
     let path = pod_dir.join("etc-hosts");
     let text = content(pod, pod_ips, cluster_domain);
@@ -78,20 +89,36 @@ mod tests {
     #[test]
     fn hosts_file_like_upstream() {
         let pod = Pod {
-            metadata: ObjectMeta { name: Some("web-n1".into()), namespace: Some("team".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("web-n1".into()),
+                namespace: Some("team".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 hostname: Some("web".into()),
                 subdomain: Some("svc1".into()),
-                host_aliases: Some(vec![HostAlias { ip: "10.1.2.3".into(), hostnames: Some(vec!["foo.local".into(), "bar.local".into()]) }]),
+                host_aliases: Some(vec![HostAlias {
+                    ip: "10.1.2.3".into(),
+                    hostnames: Some(vec!["foo.local".into(), "bar.local".into()]),
+                }]),
                 ..Default::default()
             }),
             ..Default::default()
         };
         let text = content(&pod, &["10.88.0.4".into()], "cluster.local");
         assert!(text.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
-        assert!(text.contains("10.88.0.4\tweb.svc1.team.svc.cluster.local\tweb\n"), "{text}");
-        assert!(text.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"), "{text}");
-        let plain = Pod { spec: Some(PodSpec::default()), ..pod };
+        assert!(
+            text.contains("10.88.0.4\tweb.svc1.team.svc.cluster.local\tweb\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"),
+            "{text}"
+        );
+        let plain = Pod {
+            spec: Some(PodSpec::default()),
+            ..pod
+        };
         assert!(content(&plain, &["10.88.0.4".into()], "").contains("10.88.0.4\tweb-n1\n"));
     }
 }

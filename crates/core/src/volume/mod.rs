@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{DownwardAPIVolumeSource, Pod, Volume, VolumeMount};
 
+pub mod api_volumes;
 pub mod atomic_writer;
 pub mod hosts;
 
@@ -21,6 +22,16 @@ pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
 
 /// Set up every volume of the pod; the error names the volume and the reason.
 pub fn prepare(root_dir: &Path, pod: &Pod) -> Result<VolumePaths, String> {
+    prepare_with(root_dir, pod, None)
+}
+
+/// [`prepare`] with the API objects the pod references (cluster mode): configMap, secret
+/// and projected volumes need them.
+pub fn prepare_with(
+    root_dir: &Path,
+    pod: &Pod,
+    api: Option<&crate::objects::PodApiData>,
+) -> Result<VolumePaths, String> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut paths = VolumePaths::new();
     let fs_group = pod
@@ -29,8 +40,12 @@ pub fn prepare(root_dir: &Path, pod: &Pod) -> Result<VolumePaths, String> {
         .and_then(|s| s.security_context.as_ref())
         .and_then(|sc| sc.fs_group);
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let path = prepare_one(root_dir, &uid, pod, volume)
-            .map_err(|e| format!("volume {:?}: {e}", volume.name))?;
+        let path = prepare_one(root_dir, &uid, pod, volume, api).map_err(|e| {
+            format!(
+                "MountVolume.SetUp failed for volume {:?} : {e}",
+                volume.name
+            )
+        })?;
         // fsGroup owns the kubelet-made volumes (never a hostPath: that is the host's).
         if let Some(gid) = fs_group
             && volume.host_path.is_none()
@@ -60,7 +75,65 @@ fn set_group_ownership(dir: &Path, gid: u32) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
-fn prepare_one(root_dir: &Path, uid: &str, pod: &Pod, volume: &Volume) -> Result<PathBuf, String> {
+/// Rewrite the content of the pod's API-backed and downwardAPI volumes (ConfigMap or
+/// Secret updates, token refresh, label changes). Only volumes already set up are touched.
+pub fn refresh(
+    root_dir: &Path,
+    pod: &Pod,
+    api: Option<&crate::objects::PodApiData>,
+) -> Result<(), String> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let refreshable = api_volumes::is_api_volume(volume) || volume.downward_api.is_some();
+        if !refreshable {
+            continue;
+        }
+        let dir = volume_dir(root_dir, &uid, volume);
+        if !dir.join("..data").exists() {
+            continue;
+        }
+        prepare_one(root_dir, &uid, pod, volume, api).map_err(|e| {
+            format!(
+                "MountVolume.SetUp failed for volume {:?} : {e}",
+                volume.name
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn volume_dir(root_dir: &Path, uid: &str, volume: &Volume) -> PathBuf {
+    let plugin = if volume.downward_api.is_some() {
+        "kubernetes.io~downward-api"
+    } else {
+        api_volumes::plugin_dir(volume)
+    };
+    pod_dir(root_dir, uid)
+        .join("volumes")
+        .join(plugin)
+        .join(&volume.name)
+}
+
+fn prepare_one(
+    root_dir: &Path,
+    uid: &str,
+    pod: &Pod,
+    volume: &Volume,
+    api: Option<&crate::objects::PodApiData>,
+) -> Result<PathBuf, String> {
+    if api_volumes::is_api_volume(volume) {
+        let payload = api_volumes::payload(pod, volume, api)?;
+        let dir = volume_dir(root_dir, uid, volume);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        if api_volumes::in_memory(volume) && !is_mount_point(&dir) {
+            // Secrets stay off the disk when tmpfs can be mounted (needs root).
+            if let Err(err) = mount_tmpfs(&dir, None) {
+                tracing::debug!(dir = %dir.display(), error = %err, "secret volume stays on disk");
+            }
+        }
+        atomic_writer::write(&dir, &payload)?;
+        return Ok(dir);
+    }
     if let Some(downward) = &volume.downward_api {
         let dir = pod_dir(root_dir, uid)
             .join("volumes/kubernetes.io~downward-api")
@@ -90,7 +163,10 @@ fn prepare_one(root_dir: &Path, uid: &str, pod: &Pod, volume: &Volume) -> Result
         check_host_path(&path, host.type_.as_deref().unwrap_or(""))?;
         return Ok(path);
     }
-    Err("volume type is not supported in standalone mode (emptyDir, hostPath and downwardAPI are)".into())
+    Err(
+        "volume type is not supported in standalone mode (emptyDir, hostPath and downwardAPI are)"
+            .into(),
+    )
 }
 
 /// `key="value"` lines sorted by key, as upstream formats labels and annotations.
@@ -102,7 +178,7 @@ fn format_map(map: Option<&std::collections::BTreeMap<String, String>>) -> Strin
         .join("\n")
 }
 
-fn downward_payload(
+pub(crate) fn downward_payload(
     pod: &Pod,
     source: &DownwardAPIVolumeSource,
 ) -> Result<std::collections::BTreeMap<String, atomic_writer::FileProjection>, String> {
@@ -114,9 +190,15 @@ fn downward_payload(
                 "metadata.labels" => format_map(pod.metadata.labels.as_ref()),
                 "metadata.annotations" => format_map(pod.metadata.annotations.as_ref()),
                 path => {
-                    let ctx = crate::runtime::envvars::EnvContext { node_name: "", pod_ips: &[], host_ips: &[] };
-                    crate::runtime::envvars::field_value(pod, path, &ctx)
-                        .ok_or_else(|| format!("item {:?}: unsupported fieldRef {path:?}", item.path))?
+                    let ctx = crate::runtime::envvars::EnvContext {
+                        node_name: "",
+                        pod_ips: &[],
+                        host_ips: &[],
+                        api: None,
+                    };
+                    crate::runtime::envvars::field_value(pod, path, &ctx).ok_or_else(|| {
+                        format!("item {:?}: unsupported fieldRef {path:?}", item.path)
+                    })?
                 }
             }
         } else if let Some(res) = &item.resource_field_ref {
@@ -127,12 +209,25 @@ fn downward_payload(
                 .flat_map(|s| s.containers.iter())
                 .find(|c| c.name == name)
                 .ok_or_else(|| format!("item {:?}: unknown container {name:?}", item.path))?;
-            crate::cm::quantity::resource_field_value(container, &res.resource, res.divisor.as_ref().map(|d| d.0.as_str()))?
+            crate::cm::quantity::resource_field_value(
+                container,
+                &res.resource,
+                res.divisor.as_ref().map(|d| d.0.as_str()),
+            )?
         } else {
-            return Err(format!("item {:?}: needs fieldRef or resourceFieldRef", item.path));
+            return Err(format!(
+                "item {:?}: needs fieldRef or resourceFieldRef",
+                item.path
+            ));
         };
         let mode = item.mode.map(|m| m as u32).unwrap_or(default_mode);
-        payload.insert(item.path.clone(), atomic_writer::FileProjection { data: data.into_bytes(), mode });
+        payload.insert(
+            item.path.clone(),
+            atomic_writer::FileProjection {
+                data: data.into_bytes(),
+                mode,
+            },
+        );
     }
     Ok(payload)
 }

@@ -35,7 +35,12 @@ pub fn verb(method: &str) -> &'static str {
 }
 
 /// The attributes to authorize, in order: allowed if any one is allowed.
-pub fn request_attributes(user: &User, method: &str, path: &str, node_name: &str) -> Vec<Attributes> {
+pub fn request_attributes(
+    user: &User,
+    method: &str,
+    path: &str,
+    node_name: &str,
+) -> Vec<Attributes> {
     let mut subresources = Vec::new();
     if is_subpath(path, "/pods") || is_subpath(path, "/runningpods/") {
         subresources.push("pods");
@@ -85,7 +90,9 @@ mod tests {
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -93,17 +100,38 @@ mod tests {
         assert_eq!(subs("GET", "/stats/summary"), pairs(&[("get", "stats")]));
         assert_eq!(subs("GET", "/stats"), pairs(&[("get", "stats")]));
         assert_eq!(subs("GET", "/metrics"), pairs(&[("get", "metrics")]));
-        assert_eq!(subs("GET", "/metrics/cadvisor"), pairs(&[("get", "metrics")]));
+        assert_eq!(
+            subs("GET", "/metrics/cadvisor"),
+            pairs(&[("get", "metrics")])
+        );
         assert_eq!(subs("GET", "/metricsfoo"), pairs(&[("get", "proxy")]));
         assert_eq!(subs("GET", "/logs/syslog"), pairs(&[("get", "log")]));
-        assert_eq!(subs("GET", "/pods"), pairs(&[("get", "pods"), ("get", "proxy")]));
-        assert_eq!(subs("GET", "/runningpods/"), pairs(&[("get", "pods"), ("get", "proxy")]));
-        assert_eq!(subs("GET", "/healthz"), pairs(&[("get", "healthz"), ("get", "proxy")]));
-        assert_eq!(subs("GET", "/configz"), pairs(&[("get", "configz"), ("get", "proxy")]));
+        assert_eq!(
+            subs("GET", "/pods"),
+            pairs(&[("get", "pods"), ("get", "proxy")])
+        );
+        assert_eq!(
+            subs("GET", "/runningpods/"),
+            pairs(&[("get", "pods"), ("get", "proxy")])
+        );
+        assert_eq!(
+            subs("GET", "/healthz"),
+            pairs(&[("get", "healthz"), ("get", "proxy")])
+        );
+        assert_eq!(
+            subs("GET", "/configz"),
+            pairs(&[("get", "configz"), ("get", "proxy")])
+        );
         assert_eq!(subs("POST", "/exec/ns/p/c"), pairs(&[("create", "proxy")]));
-        assert_eq!(subs("GET", "/containerLogs/ns/p/c"), pairs(&[("get", "proxy")]));
+        assert_eq!(
+            subs("GET", "/containerLogs/ns/p/c"),
+            pairs(&[("get", "proxy")])
+        );
         assert_eq!(subs("GET", "/spec/"), pairs(&[("get", "proxy")]));
         let a = &request_attributes(&User::anonymous(), "GET", "/pods", "node-1")[0];
-        assert_eq!((a.resource.as_str(), a.name.as_str(), a.api_version.as_str()), ("nodes", "node-1", "v1"));
+        assert_eq!(
+            (a.resource.as_str(), a.name.as_str(), a.api_version.as_str()),
+            ("nodes", "node-1", "v1")
+        );
     }
 }

@@ -26,14 +26,28 @@ pub enum Authorizer {
 }
 
 impl Authorizer {
-    pub fn webhook(reviewer: Option<Arc<dyn SubjectAccessReviewer>>, allow_ttl: Duration, deny_ttl: Duration) -> Self {
-        Authorizer::Webhook { reviewer, allow_ttl, deny_ttl, cache: Mutex::new(HashMap::new()) }
+    pub fn webhook(
+        reviewer: Option<Arc<dyn SubjectAccessReviewer>>,
+        allow_ttl: Duration,
+        deny_ttl: Duration,
+    ) -> Self {
+        Authorizer::Webhook {
+            reviewer,
+            allow_ttl,
+            deny_ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn authorize(&self, attrs: &Attributes) -> Result<Decision, WebhookError> {
         match self {
             Authorizer::AlwaysAllow => Ok(Decision::Allow),
-            Authorizer::Webhook { reviewer, allow_ttl, deny_ttl, cache } => {
+            Authorizer::Webhook {
+                reviewer,
+                allow_ttl,
+                deny_ttl,
+                cache,
+            } => {
                 let Some(reviewer) = reviewer else {
                     return Err(WebhookError::NoApiServer);
                 };
@@ -41,7 +55,11 @@ impl Authorizer {
                 if let Ok(map) = cache.lock()
                     && let Some((d, at)) = map.get(&key)
                 {
-                    let ttl = if *d == Decision::Allow { *allow_ttl } else { *deny_ttl };
+                    let ttl = if *d == Decision::Allow {
+                        *allow_ttl
+                    } else {
+                        *deny_ttl
+                    };
                     if at.elapsed() < ttl {
                         return Ok(d.clone());
                     }

@@ -11,7 +11,13 @@ mod webhook;
 pub use attributes::{Attributes, request_attributes};
 pub use authn::{Authenticator, PeerCertificates};
 pub use authz::{Authorizer, Decision};
-pub use webhook::{SubjectAccessReviewer, TokenReviewer, WebhookError, subject_access_review, token_review};
+/// The boxed future type of the reviewer traits.
+pub mod webhook_box {
+    pub use super::webhook::BoxFuture;
+}
+pub use webhook::{
+    SubjectAccessReviewer, TokenReviewer, WebhookError, subject_access_review, token_review,
+};
 
 /// An authenticated (or anonymous) user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +29,10 @@ pub struct User {
 
 impl User {
     pub fn anonymous() -> Self {
-        User { name: "system:anonymous".into(), uid: String::new(), groups: vec!["system:unauthenticated".into()] }
+        User {
+            name: "system:anonymous".into(),
+            uid: String::new(),
+            groups: vec!["system:unauthenticated".into()],
+        }
     }
 }

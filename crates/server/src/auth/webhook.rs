@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
+};
 
 use super::User;
 use super::attributes::Attributes;
@@ -24,7 +26,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Sends a SubjectAccessReview and returns its status.
 pub trait SubjectAccessReviewer: Send + Sync {
-    fn review<'a>(&'a self, attrs: &'a Attributes) -> BoxFuture<'a, Result<SubjectAccessReviewStatus, WebhookError>>;
+    fn review<'a>(
+        &'a self,
+        attrs: &'a Attributes,
+    ) -> BoxFuture<'a, Result<SubjectAccessReviewStatus, WebhookError>>;
 }
 
 /// Sends a TokenReview; Ok(None) when the token is not authenticated.
@@ -61,7 +66,10 @@ pub fn subject_access_review(attrs: &Attributes) -> SubjectAccessReview {
 pub fn token_review(token: &str) -> TokenReview {
     TokenReview {
         metadata: Default::default(),
-        spec: TokenReviewSpec { token: Some(token.to_string()), audiences: None },
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            audiences: None,
+        },
         status: None,
     }
 }
@@ -73,14 +81,32 @@ mod tests {
 
     #[test]
     fn review_shapes() {
-        let user = User { name: "alice".into(), uid: String::new(), groups: vec!["dev".into(), "system:authenticated".into()] };
+        let user = User {
+            name: "alice".into(),
+            uid: String::new(),
+            groups: vec!["dev".into(), "system:authenticated".into()],
+        };
         let attrs = &request_attributes(&user, "GET", "/stats/summary", "node-a")[0];
         let v = serde_json::to_value(subject_access_review(attrs)).unwrap();
         assert_eq!(v["apiVersion"], "authorization.k8s.io/v1");
         assert_eq!(v["kind"], "SubjectAccessReview");
         let ra = &v["spec"]["resourceAttributes"];
-        assert_eq!((ra["verb"].as_str(), ra["resource"].as_str(), ra["subresource"].as_str(), ra["name"].as_str(), ra["version"].as_str()),
-            (Some("get"), Some("nodes"), Some("stats"), Some("node-a"), Some("v1")));
+        assert_eq!(
+            (
+                ra["verb"].as_str(),
+                ra["resource"].as_str(),
+                ra["subresource"].as_str(),
+                ra["name"].as_str(),
+                ra["version"].as_str()
+            ),
+            (
+                Some("get"),
+                Some("nodes"),
+                Some("stats"),
+                Some("node-a"),
+                Some("v1")
+            )
+        );
         assert_eq!(v["spec"]["user"], "alice");
         assert_eq!(v["spec"]["groups"][0], "dev");
         let t = serde_json::to_value(token_review("abc")).unwrap();

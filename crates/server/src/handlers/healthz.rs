@@ -59,13 +59,21 @@ pub fn pleg_health(state: &Shared) -> Result<(), String> {
 }
 
 fn checks(state: &Shared) -> Vec<(&'static str, Result<(), String>)> {
-    vec![("ping", Ok(())), ("log", Ok(())), ("syncloop", pleg_health(state))]
+    vec![
+        ("ping", Ok(())),
+        ("log", Ok(())),
+        ("syncloop", pleg_health(state)),
+    ]
 }
 
 pub async fn all(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
     let params = query_pairs(query.as_deref());
     let verbose = params.iter().any(|(k, _)| k == "verbose");
-    let excluded: Vec<&str> = params.iter().filter(|(k, _)| k == "exclude").map(|(_, v)| v.as_str()).collect();
+    let excluded: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "exclude")
+        .map(|(_, v)| v.as_str())
+        .collect();
     let mut failed = false;
     let mut report = String::new();
     for (name, result) in checks(&state) {
@@ -96,7 +104,10 @@ pub async fn all(State(state): State<Shared>, RawQuery(query): RawQuery) -> Resp
 pub async fn one(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     match checks(&state).into_iter().find(|(n, _)| *n == name) {
         Some((_, Ok(()))) => text(StatusCode::OK, "ok".into()),
-        Some((_, Err(reason))) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("internal server error: {reason}\n")),
+        Some((_, Err(reason))) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal server error: {reason}\n"),
+        ),
         None => text(StatusCode::NOT_FOUND, "404 page not found\n".into()),
     }
 }

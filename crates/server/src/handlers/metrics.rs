@@ -12,7 +12,8 @@ use crate::stats::{self, resource_metrics};
 
 fn with_type(body: String, content_type: &'static str) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -20,7 +21,12 @@ fn with_type(body: String, content_type: &'static str) -> Response {
 fn refresh_gauges(state: &Shared) {
     let snapshot = state.snapshot();
     let m = &state.deps.metrics;
-    let running_pods = snapshot.pods.values().filter(|p| p.latest_sandbox().is_some_and(|s| s.ready)).count();
+    state.pod_starts.record(&state.deps.statuses.list(), m);
+    let running_pods = snapshot
+        .pods
+        .values()
+        .filter(|p| p.latest_sandbox().is_some_and(|s| s.ready))
+        .count();
     m.running_pods.set(running_pods as i64);
     for (label, wanted) in [
         ("running", ContainerState::Running),
@@ -28,8 +34,15 @@ fn refresh_gauges(state: &Shared) {
         ("created", ContainerState::Created),
         ("unknown", ContainerState::Unknown),
     ] {
-        let n = snapshot.pods.values().flat_map(|p| &p.containers).filter(|c| c.state == wanted).count();
-        m.running_containers.get_or_create(&vec![("container_state".to_string(), label.to_string())]).set(n as i64);
+        let n = snapshot
+            .pods
+            .values()
+            .flat_map(|p| &p.containers)
+            .filter(|c| c.state == wanted)
+            .count();
+        m.running_containers
+            .get_or_create(&vec![("container_state".to_string(), label.to_string())])
+            .set(n as i64);
     }
 }
 
@@ -47,5 +60,8 @@ pub async fn resource(State(state): State<Shared>) -> Response {
     if let Err(err) = &summary {
         tracing::warn!(error = %err, "resource metrics: stats unavailable");
     }
-    with_type(resource_metrics::render(summary.as_ref().ok()), resource_metrics::CONTENT_TYPE)
+    with_type(
+        resource_metrics::render(summary.as_ref().ok()),
+        resource_metrics::CONTENT_TYPE,
+    )
 }

@@ -11,16 +11,24 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use super::container_logs::ChunkStream;
+use crate::body::ChunkStream;
 use crate::error::ApiError;
 use crate::state::Shared;
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&#34;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
 }
 
-const HREF: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const HREF: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Resolve `rel` inside `root`; None when it would leave it.
 fn resolve(root: &FsPath, rel: &str) -> Result<Option<PathBuf>, ApiError> {
@@ -30,16 +38,24 @@ fn resolve(root: &FsPath, rel: &str) -> Result<Option<PathBuf>, ApiError> {
         match c {
             Component::Normal(p) => clean.push(p),
             Component::CurDir | Component::RootDir => {}
-            Component::ParentDir | Component::Prefix(_) => return Err(ApiError::BadRequest("invalid URL path".into())),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(ApiError::BadRequest("invalid URL path".into()));
+            }
         }
     }
-    let Ok(root) = root.canonicalize() else { return Ok(None) };
-    let Ok(full) = root.join(&clean).canonicalize() else { return Ok(None) };
+    let Ok(root) = root.canonicalize() else {
+        return Ok(None);
+    };
+    let Ok(full) = root.join(&clean).canonicalize() else {
+        return Ok(None);
+    };
     Ok(full.starts_with(&root).then_some(full))
 }
 
 async fn listing(dir: &FsPath) -> Result<Response, ApiError> {
-    let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| ApiError::Internal(format!("Error reading directory: {e}")))?;
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|e| ApiError::Internal(format!("Error reading directory: {e}")))?;
     let mut names = Vec::new();
     while let Ok(Some(e)) = entries.next_entry().await {
         let mut name = e.file_name().to_string_lossy().into_owned();
@@ -49,19 +65,26 @@ async fn listing(dir: &FsPath) -> Result<Response, ApiError> {
         names.push(name);
     }
     names.sort();
-    let mut body = String::from("<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n");
+    let mut body = String::from(
+        "<!doctype html>\n<meta name=\"viewport\" content=\"width=device-width\">\n<pre>\n",
+    );
     for n in names {
         let href = percent_encoding::utf8_percent_encode(&n, HREF).to_string();
         body.push_str(&format!("<a href=\"{href}\">{}</a>\n", html_escape(&n)));
     }
     body.push_str("</pre>\n");
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     Ok(resp)
 }
 
 async fn file(path: PathBuf) -> Result<Response, ApiError> {
-    let mut f = tokio::fs::File::open(&path).await.map_err(|_| ApiError::NotFound("404 page not found".into()))?;
+    let mut f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::NotFound("404 page not found".into()))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -69,7 +92,11 @@ async fn file(path: PathBuf) -> Result<Response, ApiError> {
             match f.read(&mut buf).await {
                 Ok(0) => return,
                 Ok(n) => {
-                    if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                    if tx
+                        .send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -81,7 +108,10 @@ async fn file(path: PathBuf) -> Result<Response, ApiError> {
         }
     });
     let mut resp = (StatusCode::OK, Body::from_stream(ChunkStream(rx))).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     Ok(resp)
 }
 
@@ -109,7 +139,10 @@ pub async fn root(State(state): State<Shared>) -> Result<Response, ApiError> {
     serve(&state, "").await
 }
 
-pub async fn path(State(state): State<Shared>, Path(rel): Path<String>) -> Result<Response, ApiError> {
+pub async fn path(
+    State(state): State<Shared>,
+    Path(rel): Path<String>,
+) -> Result<Response, ApiError> {
     serve(&state, &rel).await
 }
 
@@ -127,7 +160,10 @@ mod tests {
         assert!(resolve(dir.path(), "").unwrap().is_some());
         assert!(resolve(dir.path(), "../etc/passwd").is_err());
         assert!(resolve(dir.path(), "sub/../../x").is_err());
-        assert!(resolve(dir.path(), "escape/passwd").unwrap().is_none(), "symlink out of the dir");
+        assert!(
+            resolve(dir.path(), "escape/passwd").unwrap().is_none(),
+            "symlink out of the dir"
+        );
         assert!(resolve(dir.path(), "missing").unwrap().is_none());
     }
 }

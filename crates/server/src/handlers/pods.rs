@@ -19,7 +19,8 @@ const ITEM_PREFIX: &[u8] = br#"{"apiVersion":"v1","kind":"Pod","#;
 
 /// One pod as a list item: its JSON without the leading `apiVersion` and `kind`.
 fn item_json(pod: &Pod) -> Result<Vec<u8>, ApiError> {
-    let bytes = serde_json::to_vec(pod).map_err(|e| ApiError::Internal(format!("encoding pod: {e}")))?;
+    let bytes =
+        serde_json::to_vec(pod).map_err(|e| ApiError::Internal(format!("encoding pod: {e}")))?;
     Ok(match bytes.strip_prefix(ITEM_PREFIX) {
         Some(rest) => [b"{".as_slice(), rest].concat(),
         None => bytes,
@@ -73,7 +74,9 @@ pub async fn running_pods(State(state): State<Shared>) -> Result<Response, ApiEr
     let mut observed: Vec<&Arc<ObservedPod>> = snapshot
         .pods
         .values()
-        .filter(|p| p.latest_sandbox().is_some_and(|s| s.ready) || p.running_containers().next().is_some())
+        .filter(|p| {
+            p.latest_sandbox().is_some_and(|s| s.ready) || p.running_containers().next().is_some()
+        })
         .collect();
     observed.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let pods: Vec<Pod> = observed.into_iter().map(|p| to_api_pod(p)).collect();
@@ -87,13 +90,19 @@ mod tests {
     #[test]
     fn empty_list_has_null_items() {
         let out = encode_pod_list(std::iter::empty()).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}"#
+        );
     }
 
     #[test]
     fn items_drop_type_meta() {
         let pod = Pod {
-            metadata: ObjectMeta { name: Some("a".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("a".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let out = String::from_utf8(encode_pod_list([&pod, &pod]).unwrap()).unwrap();

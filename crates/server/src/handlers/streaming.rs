@@ -22,7 +22,10 @@ pub struct StreamOptions {
 }
 
 fn flag(pairs: &[(String, String)], name: &str) -> bool {
-    pairs.iter().find(|(k, _)| k == name).is_some_and(|(_, v)| v == "1" || v.eq_ignore_ascii_case("true"))
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .is_some_and(|(_, v)| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, ApiError> {
@@ -31,14 +34,20 @@ pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, ApiEr
         stdout: flag(pairs, "stdout"),
         stderr: flag(pairs, "stderr"),
         tty: flag(pairs, "tty"),
-        command: pairs.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect(),
+        command: pairs
+            .iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.clone())
+            .collect(),
     };
     if o.tty && o.stderr {
         // As upstream: a TTY merges stderr into stdout.
         o.stderr = false;
     }
     if !o.stdin && !o.stdout && !o.stderr {
-        return Err(ApiError::BadRequest("you must specify at least 1 of stdin, stdout, stderr".into()));
+        return Err(ApiError::BadRequest(
+            "you must specify at least 1 of stdin, stdout, stderr".into(),
+        ));
     }
     Ok(o)
 }
@@ -46,13 +55,21 @@ pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, ApiEr
 /// Ports of a port-forward (upstream portforward.NewV4Options): required for
 /// WebSocket clients, who cannot name them per stream as SPDY clients do.
 pub fn ports(pairs: &[(String, String)], websocket: bool) -> Result<Vec<i32>, ApiError> {
-    let raw: Vec<&str> = pairs.iter().filter(|(k, _)| k == "port").flat_map(|(_, v)| v.split(',')).collect();
+    let raw: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "port")
+        .flat_map(|(_, v)| v.split(','))
+        .collect();
     if websocket && raw.is_empty() {
-        return Err(ApiError::BadRequest("query parameter \"port\" is required".into()));
+        return Err(ApiError::BadRequest(
+            "query parameter \"port\" is required".into(),
+        ));
     }
     raw.into_iter()
         .map(|p| {
-            let port: u16 = p.parse().map_err(|e| ApiError::BadRequest(format!("unable to parse {p:?} as a port: {e}")))?;
+            let port: u16 = p.parse().map_err(|e| {
+                ApiError::BadRequest(format!("unable to parse {p:?} as a port: {e}"))
+            })?;
             if port == 0 {
                 return Err(ApiError::BadRequest(format!("port {p:?} must be > 0")));
             }
@@ -62,13 +79,22 @@ pub fn ports(pairs: &[(String, String)], websocket: bool) -> Result<Vec<i32>, Ap
 }
 
 /// The pod by namespace/name (and UID, when the path carries one) as the runtime sees it.
-fn find_pod(state: &Shared, namespace: &str, name: &str, uid: Option<&str>) -> Result<std::sync::Arc<ObservedPod>, ApiError> {
-    let pod = state.pod_by_name(namespace, name).ok_or_else(|| ApiError::NotFound("pod does not exist".into()))?;
+fn find_pod(
+    state: &Shared,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<std::sync::Arc<ObservedPod>, ApiError> {
+    let pod = state
+        .pod_by_name(namespace, name)
+        .ok_or_else(|| ApiError::NotFound("pod does not exist".into()))?;
     let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
     if uid.is_some_and(|u| u != pod_uid) {
         return Err(ApiError::NotFound("pod not found".into()));
     }
-    state.observed(&pod_uid).ok_or_else(|| ApiError::NotFound(format!("pod {name:?} is not running")))
+    state
+        .observed(&pod_uid)
+        .ok_or_else(|| ApiError::NotFound(format!("pod {name:?} is not running")))
 }
 
 fn running_container(pod: &ObservedPod, name: &str) -> Result<String, ApiError> {
@@ -79,10 +105,22 @@ fn running_container(pod: &ObservedPod, name: &str) -> Result<String, ApiError> 
 }
 
 fn require_upgrade(req: &Request) -> Result<(), ApiError> {
-    if is_upgrade(req) { Ok(()) } else { Err(ApiError::BadRequest("Upgrade request required".into())) }
+    if is_upgrade(req) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest("Upgrade request required".into()))
+    }
 }
 
-async fn exec_or_attach(state: Shared, ns: String, pod: String, uid: Option<String>, container: String, req: Request, exec: bool) -> Result<Response, ApiError> {
+async fn exec_or_attach(
+    state: Shared,
+    ns: String,
+    pod: String,
+    uid: Option<String>,
+    container: String,
+    req: Request,
+    exec: bool,
+) -> Result<Response, ApiError> {
     let pairs = query_pairs(req.uri().query());
     let opts = stream_options(&pairs)?;
     if exec && opts.command.is_empty() {
@@ -93,15 +131,34 @@ async fn exec_or_attach(state: Shared, ns: String, pod: String, uid: Option<Stri
     require_upgrade(&req)?;
     let cri = &state.deps.cri;
     let url = if exec {
-        cri.exec(cri::ExecRequest { container_id: id, cmd: opts.command, tty: opts.tty, stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr }).await
+        cri.exec(cri::ExecRequest {
+            container_id: id,
+            cmd: opts.command,
+            tty: opts.tty,
+            stdin: opts.stdin,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        })
+        .await
     } else {
-        cri.attach(cri::AttachRequest { container_id: id, stdin: opts.stdin, tty: opts.tty, stdout: opts.stdout, stderr: opts.stderr }).await
+        cri.attach(cri::AttachRequest {
+            container_id: id,
+            stdin: opts.stdin,
+            tty: opts.tty,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        })
+        .await
     }
     .map_err(|e| ApiError::from_cri(&e))?;
     proxy(req, &url).await
 }
 
-pub async fn exec(State(s): State<Shared>, Path((ns, pod, c)): Path<(String, String, String)>, req: Request) -> Result<Response, ApiError> {
+pub async fn exec(
+    State(s): State<Shared>,
+    Path((ns, pod, c)): Path<(String, String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     exec_or_attach(s, ns, pod, None, c, req, true).await
 }
 
@@ -113,7 +170,11 @@ pub async fn exec_uid(
     exec_or_attach(s, ns, pod, Some(uid), c, req, true).await
 }
 
-pub async fn attach(State(s): State<Shared>, Path((ns, pod, c)): Path<(String, String, String)>, req: Request) -> Result<Response, ApiError> {
+pub async fn attach(
+    State(s): State<Shared>,
+    Path((ns, pod, c)): Path<(String, String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     exec_or_attach(s, ns, pod, None, c, req, false).await
 }
 
@@ -125,7 +186,13 @@ pub async fn attach_uid(
     exec_or_attach(s, ns, pod, Some(uid), c, req, false).await
 }
 
-async fn port_forward_inner(state: Shared, ns: String, pod: String, uid: Option<String>, req: Request) -> Result<Response, ApiError> {
+async fn port_forward_inner(
+    state: Shared,
+    ns: String,
+    pod: String,
+    uid: Option<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ports = ports(&query_pairs(req.uri().query()), is_websocket(&req))?;
     let observed = find_pod(&state, &ns, &pod, uid.as_deref())?;
     let sandbox = observed
@@ -133,11 +200,20 @@ async fn port_forward_inner(state: Shared, ns: String, pod: String, uid: Option<
         .filter(|s| s.ready)
         .ok_or_else(|| ApiError::NotFound(format!("pod {pod:?} has no running sandbox")))?;
     require_upgrade(&req)?;
-    let url = state.deps.cri.port_forward(&sandbox.id, ports).await.map_err(|e| ApiError::from_cri(&e))?;
+    let url = state
+        .deps
+        .cri
+        .port_forward(&sandbox.id, ports)
+        .await
+        .map_err(|e| ApiError::from_cri(&e))?;
     proxy(req, &url).await
 }
 
-pub async fn port_forward(State(s): State<Shared>, Path((ns, pod)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+pub async fn port_forward(
+    State(s): State<Shared>,
+    Path((ns, pod)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     port_forward_inner(s, ns, pod, None, req).await
 }
 
@@ -164,16 +240,31 @@ mod tests {
         assert!(o.stdout && o.stderr && !o.stdin && !o.tty);
         let o = stream_options(&q("stdout=1&stderr=1&tty=1")).unwrap();
         assert!(!o.stderr, "tty drops stderr");
-        assert_eq!(stream_options(&q("command=ls")).unwrap_err().status().as_u16(), 400);
+        assert_eq!(
+            stream_options(&q("command=ls"))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
     }
 
     #[test]
     fn port_list() {
-        assert_eq!(ports(&q("port=80&port=8080"), true).unwrap(), vec![80, 8080]);
+        assert_eq!(
+            ports(&q("port=80&port=8080"), true).unwrap(),
+            vec![80, 8080]
+        );
         assert_eq!(ports(&q("port=80,81"), true).unwrap(), vec![80, 81]);
         assert!(ports(&q(""), false).unwrap().is_empty());
         assert_eq!(ports(&q(""), true).unwrap_err().status().as_u16(), 400);
-        assert_eq!(ports(&q("port=0"), true).unwrap_err().status().as_u16(), 400);
-        assert_eq!(ports(&q("port=70000"), true).unwrap_err().status().as_u16(), 400);
+        assert_eq!(
+            ports(&q("port=0"), true).unwrap_err().status().as_u16(),
+            400
+        );
+        assert_eq!(
+            ports(&q("port=70000"), true).unwrap_err().status().as_u16(),
+            400
+        );
     }
 }

@@ -31,7 +31,12 @@ pub fn parse(line: &[u8]) -> Option<LogLine<'_>> {
     if partial {
         content = content.strip_suffix(b"\n").unwrap_or(content);
     }
-    Some(LogLine { timestamp, stream, partial, content })
+    Some(LogLine {
+        timestamp,
+        stream,
+        partial,
+        content,
+    })
 }
 
 /// The timestamp as upstream prints it: RFC 3339 with nine fraction digits.
@@ -49,12 +54,21 @@ mod tests {
         assert_eq!(l.stream, Stream::Stdout);
         assert!(!l.partial);
         assert_eq!(l.content, b"hello world\n");
-        assert_eq!(format_timestamp(&l.timestamp), "2016-10-06T00:17:09.669794202Z");
+        assert_eq!(
+            format_timestamp(&l.timestamp),
+            "2016-10-06T00:17:09.669794202Z"
+        );
         let p = parse(b"2016-10-06T00:17:09.5+02:00 stderr P part\n").unwrap();
         assert!(p.partial);
         assert_eq!(p.content, b"part");
-        assert_eq!(format_timestamp(&p.timestamp), "2016-10-06T00:17:09.500000000+02:00");
-        assert_eq!(parse(b"2016-10-06T00:17:09Z stdout F \n").unwrap().content, b"\n");
+        assert_eq!(
+            format_timestamp(&p.timestamp),
+            "2016-10-06T00:17:09.500000000+02:00"
+        );
+        assert_eq!(
+            parse(b"2016-10-06T00:17:09Z stdout F \n").unwrap().content,
+            b"\n"
+        );
         assert!(parse(b"garbage\n").is_none());
         assert!(parse(b"2016-10-06T00:17:09Z other F x\n").is_none());
     }

@@ -33,7 +33,11 @@ fn boolean(v: &str) -> bool {
 }
 
 fn int(name: &str, v: &str) -> Result<i64, ApiError> {
-    v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("Unable to decode query: {name}={v:?} is not an integer")))
+    v.parse::<i64>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "Unable to decode query: {name}={v:?} is not an integer"
+        ))
+    })
 }
 
 impl LogOptions {
@@ -57,8 +61,11 @@ impl LogOptions {
                 "limitBytes" => o.limit_bytes = Some(int(k, v)?),
                 "sinceSeconds" => o.since_seconds = Some(int(k, v)?),
                 "sinceTime" => {
-                    let t = DateTime::parse_from_rfc3339(v)
-                        .map_err(|_| ApiError::BadRequest(format!("Unable to decode query: sinceTime={v:?} is not RFC 3339")))?;
+                    let t = DateTime::parse_from_rfc3339(v).map_err(|_| {
+                        ApiError::BadRequest(format!(
+                            "Unable to decode query: sinceTime={v:?} is not RFC 3339"
+                        ))
+                    })?;
                     o.since_time = Some(t);
                 }
                 "stream" => {
@@ -66,7 +73,11 @@ impl LogOptions {
                         "All" => Stream::All,
                         "Stdout" => Stream::Stdout,
                         "Stderr" => Stream::Stderr,
-                        other => return Err(ApiError::Invalid(format!("stream: Unsupported value: {other:?}: supported values: \"All\", \"Stderr\", \"Stdout\""))),
+                        other => {
+                            return Err(ApiError::Invalid(format!(
+                                "stream: Unsupported value: {other:?}: supported values: \"All\", \"Stderr\", \"Stdout\""
+                            )));
+                        }
                     })
                 }
                 // Backwards compatibility: `tail=N` means tailLines, `tail=all` everything.
@@ -75,7 +86,11 @@ impl LogOptions {
             }
         }
         if let Some(tail) = tail_alias {
-            o.tail_lines = if tail == "all" { None } else { Some(int("tail", &tail)?) };
+            o.tail_lines = if tail == "all" {
+                None
+            } else {
+                Some(int("tail", &tail)?)
+            };
         }
         o.validate()?;
         Ok(o)
@@ -101,16 +116,25 @@ impl LogOptions {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Invalid(format!("Invalid request: {}", errs.join(", "))))
+            Err(ApiError::Invalid(format!(
+                "Invalid request: {}",
+                errs.join(", ")
+            )))
         }
     }
 
     /// The earliest timestamp to print, in ns since the epoch.
     pub fn since_ns(&self, now_ns: i64) -> Option<i64> {
         if let Some(t) = self.since_time {
-            return t.timestamp_nanos_opt();
+            // Saturate: a time past 2262 does not fit in i64 nanoseconds.
+            return Some(
+                t.timestamp()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(t.timestamp_subsec_nanos())),
+            );
         }
-        self.since_seconds.map(|s| now_ns.saturating_sub(s.saturating_mul(1_000_000_000)))
+        self.since_seconds
+            .map(|s| now_ns.saturating_sub(s.saturating_mul(1_000_000_000)))
     }
 }
 
@@ -124,16 +148,33 @@ mod tests {
 
     #[test]
     fn decodes() {
-        let o = LogOptions::from_query(&q("follow=true&timestamps=1&tailLines=5&limitBytes=10&previous=false")).unwrap();
+        let o = LogOptions::from_query(&q(
+            "follow=true&timestamps=1&tailLines=5&limitBytes=10&previous=false",
+        ))
+        .unwrap();
         assert!(o.follow && o.timestamps && !o.previous);
         assert_eq!((o.tail_lines, o.limit_bytes), (Some(5), Some(10)));
         let o = LogOptions::from_query(&q("follow&tail=all")).unwrap();
         assert!(o.follow);
         assert_eq!(o.tail_lines, None);
-        assert_eq!(LogOptions::from_query(&q("tail=3")).unwrap().tail_lines, Some(3));
+        assert_eq!(
+            LogOptions::from_query(&q("tail=3")).unwrap().tail_lines,
+            Some(3)
+        );
         let o = LogOptions::from_query(&q("sinceTime=2024-01-02T03:04:05Z")).unwrap();
         assert_eq!(o.since_ns(0), Some(1_704_164_645_000_000_000));
-        assert_eq!(LogOptions::from_query(&q("sinceSeconds=10")).unwrap().since_ns(20_000_000_000), Some(10_000_000_000));
+        assert_eq!(
+            LogOptions::from_query(&q("sinceSeconds=10"))
+                .unwrap()
+                .since_ns(20_000_000_000),
+            Some(10_000_000_000)
+        );
+        assert_eq!(
+            LogOptions::from_query(&q("sinceTime=2999-01-01T00:00:00Z"))
+                .unwrap()
+                .since_ns(0),
+            Some(i64::MAX)
+        );
     }
 
     #[test]

@@ -164,15 +164,22 @@ pub fn read_logs(
             watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
                 let _ = tx.send(());
             })
-            .and_then(|mut w| w.watch(path, notify::RecursiveMode::NonRecursive).map(|_| w))
-            .map_err(|e| tracing::debug!(error = %e, "cannot watch log file; re-checking every second"))
+            .and_then(|mut w| {
+                w.watch(path, notify::RecursiveMode::NonRecursive)
+                    .map(|_| w)
+            })
+            .map_err(
+                |e| tracing::debug!(error = %e, "cannot watch log file; re-checking every second"),
+            )
             .ok();
             // Re-read once: data may have arrived before the watch.
             continue;
         }
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(250)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(250))
+            }
         }
         while rx.try_recv().is_ok() {}
         if (follow.client_gone)() {
@@ -214,17 +221,29 @@ mod tests {
     use std::io::Write;
 
     fn lines(n: usize) -> String {
-        (0..n).map(|i| format!("2024-01-01T00:00:{:02}.000000000Z stdout F line {i}\n", i % 60)).collect()
+        (0..n)
+            .map(|i| {
+                format!(
+                    "2024-01-01T00:00:{:02}.000000000Z stdout F line {i}\n",
+                    i % 60
+                )
+            })
+            .collect()
     }
 
     fn read(content: &str, query: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.log");
         std::fs::write(&path, content).unwrap();
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         let opts = LogOptions::from_query(&pairs).unwrap();
         let mut got = Vec::new();
-        let follow = Follow { running: &|| false, client_gone: &|| false };
+        let follow = Follow {
+            running: &|| false,
+            client_gone: &|| false,
+        };
         read_logs(&path, &opts, 1_704_067_230_000_000_000, &follow, &mut |c| {
             got.extend(c);
             true
@@ -254,17 +273,29 @@ mod tests {
         assert_eq!(read(&text, "tailLines=2"), "line 38\nline 39\n");
         assert_eq!(read(&text, "tailLines=0"), "");
         assert_eq!(read(&text, "limitBytes=9"), "line 0\nli");
-        assert_eq!(read(&text, "tailLines=1&timestamps=true"), "2024-01-01T00:00:39.000000000Z line 39\n");
+        assert_eq!(
+            read(&text, "tailLines=1&timestamps=true"),
+            "2024-01-01T00:00:39.000000000Z line 39\n"
+        );
         // "now" is 00:00:30: sinceSeconds=5 keeps 00:00:25 onwards.
-        assert_eq!(read(&text, "sinceSeconds=5").lines().next(), Some("line 25"));
-        assert_eq!(read(&text, "sinceTime=2024-01-01T00:00:38Z"), "line 38\nline 39\n");
+        assert_eq!(
+            read(&text, "sinceSeconds=5").lines().next(),
+            Some("line 25")
+        );
+        assert_eq!(
+            read(&text, "sinceTime=2024-01-01T00:00:38Z"),
+            "line 38\nline 39\n"
+        );
     }
 
     #[test]
     fn joins_partial_lines_and_filters_streams() {
         let text = "2024-01-01T00:00:00Z stdout P hel\n2024-01-01T00:00:01Z stdout F lo\n2024-01-01T00:00:02Z stderr F err\nnot cri\n";
         assert_eq!(read(text, ""), "hello\nerr\n");
-        assert_eq!(read(text, "timestamps=1"), "2024-01-01T00:00:00.000000000Z hello\n2024-01-01T00:00:02.000000000Z err\n");
+        assert_eq!(
+            read(text, "timestamps=1"),
+            "2024-01-01T00:00:00.000000000Z hello\n2024-01-01T00:00:02.000000000Z err\n"
+        );
         assert_eq!(read(text, "stream=Stderr"), "err\n");
     }
 
@@ -278,15 +309,25 @@ mod tests {
         let stop2 = stop.clone();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
-            let mut f = std::fs::OpenOptions::new().append(true).open(&writer_path).unwrap();
-            f.write_all(b"2024-01-01T00:00:01Z stdout F second\n").unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&writer_path)
+                .unwrap();
+            f.write_all(b"2024-01-01T00:00:01Z stdout F second\n")
+                .unwrap();
             std::thread::sleep(Duration::from_millis(300));
             stop2.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        let opts = LogOptions { follow: true, ..Default::default() };
+        let opts = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
         let mut got = Vec::new();
         let running = || !stop.load(std::sync::atomic::Ordering::SeqCst);
-        let follow = Follow { running: &running, client_gone: &|| false };
+        let follow = Follow {
+            running: &running,
+            client_gone: &|| false,
+        };
         read_logs(&path, &opts, 0, &follow, &mut |c| {
             got.extend(c);
             true

@@ -23,7 +23,11 @@ pub struct Cpus {
 
 impl Cpus {
     pub fn physical_cores(&self) -> usize {
-        let mut set: Vec<(u32, u32)> = self.logical.iter().map(|c| (c.socket_id, c.core_id)).collect();
+        let mut set: Vec<(u32, u32)> = self
+            .logical
+            .iter()
+            .map(|c| (c.socket_id, c.core_id))
+            .collect();
         set.sort_unstable();
         set.dedup();
         set.len()
@@ -62,7 +66,9 @@ fn node_of_cpu(roots: &Roots, cpu: u32) -> u32 {
     std::fs::read_dir(dir)
         .ok()
         .and_then(|entries| {
-            entries.flatten().find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
+            entries
+                .flatten()
+                .find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -75,33 +81,57 @@ pub fn read(roots: &Roots) -> Cpus {
             (k.trim() == key).then(|| v.trim().to_string())
         })
     };
-    let online = read_trim(&roots.sys.join("devices/system/cpu/online")).map(|s| parse_cpu_list(&s));
+    let online =
+        read_trim(&roots.sys.join("devices/system/cpu/online")).map(|s| parse_cpu_list(&s));
     let ids = match online {
         Some(ids) if !ids.is_empty() => ids,
         // No sysfs: count "processor" lines.
-        _ => (0..cpuinfo.lines().filter(|l| l.starts_with("processor")).count().max(1) as u32).collect(),
+        _ => (0..cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count()
+            .max(1) as u32)
+            .collect(),
     };
     let logical = ids
         .into_iter()
         .map(|id| {
-            let topo = roots.sys.join(format!("devices/system/cpu/cpu{id}/topology"));
+            let topo = roots
+                .sys
+                .join(format!("devices/system/cpu/cpu{id}/topology"));
             LogicalCpu {
                 id,
-                core_id: read_u64(&topo.join("core_id")).map(|v| v as u32).unwrap_or(id),
-                socket_id: read_u64(&topo.join("physical_package_id")).map(|v| v as u32).unwrap_or(0),
+                core_id: read_u64(&topo.join("core_id"))
+                    .map(|v| v as u32)
+                    .unwrap_or(id),
+                socket_id: read_u64(&topo.join("physical_package_id"))
+                    .map(|v| v as u32)
+                    .unwrap_or(0),
                 node_id: node_of_cpu(roots, id),
             }
         })
         .collect();
-    let max_freq = read_u64(&roots.sys.join("devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"));
-    let mhz = field("cpu MHz").and_then(|v| v.parse::<f64>().ok()).map(|m| (m * 1000.0) as u64);
-    Cpus { logical, vendor_id: field("vendor_id").unwrap_or_default(), frequency_khz: max_freq.or(mhz).unwrap_or(0) }
+    let max_freq = read_u64(
+        &roots
+            .sys
+            .join("devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
+    );
+    let mhz = field("cpu MHz")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|m| (m * 1000.0) as u64);
+    Cpus {
+        logical,
+        vendor_id: field("vendor_id").unwrap_or_default(),
+        frequency_khz: max_freq.or(mhz).unwrap_or(0),
+    }
 }
 
 /// Caches of one logical CPU: (level, type, size in bytes, id, cpus sharing it).
 fn caches_of(roots: &Roots, cpu: u32) -> Vec<(Cache, Vec<u32>)> {
     let dir = roots.sys.join(format!("devices/system/cpu/cpu{cpu}/cache"));
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<(Cache, Vec<u32>)> = entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("index"))
@@ -111,8 +141,18 @@ fn caches_of(roots: &Roots, cpu: u32) -> Vec<(Cache, Vec<u32>)> {
             let cache_type = read_trim(&p.join("type"))?;
             let size = parse_size(&read_trim(&p.join("size"))?)?;
             let id = read_u64(&p.join("id")).unwrap_or(0) as u32;
-            let shared = read_trim(&p.join("shared_cpu_list")).map(|s| parse_cpu_list(&s)).unwrap_or_else(|| vec![cpu]);
-            Some((Cache { id, size, cache_type, level }, shared))
+            let shared = read_trim(&p.join("shared_cpu_list"))
+                .map(|s| parse_cpu_list(&s))
+                .unwrap_or_else(|| vec![cpu]);
+            Some((
+                Cache {
+                    id,
+                    size,
+                    cache_type,
+                    level,
+                },
+                shared,
+            ))
         })
         .collect();
     out.sort_by(|a, b| (a.0.level, &a.0.cache_type).cmp(&(b.0.level, &b.0.cache_type)));
@@ -134,9 +174,15 @@ fn parse_size(s: &str) -> Option<u64> {
 pub fn topology(roots: &Roots, cpus: &Cpus, mem: &Memory) -> Vec<NumaNode> {
     let mut nodes: BTreeMap<u32, NumaNode> = BTreeMap::new();
     for cpu in &cpus.logical {
-        let node = nodes.entry(cpu.node_id).or_insert_with(|| numa_node(roots, cpu.node_id, mem));
+        let node = nodes
+            .entry(cpu.node_id)
+            .or_insert_with(|| numa_node(roots, cpu.node_id, mem));
         let caches = caches_of(roots, cpu.id);
-        let core = match node.cores.iter_mut().find(|c| c.core_id == cpu.core_id && c.socket_id == cpu.socket_id) {
+        let core = match node
+            .cores
+            .iter_mut()
+            .find(|c| c.core_id == cpu.core_id && c.socket_id == cpu.socket_id)
+        {
             Some(core) => core,
             None => {
                 node.cores.push(Core {
@@ -180,9 +226,20 @@ fn numa_node(roots: &Roots, id: u32, mem: &Memory) -> NumaNode {
         mem.hugepages.clone()
     };
     let distances = read_trim(&dir.join("distance"))
-        .map(|s| s.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
-    NumaNode { node_id: id, memory, hugepages, cores: Vec::new(), caches: Vec::new(), distances }
+    NumaNode {
+        node_id: id,
+        memory,
+        hugepages,
+        cores: Vec::new(),
+        caches: Vec::new(),
+        distances,
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use super::{DiskInfo, Roots, read_trim, read_u64};
 
 pub fn disk_map(roots: &Roots) -> BTreeMap<String, DiskInfo> {
     let dir = roots.sys.join("block");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return BTreeMap::new() };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
     let mut out = BTreeMap::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -23,7 +25,13 @@ pub fn disk_map(roots: &Roots) -> BTreeMap<String, DiskInfo> {
         let size = read_u64(&path.join("size")).unwrap_or(0) * 512;
         out.insert(
             format!("{major}:{minor}"),
-            DiskInfo { name, major, minor, size, scheduler: scheduler(read_trim(&path.join("queue/scheduler"))) },
+            DiskInfo {
+                name,
+                major,
+                minor,
+                size,
+                scheduler: scheduler(read_trim(&path.join("queue/scheduler"))),
+            },
         );
     }
     out
@@ -31,7 +39,9 @@ pub fn disk_map(roots: &Roots) -> BTreeMap<String, DiskInfo> {
 
 /// The selected scheduler is the one in brackets: "none [mq-deadline] kyber" -> "mq-deadline".
 fn scheduler(text: Option<String>) -> String {
-    let Some(text) = text else { return "none".into() };
+    let Some(text) = text else {
+        return "none".into();
+    };
     text.split_whitespace()
         .find_map(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']')))
         .unwrap_or("none")
@@ -44,7 +54,10 @@ mod tests {
 
     #[test]
     fn picks_bracketed_scheduler() {
-        assert_eq!(scheduler(Some("none [mq-deadline] kyber bfq".into())), "mq-deadline");
+        assert_eq!(
+            scheduler(Some("none [mq-deadline] kyber bfq".into())),
+            "mq-deadline"
+        );
         assert_eq!(scheduler(Some("[none] mq-deadline".into())), "none");
         assert_eq!(scheduler(None), "none");
     }

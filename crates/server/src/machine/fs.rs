@@ -42,7 +42,9 @@ pub fn statvfs(path: &Path) -> Option<Vfs> {
     })
 }
 
-const BLOCK_FS: [&str; 8] = ["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat"];
+const BLOCK_FS: [&str; 8] = [
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat",
+];
 
 /// One mount from mountinfo: (source device, mount point, fs type).
 pub fn mounts(roots: &Roots) -> Vec<(String, String, String)> {
@@ -65,7 +67,12 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -93,7 +100,9 @@ pub fn filesystems(roots: &Roots) -> Vec<FsInfo> {
         if !seen.insert(device.clone()) {
             continue;
         }
-        let Some(vfs) = statvfs(Path::new(&mount_point)) else { continue };
+        let Some(vfs) = statvfs(Path::new(&mount_point)) else {
+            continue;
+        };
         out.push(FsInfo {
             device,
             capacity: vfs.capacity,

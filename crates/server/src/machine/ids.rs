@@ -6,10 +6,13 @@ use std::path::Path;
 use super::{Roots, read_trim};
 
 pub fn machine_id(roots: &Roots) -> String {
-    [roots.etc.join("machine-id"), Path::new("/var/lib/dbus/machine-id").to_path_buf()]
-        .iter()
-        .find_map(|p| read_trim(p).filter(|s| !s.is_empty()))
-        .unwrap_or_default()
+    [
+        roots.etc.join("machine-id"),
+        Path::new("/var/lib/dbus/machine-id").to_path_buf(),
+    ]
+    .iter()
+    .find_map(|p| read_trim(p).filter(|s| !s.is_empty()))
+    .unwrap_or_default()
 }
 
 pub fn boot_id(roots: &Roots) -> String {
@@ -22,7 +25,9 @@ fn dmi(roots: &Roots, name: &str) -> Option<String> {
 
 /// DMI product UUID (upper case as cAdvisor reports it); empty when not readable.
 pub fn system_uuid(roots: &Roots) -> String {
-    dmi(roots, "product_uuid").map(|s| s.to_uppercase()).unwrap_or_default()
+    dmi(roots, "product_uuid")
+        .map(|s| s.to_uppercase())
+        .unwrap_or_default()
 }
 
 pub struct Cloud {
@@ -34,11 +39,16 @@ pub struct Cloud {
 /// cAdvisor's cloud detection from DMI vendor strings. Instance type and id need the
 /// cloud's metadata server, which the kubelet does not query: "Unknown" and "None".
 pub fn cloud(roots: &Roots, flag: &str) -> Cloud {
-    let vendor = [dmi(roots, "sys_vendor"), dmi(roots, "bios_vendor"), dmi(roots, "product_name"), dmi(roots, "bios_version")]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let vendor = [
+        dmi(roots, "sys_vendor"),
+        dmi(roots, "bios_vendor"),
+        dmi(roots, "product_name"),
+        dmi(roots, "bios_version"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
     let provider = if vendor.contains("Amazon") || vendor.contains("amazon") {
         "AWS"
     } else if vendor.contains("Google") {
@@ -53,5 +63,9 @@ pub fn cloud(roots: &Roots, flag: &str) -> Cloud {
             _ => "Unknown",
         }
     };
-    Cloud { provider: provider.into(), instance_type: "Unknown".into(), instance_id: "None".into() }
+    Cloud {
+        provider: provider.into(),
+        instance_type: "Unknown".into(),
+        instance_id: "None".into(),
+    }
 }

@@ -16,13 +16,20 @@ pub fn meminfo_value(text: &str, key: &str) -> Option<u64> {
         // Per-node files prefix lines with "Node N ".
         let line = line.trim_start();
         let line = match line.strip_prefix("Node ") {
-            Some(rest) => rest.split_once(' ').map(|(_, r)| r.trim_start()).unwrap_or(rest),
+            Some(rest) => rest
+                .split_once(' ')
+                .map(|(_, r)| r.trim_start())
+                .unwrap_or(rest),
             None => line,
         };
         let rest = line.strip_prefix(key)?.strip_prefix(':')?;
         let mut parts = rest.split_whitespace();
         let value: u64 = parts.next()?.parse().ok()?;
-        Some(if parts.next() == Some("kB") { value * 1024 } else { value })
+        Some(if parts.next() == Some("kB") {
+            value * 1024
+        } else {
+            value
+        })
     })
 }
 
@@ -37,14 +44,23 @@ pub fn read(roots: &Roots) -> Memory {
 
 /// `hugepages-<size>kB/nr_hugepages` entries of a hugepages directory.
 pub fn hugepages(dir: &Path) -> Vec<HugePagesInfo> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<HugePagesInfo> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let size = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let size = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             let num = read_u64(&e.path().join("nr_hugepages")).unwrap_or(0);
-            Some(HugePagesInfo { page_size: size, num_pages: num })
+            Some(HugePagesInfo {
+                page_size: size,
+                num_pages: num,
+            })
         })
         .collect();
     out.sort_by_key(|h| h.page_size);

@@ -126,12 +126,18 @@ pub struct Roots {
 
 impl Default for Roots {
     fn default() -> Self {
-        Roots { proc: "/proc".into(), sys: "/sys".into(), etc: "/etc".into() }
+        Roots {
+            proc: "/proc".into(),
+            sys: "/sys".into(),
+            etc: "/etc".into(),
+        }
     }
 }
 
 pub(crate) fn read_trim(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 pub(crate) fn read_u64(path: &Path) -> Option<u64> {
@@ -181,11 +187,30 @@ mod tests {
         assert!(info.memory_capacity > 0);
         assert!(!info.boot_id.is_empty());
         assert!(!info.topology.is_empty());
-        let threads: usize = info.topology.iter().flat_map(|n| &n.cores).map(|c| c.thread_ids.len()).sum();
+        let threads: usize = info
+            .topology
+            .iter()
+            .flat_map(|n| &n.cores)
+            .map(|c| c.thread_ids.len())
+            .sum();
         assert_eq!(threads, info.num_cores);
         let json = serde_json::to_value(&info).unwrap();
-        for key in ["num_cores", "cpu_frequency_khz", "memory_capacity", "hugepages", "machine_id", "system_uuid",
-            "boot_id", "filesystems", "disk_map", "network_devices", "topology", "cloud_provider", "instance_type", "instance_id"] {
+        for key in [
+            "num_cores",
+            "cpu_frequency_khz",
+            "memory_capacity",
+            "hugepages",
+            "machine_id",
+            "system_uuid",
+            "boot_id",
+            "filesystems",
+            "disk_map",
+            "network_devices",
+            "topology",
+            "cloud_provider",
+            "instance_type",
+            "instance_id",
+        ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
     }

@@ -6,7 +6,9 @@ const IGNORED_PREFIXES: [&str; 4] = ["lo", "veth", "docker", "nerdctl"];
 
 pub fn devices(roots: &Roots) -> Vec<NetInfo> {
     let dir = roots.sys.join("class/net");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<NetInfo> = entries
         .flatten()
         .filter_map(|e| {
@@ -15,10 +17,15 @@ pub fn devices(roots: &Roots) -> Vec<NetInfo> {
                 return None;
             }
             let path = dir.join(&name);
-            let speed = read_trim(&path.join("speed")).and_then(|s| s.parse::<i64>().ok()).filter(|s| *s > 0).unwrap_or(0);
+            let speed = read_trim(&path.join("speed"))
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|s| *s > 0)
+                .unwrap_or(0);
             Some(NetInfo {
                 mac_address: read_trim(&path.join("address")).unwrap_or_default(),
-                mtu: read_trim(&path.join("mtu")).and_then(|s| s.parse().ok()).unwrap_or(0),
+                mtu: read_trim(&path.join("mtu"))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
                 speed,
                 name,
             })

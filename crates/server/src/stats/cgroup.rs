@@ -35,8 +35,12 @@ impl Cgroups {
     pub fn from_mountinfo(text: &str) -> Self {
         let mut c = Cgroups::default();
         for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
-            let Some(mount_point) = left.split_whitespace().nth(4) else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mount_point) = left.split_whitespace().nth(4) else {
+                continue;
+            };
             let mut r = right.split_whitespace();
             let fs_type = r.next().unwrap_or_default();
             let options = r.nth(1).unwrap_or_default();
@@ -47,7 +51,8 @@ impl Cgroups {
                 "cgroup" => {
                     for opt in options.split(',') {
                         if matches!(opt, "cpuacct" | "cpu" | "memory" | "pids") {
-                            c.v1.entry(opt.to_string()).or_insert_with(|| PathBuf::from(mount_point));
+                            c.v1.entry(opt.to_string())
+                                .or_insert_with(|| PathBuf::from(mount_point));
                         }
                     }
                 }
@@ -58,11 +63,15 @@ impl Cgroups {
     }
 
     fn v1_dir(&self, controller: &str, cgroup: &str) -> Option<PathBuf> {
-        self.v1.get(controller).map(|m| m.join(cgroup.trim_start_matches('/')))
+        self.v1
+            .get(controller)
+            .map(|m| m.join(cgroup.trim_start_matches('/')))
     }
 
     fn v2_dir(&self, cgroup: &str) -> Option<PathBuf> {
-        self.unified.as_ref().map(|m| m.join(cgroup.trim_start_matches('/')))
+        self.unified
+            .as_ref()
+            .map(|m| m.join(cgroup.trim_start_matches('/')))
     }
 
     /// Whether this cgroup exists in the hierarchy CPU usage is read from.
@@ -74,36 +83,38 @@ impl Cgroups {
 
     /// Cumulative CPU time in nanoseconds.
     pub fn cpu_usage_ns(&self, cgroup: &str) -> Option<u64> {
-        if let Some(dir) = self.v1_dir("cpuacct", cgroup) {
-            if let Some(v) = read_u64(&dir.join("cpuacct.usage")) {
-                return Some(v);
-            }
+        if let Some(dir) = self.v1_dir("cpuacct", cgroup)
+            && let Some(v) = read_u64(&dir.join("cpuacct.usage"))
+        {
+            return Some(v);
         }
         let stat = std::fs::read_to_string(self.v2_dir(cgroup)?.join("cpu.stat")).ok()?;
         keyed(&stat, "usage_usec").map(|us| us * 1000)
     }
 
     pub fn memory(&self, cgroup: &str) -> Option<MemorySample> {
-        if let Some(dir) = self.v1_dir("memory", cgroup) {
-            if let Some(usage) = read_u64(&dir.join("memory.usage_in_bytes")) {
-                let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-                let inactive = keyed(&stat, "total_inactive_file").unwrap_or(0);
-                let limit = read_u64(&dir.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
-                return Some(MemorySample {
-                    usage,
-                    working_set: usage.saturating_sub(inactive),
-                    rss: keyed(&stat, "total_rss").unwrap_or(0),
-                    page_faults: keyed(&stat, "total_pgfault").unwrap_or(0),
-                    major_page_faults: keyed(&stat, "total_pgmajfault").unwrap_or(0),
-                    limit,
-                });
-            }
+        if let Some(dir) = self.v1_dir("memory", cgroup)
+            && let Some(usage) = read_u64(&dir.join("memory.usage_in_bytes"))
+        {
+            let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+            let inactive = keyed(&stat, "total_inactive_file").unwrap_or(0);
+            let limit = read_u64(&dir.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
+            return Some(MemorySample {
+                usage,
+                working_set: usage.saturating_sub(inactive),
+                rss: keyed(&stat, "total_rss").unwrap_or(0),
+                page_faults: keyed(&stat, "total_pgfault").unwrap_or(0),
+                major_page_faults: keyed(&stat, "total_pgmajfault").unwrap_or(0),
+                limit,
+            });
         }
         let dir = self.v2_dir(cgroup)?;
         let usage = read_u64(&dir.join("memory.current"))?;
         let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
         let inactive = keyed(&stat, "inactive_file").unwrap_or(0);
-        let limit = std::fs::read_to_string(dir.join("memory.max")).ok().and_then(|s| s.trim().parse().ok());
+        let limit = std::fs::read_to_string(dir.join("memory.max"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         Some(MemorySample {
             usage,
             working_set: usage.saturating_sub(inactive),
@@ -128,7 +139,11 @@ fn own_cgroup_from(text: &str, v1: bool) -> String {
             let _id = parts.next()?;
             let controllers = parts.next()?;
             let path = parts.next()?;
-            let wanted = if v1 { controllers.split(',').any(|c| c == "cpuacct") } else { controllers.is_empty() };
+            let wanted = if v1 {
+                controllers.split(',').any(|c| c == "cpuacct")
+            } else {
+                controllers.is_empty()
+            };
             wanted.then(|| path.to_string())
         })
         .unwrap_or_else(|| "/".into())
@@ -149,7 +164,9 @@ pub fn keyed(text: &str, key: &str) -> Option<u64> {
 /// A systemd slice name expanded to its path: "kubepods-burstable-pod1.slice" ->
 /// "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice".
 pub fn expand_slice(name: &str) -> String {
-    let Some(stem) = name.strip_suffix(".slice") else { return name.to_string() };
+    let Some(stem) = name.strip_suffix(".slice") else {
+        return name.to_string();
+    };
     let mut path = String::new();
     let mut prefix = String::new();
     for part in stem.split('-') {
@@ -178,10 +195,22 @@ mod tests {
     #[test]
     fn finds_hierarchies() {
         let c = Cgroups::from_mountinfo(HYBRID);
-        assert_eq!(c.v1.get("cpuacct").unwrap(), Path::new("/sys/fs/cgroup/cpu,cpuacct"));
-        assert_eq!(c.v1.get("memory").unwrap(), Path::new("/sys/fs/cgroup/memory"));
-        assert_eq!(c.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
-        assert_eq!(c.v1_dir("memory", "/kubepods/podx").unwrap(), Path::new("/sys/fs/cgroup/memory/kubepods/podx"));
+        assert_eq!(
+            c.v1.get("cpuacct").unwrap(),
+            Path::new("/sys/fs/cgroup/cpu,cpuacct")
+        );
+        assert_eq!(
+            c.v1.get("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            c.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            c.v1_dir("memory", "/kubepods/podx").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/kubepods/podx")
+        );
     }
 
     #[test]

@@ -19,16 +19,19 @@ pub fn usage(root: &Path) -> Option<Usage> {
     let mut total = Usage::default();
     let mut stack = vec![root.to_path_buf()];
     while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
         total.bytes += meta.blocks() * 512;
         total.inodes += 1;
         if total.inodes >= MAX_ENTRIES {
             break;
         }
-        if meta.is_dir() && meta.dev() == dev {
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
+        if meta.is_dir()
+            && meta.dev() == dev
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
         }
     }
     Some(total)

@@ -10,7 +10,11 @@ pub fn meminfo_sample() -> Option<MemorySample> {
     let kb = |k: &str| {
         text.lines().find_map(|l| {
             let rest = l.strip_prefix(k)?.strip_prefix(':')?;
-            rest.split_whitespace().next()?.parse::<u64>().ok().map(|v| v * 1024)
+            rest.split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+                .map(|v| v * 1024)
         })
     };
     let total = kb("MemTotal")?;
@@ -42,7 +46,11 @@ pub fn memory_capacity() -> u64 {
 pub fn boot_time_secs() -> i64 {
     std::fs::read_to_string("/proc/stat")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -52,7 +60,10 @@ pub fn parse_net_dev(text: &str) -> Vec<InterfaceStats> {
         .skip(2)
         .filter_map(|line| {
             let (name, rest) = line.split_once(':')?;
-            let cols: Vec<u64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            let cols: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
             if cols.len() < 16 {
                 return None;
             }
@@ -72,7 +83,11 @@ pub fn host_interfaces() -> Vec<InterfaceStats> {
     let text = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
     parse_net_dev(&text)
         .into_iter()
-        .filter(|i| !["lo", "veth", "docker", "nerdctl"].iter().any(|p| i.name.starts_with(p)))
+        .filter(|i| {
+            !["lo", "veth", "docker", "nerdctl"]
+                .iter()
+                .any(|p| i.name.starts_with(p))
+        })
         .collect()
 }
 
@@ -92,7 +107,9 @@ pub fn default_interface() -> String {
 
 /// (max PID, number of processes) as upstream's rlimit stats.
 pub fn rlimit() -> (Option<i64>, Option<i64>) {
-    let max = std::fs::read_to_string("/proc/sys/kernel/pid_max").ok().and_then(|s| s.trim().parse().ok());
+    let max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
     let cur = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok());
@@ -109,7 +126,15 @@ mod tests {
         let ifs = parse_net_dev(text);
         assert_eq!(ifs.len(), 2);
         assert_eq!(ifs[0].name, "eth0");
-        assert_eq!((ifs[0].rx_bytes, ifs[0].rx_errors, ifs[0].tx_bytes, ifs[0].tx_errors), (Some(100), Some(3), Some(200), Some(5)));
+        assert_eq!(
+            (
+                ifs[0].rx_bytes,
+                ifs[0].rx_errors,
+                ifs[0].tx_bytes,
+                ifs[0].tx_errors
+            ),
+            (Some(100), Some(3), Some(200), Some(5))
+        );
     }
 
     #[test]

@@ -34,19 +34,31 @@ pub(crate) struct RuntimeReadings {
 }
 
 async fn read_runtime(state: &Shared) -> Result<RuntimeReadings, ApiError> {
-    let selector = HashMap::from([(labels::MANAGED_BY_NODE.to_string(), state.settings.node_name.clone())]);
+    let selector = HashMap::from([(
+        labels::MANAGED_BY_NODE.to_string(),
+        state.settings.node_name.clone(),
+    )]);
     let cri = &state.deps.cri;
     let (containers, sandboxes, image_fs) = tokio::join!(
-        cri.list_container_stats(Some(cri::ContainerStatsFilter { label_selector: selector.clone(), ..Default::default() })),
-        cri.list_pod_sandbox_stats(Some(cri::PodSandboxStatsFilter { label_selector: selector, ..Default::default() })),
+        cri.list_container_stats(Some(cri::ContainerStatsFilter {
+            label_selector: selector.clone(),
+            ..Default::default()
+        })),
+        cri.list_pod_sandbox_stats(Some(cri::PodSandboxStatsFilter {
+            label_selector: selector,
+            ..Default::default()
+        })),
         cri.image_fs_info(),
     );
-    let containers = containers.map_err(|e| ApiError::Internal(format!("failed to list container stats: {e}")))?;
+    let containers = containers
+        .map_err(|e| ApiError::Internal(format!("failed to list container stats: {e}")))?;
     let sandboxes = sandboxes.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "ListPodSandboxStats failed; using pod cgroups");
         Vec::new()
     });
-    let image_fs = image_fs.map_err(|e| tracing::debug!(error = %e, "ImageFsInfo failed")).ok();
+    let image_fs = image_fs
+        .map_err(|e| tracing::debug!(error = %e, "ImageFsInfo failed"))
+        .ok();
     Ok(RuntimeReadings {
         containers: containers
             .into_iter()
@@ -61,12 +73,20 @@ async fn read_runtime(state: &Shared) -> Result<RuntimeReadings, ApiError> {
 }
 
 /// The summary now. `only_cpu_and_memory` leaves out filesystems, network and volumes.
-pub(crate) async fn summary(state: &Shared, only_cpu_and_memory: bool) -> Result<Summary, ApiError> {
+pub(crate) async fn summary(
+    state: &Shared,
+    only_cpu_and_memory: bool,
+) -> Result<Summary, ApiError> {
     let readings = read_runtime(state).await?;
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let cgroups = Cgroups::detect();
-        let ctx = pods::Ctx { state: &state, cgroups: &cgroups, readings: &readings, only_cpu_and_memory };
+        let ctx = pods::Ctx {
+            state: &state,
+            cgroups: &cgroups,
+            readings: &readings,
+            only_cpu_and_memory,
+        };
         let pods = pods::all(&ctx);
         let node = node::stats(&ctx);
         Summary { node, pods }

@@ -28,7 +28,10 @@ pub fn sample(state: &Shared, cgroups: &Cgroups) {
 pub fn memory_stats(m: MemorySample, capacity: Option<u64>, now: i64) -> MemoryStats {
     MemoryStats {
         time: time_string(now),
-        available_bytes: m.limit.or(capacity).map(|l| l.saturating_sub(m.working_set)),
+        available_bytes: m
+            .limit
+            .or(capacity)
+            .map(|l| l.saturating_sub(m.working_set)),
         usage_bytes: Some(m.usage),
         working_set_bytes: Some(m.working_set),
         rss_bytes: Some(m.rss),
@@ -37,7 +40,13 @@ pub fn memory_stats(m: MemorySample, capacity: Option<u64>, now: i64) -> MemoryS
     }
 }
 
-fn system_container(ctx: &Ctx, name: &str, cgroup: &str, now: i64, start: &str) -> Option<ContainerStats> {
+fn system_container(
+    ctx: &Ctx,
+    name: &str,
+    cgroup: &str,
+    now: i64,
+    start: &str,
+) -> Option<ContainerStats> {
     if !ctx.cgroups.exists(cgroup) {
         return None;
     }
@@ -47,8 +56,18 @@ fn system_container(ctx: &Ctx, name: &str, cgroup: &str, now: i64, start: &str) 
         usage_nano_cores: ctx.state.cpu.observe(&format!("sys:{name}"), now, u),
         usage_core_nano_seconds: Some(u),
     });
-    let memory = ctx.cgroups.memory(cgroup).map(|m| MemoryStats { available_bytes: None, ..memory_stats(m, None, now) });
-    Some(ContainerStats { name: name.into(), start_time: start.into(), cpu, memory, rootfs: None, logs: None })
+    let memory = ctx.cgroups.memory(cgroup).map(|m| MemoryStats {
+        available_bytes: None,
+        ..memory_stats(m, None, now)
+    });
+    Some(ContainerStats {
+        name: name.into(),
+        start_time: start.into(),
+        cpu,
+        memory,
+        rootfs: None,
+        logs: None,
+    })
 }
 
 pub fn stats(ctx: &Ctx) -> NodeStats {
@@ -67,7 +86,13 @@ pub fn stats(ctx: &Ctx) -> NodeStats {
     if own != "/" {
         system_containers.extend(system_container(ctx, "kubelet", &own, now, &start_time));
     }
-    system_containers.extend(system_container(ctx, "pods", &pods::kubepods_cgroup(settings), now, &start_time));
+    system_containers.extend(system_container(
+        ctx,
+        "pods",
+        &pods::kubepods_cgroup(settings),
+        now,
+        &start_time,
+    ));
     let mut node = NodeStats {
         node_name: settings.node_name.clone(),
         system_containers,
@@ -83,7 +108,11 @@ pub fn stats(ctx: &Ctx) -> NodeStats {
     let interfaces = host::host_interfaces();
     node.network = Some(NetworkStats {
         time: time_string(now),
-        default: interfaces.iter().find(|i| i.name == default_if).cloned().unwrap_or_default(),
+        default: interfaces
+            .iter()
+            .find(|i| i.name == default_if)
+            .cloned()
+            .unwrap_or_default(),
         interfaces,
     });
     node.fs = statvfs(&settings.root_dir).map(|v| FsStats {
@@ -97,9 +126,16 @@ pub fn stats(ctx: &Ctx) -> NodeStats {
     });
     node.runtime = ctx.readings.image_fs.as_ref().map(|info| RuntimeStats {
         image_fs: info.image_filesystems.first().map(|u| fs_stats_of(u, now)),
-        container_fs: info.container_filesystems.first().map(|u| fs_stats_of(u, now)),
+        container_fs: info
+            .container_filesystems
+            .first()
+            .map(|u| fs_stats_of(u, now)),
     });
     let (maxpid, curproc) = host::rlimit();
-    node.rlimit = Some(RlimitStats { time: time_string(now), maxpid, curproc });
+    node.rlimit = Some(RlimitStats {
+        time: time_string(now),
+        maxpid,
+        curproc,
+    });
     node
 }

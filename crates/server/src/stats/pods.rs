@@ -33,12 +33,23 @@ pub fn kubepods_cgroup(settings: &ServerSettings) -> String {
 }
 
 /// The pod's cgroup: from its spec (QoS) when known, else wherever one exists.
-fn pod_cgroup(settings: &ServerSettings, cgroups: &Cgroups, pod: Option<&Pod>, uid: &str) -> Option<String> {
+fn pod_cgroup(
+    settings: &ServerSettings,
+    cgroups: &Cgroups,
+    pod: Option<&Pod>,
+    uid: &str,
+) -> Option<String> {
     let layout = &settings.cgroups;
     if !layout.per_qos {
         return None;
     }
-    let expand = |name: String| if layout.systemd { expand_slice(&name) } else { name };
+    let expand = |name: String| {
+        if layout.systemd {
+            expand_slice(&name)
+        } else {
+            name
+        }
+    };
     if let Some(pod) = pod {
         let name = expand(layout.pod_cgroup(pod));
         if cgroups.exists(&name) {
@@ -48,12 +59,19 @@ fn pod_cgroup(settings: &ServerSettings, cgroups: &Cgroups, pod: Option<&Pod>, u
     let base = kubepods_cgroup(settings);
     let candidates: Vec<String> = if layout.systemd {
         let u = uid.replace('-', "_");
-        ["kubepods-pod", "kubepods-burstable-pod", "kubepods-besteffort-pod"]
-            .iter()
-            .map(|p| expand_slice(&format!("{p}{u}.slice")))
-            .collect()
+        [
+            "kubepods-pod",
+            "kubepods-burstable-pod",
+            "kubepods-besteffort-pod",
+        ]
+        .iter()
+        .map(|p| expand_slice(&format!("{p}{u}.slice")))
+        .collect()
     } else {
-        ["", "/burstable", "/besteffort"].iter().map(|q| format!("{base}{q}/pod{uid}")).collect()
+        ["", "/burstable", "/besteffort"]
+            .iter()
+            .map(|q| format!("{base}{q}/pod{uid}"))
+            .collect()
     };
     candidates.into_iter().find(|c| cgroups.exists(c))
 }
@@ -100,7 +118,10 @@ fn iface_of(i: &cri::NetworkInterfaceUsage) -> InterfaceStats {
 
 /// A runtime filesystem usage with the capacity of the filesystem it lives on.
 pub fn fs_stats_of(u: &cri::FilesystemUsage, now: i64) -> FsStats {
-    let vfs = u.fs_id.as_ref().and_then(|id| statvfs(Path::new(&id.mountpoint)));
+    let vfs = u
+        .fs_id
+        .as_ref()
+        .and_then(|id| statvfs(Path::new(&id.mountpoint)));
     FsStats {
         time: time_string(if u.timestamp > 0 { u.timestamp } else { now }),
         available_bytes: vfs.map(|v| v.available),
@@ -147,34 +168,55 @@ pub fn sample(state: &Shared, cgroups: &Cgroups) {
         if let Some(cg) = pod_cgroup(&state.settings, cgroups, pod.as_deref(), &observed.uid)
             && let Some(usage) = cgroups.cpu_usage_ns(&cg)
         {
-            state.cpu.observe(&format!("pod:{}", observed.uid), now, usage);
+            state
+                .cpu
+                .observe(&format!("pod:{}", observed.uid), now, usage);
         }
     }
-    state.cpu.retain(&|k| !k.starts_with("pod:") || pods.iter().any(|(o, _)| k[4..] == o.uid));
+    state
+        .cpu
+        .retain(&|k| !k.starts_with("pod:") || pods.iter().any(|(o, _)| k[4..] == o.uid));
 }
 
 pub fn all(ctx: &Ctx) -> Vec<PodStats> {
-    live_pods(ctx.state).iter().map(|(observed, pod)| one(ctx, observed, pod.as_deref())).collect()
+    live_pods(ctx.state)
+        .iter()
+        .map(|(observed, pod)| one(ctx, observed, pod.as_deref()))
+        .collect()
 }
 
 fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
     let now = now_ns();
     let settings = &ctx.state.settings;
     let sandbox = observed.latest_sandbox();
-    let sandbox_stats = sandbox.and_then(|s| ctx.readings.sandboxes.get(&s.id)).and_then(|s| s.linux.as_ref());
+    let sandbox_stats = sandbox
+        .and_then(|s| ctx.readings.sandboxes.get(&s.id))
+        .and_then(|s| s.linux.as_ref());
     let pod_ref = PodReference {
-        name: pod.and_then(|p| p.metadata.name.clone()).unwrap_or_else(|| observed.name.clone()),
-        namespace: pod.and_then(|p| p.metadata.namespace.clone()).unwrap_or_else(|| observed.namespace.clone()),
+        name: pod
+            .and_then(|p| p.metadata.name.clone())
+            .unwrap_or_else(|| observed.name.clone()),
+        namespace: pod
+            .and_then(|p| p.metadata.namespace.clone())
+            .unwrap_or_else(|| observed.namespace.clone()),
         uid: observed.uid.clone(),
     };
-    let log_dir = pod.map(|p| pod_log_dir(&settings.pod_logs_dir, p)).unwrap_or_else(|| {
-        settings.pod_logs_dir.join(format!("{}_{}_{}", pod_ref.namespace, pod_ref.name, pod_ref.uid))
-    });
+    let log_dir = pod
+        .map(|p| pod_log_dir(&settings.pod_logs_dir, p))
+        .unwrap_or_else(|| {
+            settings.pod_logs_dir.join(format!(
+                "{}_{}_{}",
+                pod_ref.namespace, pod_ref.name, pod_ref.uid
+            ))
+        });
 
     let containers: Vec<ContainerStats> = observed
         .containers
         .iter()
-        .filter(|c| c.state == ContainerState::Running && Some(c.sandbox_id.as_str()) == sandbox.map(|s| s.id.as_str()))
+        .filter(|c| {
+            c.state == ContainerState::Running
+                && Some(c.sandbox_id.as_str()) == sandbox.map(|s| s.id.as_str())
+        })
         .map(|c| {
             let stats = ctx.readings.containers.get(&c.id);
             let mut out = ContainerStats {
@@ -186,26 +228,43 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
                 logs: None,
             };
             if !ctx.only_cpu_and_memory {
-                out.rootfs = stats.and_then(|s| s.writable_layer.as_ref()).map(|w| fs_stats_of(w, now));
-                out.logs = Some(dir_fs_stats(&log_dir.join(&c.name), &settings.pod_logs_dir, now));
+                out.rootfs = stats
+                    .and_then(|s| s.writable_layer.as_ref())
+                    .map(|w| fs_stats_of(w, now));
+                out.logs = Some(dir_fs_stats(
+                    &log_dir.join(&c.name),
+                    &settings.pod_logs_dir,
+                    now,
+                ));
             }
             out
         })
         .collect();
 
     let cgroup = pod_cgroup(settings, ctx.cgroups, pod, &observed.uid);
-    let cpu = sandbox_stats.and_then(|s| s.cpu.as_ref()).map(cpu_of).or_else(|| {
-        let usage = ctx.cgroups.cpu_usage_ns(cgroup.as_deref()?)?;
-        Some(CpuStats {
-            time: time_string(now),
-            usage_nano_cores: ctx.state.cpu.observe(&format!("pod:{}", observed.uid), now, usage),
-            usage_core_nano_seconds: Some(usage),
-        })
-    });
+    let cpu = sandbox_stats
+        .and_then(|s| s.cpu.as_ref())
+        .map(cpu_of)
+        .or_else(|| {
+            let usage = ctx.cgroups.cpu_usage_ns(cgroup.as_deref()?)?;
+            Some(CpuStats {
+                time: time_string(now),
+                usage_nano_cores: ctx.state.cpu.observe(
+                    &format!("pod:{}", observed.uid),
+                    now,
+                    usage,
+                ),
+                usage_core_nano_seconds: Some(usage),
+            })
+        });
     let memory = sandbox_stats
         .and_then(|s| s.memory.as_ref())
         .map(memory_of)
-        .or_else(|| ctx.cgroups.memory(cgroup.as_deref()?).map(|m| memory_stats(m, None, now)));
+        .or_else(|| {
+            ctx.cgroups
+                .memory(cgroup.as_deref()?)
+                .map(|m| memory_stats(m, None, now))
+        });
     let mut stats = PodStats {
         pod_ref,
         start_time: time_string(sandbox.map(|s| s.created_at).unwrap_or(now)),
@@ -217,14 +276,22 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
     if ctx.only_cpu_and_memory {
         return stats;
     }
-    stats.network = sandbox_stats.and_then(|s| s.network.as_ref()).map(|n| NetworkStats {
-        time: sample_time(n.timestamp),
-        default: n.default_interface.as_ref().map(iface_of).unwrap_or_default(),
-        interfaces: n.interfaces.iter().map(iface_of).collect(),
-    });
+    stats.network = sandbox_stats
+        .and_then(|s| s.network.as_ref())
+        .map(|n| NetworkStats {
+            time: sample_time(n.timestamp),
+            default: n
+                .default_interface
+                .as_ref()
+                .map(iface_of)
+                .unwrap_or_default(),
+            interfaces: n.interfaces.iter().map(iface_of).collect(),
+        });
     stats.process_stats = sandbox_stats
         .and_then(|s| s.process.as_ref())
-        .map(|p| ProcessStats { process_count: value(&p.process_count) });
+        .map(|p| ProcessStats {
+            process_count: value(&p.process_count),
+        });
     stats.volume_stats = volumes(&settings.root_dir, &observed.uid, now);
     stats.ephemeral_storage = Some(ephemeral(&stats, &settings.root_dir, now));
     stats
@@ -233,13 +300,18 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
 /// Every volume directory of the pod: `<root>/pods/<uid>/volumes/<plugin>/<name>`.
 fn volumes(root_dir: &Path, uid: &str, now: i64) -> Vec<VolumeStats> {
     let dir = root_dir.join("pods").join(uid).join("volumes");
-    let Ok(plugins) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let Ok(plugins) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<VolumeStats> = plugins
         .flatten()
         .filter_map(|p| std::fs::read_dir(p.path()).ok())
         .flat_map(|vols| vols.flatten().map(|v| v.path()))
         .map(|path: PathBuf| VolumeStats {
-            name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             fs: dir_fs_stats(&path, &path, now),
         })
         .collect();

@@ -8,18 +8,25 @@ use super::types::{CpuStats, MemoryStats, Summary};
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn millis(time: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(time).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(time)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
     format!("{{{}}}", inner.join(","))
 }
 
@@ -32,12 +39,18 @@ struct Family {
 
 impl Family {
     fn new(name: &'static str, kind: &'static str, help: &'static str) -> Self {
-        Family { name, help, kind, samples: Vec::new() }
+        Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        }
     }
 
     fn push(&mut self, labels: String, value: f64, time: &str) {
         let ts = millis(time).map(|t| format!(" {t}")).unwrap_or_default();
-        self.samples.push(format!("{}{labels} {value}{ts}", self.name));
+        self.samples
+            .push(format!("{}{labels} {value}{ts}", self.name));
     }
 
     fn write(&self, out: &mut String) {
@@ -79,18 +92,35 @@ pub fn render(summary: Option<&Summary>) -> String {
         "gauge",
         "[STABLE] Start time of the container since unix epoch in seconds",
     );
-    let mut node_cpu =
-        Family::new("node_cpu_usage_seconds_total", "counter", "[STABLE] Cumulative cpu time consumed by the node in core-seconds");
-    let mut node_mem = Family::new("node_memory_working_set_bytes", "gauge", "[STABLE] Current working set of the node in bytes");
-    let mut pod_cpu =
-        Family::new("pod_cpu_usage_seconds_total", "counter", "[STABLE] Cumulative cpu time consumed by the pod in core-seconds");
-    let mut pod_mem = Family::new("pod_memory_working_set_bytes", "gauge", "[STABLE] Current working set of the pod in bytes");
+    let mut node_cpu = Family::new(
+        "node_cpu_usage_seconds_total",
+        "counter",
+        "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
+    );
+    let mut node_mem = Family::new(
+        "node_memory_working_set_bytes",
+        "gauge",
+        "[STABLE] Current working set of the node in bytes",
+    );
+    let mut pod_cpu = Family::new(
+        "pod_cpu_usage_seconds_total",
+        "counter",
+        "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
+    );
+    let mut pod_mem = Family::new(
+        "pod_memory_working_set_bytes",
+        "gauge",
+        "[STABLE] Current working set of the pod in bytes",
+    );
     let mut scrape_error = Family::new(
         "resource_scrape_error",
         "gauge",
         "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
     );
-    scrape_error.samples.push(format!("resource_scrape_error {}", if summary.is_some() { 0 } else { 1 }));
+    scrape_error.samples.push(format!(
+        "resource_scrape_error {}",
+        if summary.is_some() { 0 } else { 1 }
+    ));
 
     if let Some(s) = summary {
         if let Some((v, t)) = cpu_seconds(&s.node.cpu) {
@@ -116,14 +146,27 @@ pub fn render(summary: Option<&Summary>) -> String {
                     container_mem.push(l.clone(), v, t);
                 }
                 if let Some(start) = millis(&c.start_time) {
-                    let t = c.cpu.as_ref().map(|c| c.time.as_str()).unwrap_or(&c.start_time);
+                    let t = c
+                        .cpu
+                        .as_ref()
+                        .map(|c| c.time.as_str())
+                        .unwrap_or(&c.start_time);
                     container_start.push(l, start as f64 / 1000.0, t);
                 }
             }
         }
     }
     let mut out = String::new();
-    for f in [&container_cpu, &container_mem, &container_start, &node_cpu, &node_mem, &pod_cpu, &pod_mem, &scrape_error] {
+    for f in [
+        &container_cpu,
+        &container_mem,
+        &container_start,
+        &node_cpu,
+        &node_mem,
+        &pod_cpu,
+        &pod_mem,
+        &scrape_error,
+    ] {
         f.write(&mut out);
     }
     out
@@ -140,27 +183,52 @@ mod tests {
         let summary = Summary {
             node: NodeStats {
                 node_name: "n".into(),
-                cpu: Some(CpuStats { time: t.clone(), usage_nano_cores: None, usage_core_nano_seconds: Some(2_500_000_000) }),
-                memory: Some(MemoryStats { time: t.clone(), working_set_bytes: Some(1024), ..Default::default() }),
+                cpu: Some(CpuStats {
+                    time: t.clone(),
+                    usage_nano_cores: None,
+                    usage_core_nano_seconds: Some(2_500_000_000),
+                }),
+                memory: Some(MemoryStats {
+                    time: t.clone(),
+                    working_set_bytes: Some(1024),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             pods: vec![PodStats {
-                pod_ref: PodReference { name: "web".into(), namespace: "default".into(), uid: "u".into() },
+                pod_ref: PodReference {
+                    name: "web".into(),
+                    namespace: "default".into(),
+                    uid: "u".into(),
+                },
                 containers: vec![ContainerStats {
                     name: "main".into(),
                     start_time: t.clone(),
-                    cpu: Some(CpuStats { time: t.clone(), usage_nano_cores: None, usage_core_nano_seconds: Some(1_000_000_000) }),
+                    cpu: Some(CpuStats {
+                        time: t.clone(),
+                        usage_nano_cores: None,
+                        usage_core_nano_seconds: Some(1_000_000_000),
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
         };
         let text = render(Some(&summary));
-        assert!(text.contains("node_cpu_usage_seconds_total 2.5 1714557600000"), "{text}");
-        assert!(text.contains("node_memory_working_set_bytes 1024 1714557600000"), "{text}");
+        assert!(
+            text.contains("node_cpu_usage_seconds_total 2.5 1714557600000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("node_memory_working_set_bytes 1024 1714557600000"),
+            "{text}"
+        );
         assert!(text.contains("container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"web\"} 1 1714557600000"), "{text}");
         assert!(text.contains("container_start_time_seconds{container=\"main\",namespace=\"default\",pod=\"web\"} 1714557600"), "{text}");
-        assert!(text.contains("# TYPE container_cpu_usage_seconds_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE container_cpu_usage_seconds_total counter"),
+            "{text}"
+        );
         assert!(text.contains("resource_scrape_error 0"), "{text}");
         assert!(render(None).contains("resource_scrape_error 1"));
     }

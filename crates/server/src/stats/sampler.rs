@@ -25,10 +25,19 @@ impl CpuSampler {
     /// Record cumulative usage `usage_ns` at `at_ns` and return the usage rate in
     /// nanocores, once two samples at least a second apart exist.
     pub fn observe(&self, key: &str, at_ns: i64, usage_ns: u64) -> Option<u64> {
-        let Ok(mut map) = self.samples.lock() else { return None };
+        let Ok(mut map) = self.samples.lock() else {
+            return None;
+        };
         match map.get_mut(key) {
             None => {
-                map.insert(key.to_string(), Entry { at_ns, usage_ns, rate: None });
+                map.insert(
+                    key.to_string(),
+                    Entry {
+                        at_ns,
+                        usage_ns,
+                        rate: None,
+                    },
+                );
                 None
             }
             Some(e) => {
@@ -41,7 +50,11 @@ impl CpuSampler {
                 } else {
                     None // counter reset (cgroup recreated)
                 };
-                *e = Entry { at_ns, usage_ns, rate };
+                *e = Entry {
+                    at_ns,
+                    usage_ns,
+                    rate,
+                };
                 rate
             }
         }
@@ -63,10 +76,21 @@ mod tests {
     fn rate_needs_two_samples_a_second_apart() {
         let s = CpuSampler::default();
         assert_eq!(s.observe("n", 0, 0), None);
-        assert_eq!(s.observe("n", 500_000_000, 100), None, "too close: no rate yet");
+        assert_eq!(
+            s.observe("n", 500_000_000, 100),
+            None,
+            "too close: no rate yet"
+        );
         // 0.5 core-seconds over 2 s = 250 millicores.
-        assert_eq!(s.observe("n", 2_000_000_000, 500_000_000), Some(250_000_000));
-        assert_eq!(s.observe("n", 2_100_000_000, 600_000_000), Some(250_000_000), "reuses the last rate");
+        assert_eq!(
+            s.observe("n", 2_000_000_000, 500_000_000),
+            Some(250_000_000)
+        );
+        assert_eq!(
+            s.observe("n", 2_100_000_000, 600_000_000),
+            Some(250_000_000),
+            "reuses the last rate"
+        );
         assert_eq!(s.observe("n", 4_000_000_000, 100), None, "counter reset");
         s.retain(&|k| k != "n");
         assert_eq!(s.observe("n", 5_000_000_000, 0), None);

@@ -27,26 +27,37 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> 
         .collect();
     let certs = certs.map_err(|e| ServerError::Tls(format!("parsing {}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(ServerError::Tls(format!("no certificate in {}", path.display())));
+        return Err(ServerError::Tls(format!(
+            "no certificate in {}",
+            path.display()
+        )));
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| ServerError::Tls(format!("reading private key {}: {e}", path.display())))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| ServerError::Tls(format!("reading private key {}: {e}", path.display())))
 }
 
 /// The verifier of client chains against `clientCAFile`, if one is configured.
-pub fn client_ca_verifier(auth: &AuthSettings) -> Result<Option<Arc<dyn ClientCertVerifier>>, ServerError> {
-    let Some(path) = auth.client_ca_file.as_deref() else { return Ok(None) };
+pub fn client_ca_verifier(
+    auth: &AuthSettings,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, ServerError> {
+    let Some(path) = auth.client_ca_file.as_deref() else {
+        return Ok(None);
+    };
     let mut roots = rustls::RootCertStore::empty();
     for cert in read_certs(path)? {
-        roots.add(cert).map_err(|e| ServerError::Tls(format!("client CA {}: {e}", path.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| ServerError::Tls(format!("client CA {}: {e}", path.display())))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| ServerError::Tls(format!("client CA {}: {e}", path.display())))?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| ServerError::Tls(format!("client CA {}: {e}", path.display())))?;
     Ok(Some(verifier))
 }
 
@@ -59,7 +70,11 @@ pub fn server_config(
     let (cert_path, key_path) = match (&tls.cert_file, &tls.key_file) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         (None, None) => ensure_self_signed(&tls.cert_dir, node_name)?,
-        _ => return Err(ServerError::Tls("tlsCertFile and tlsPrivateKeyFile must be given together".into())),
+        _ => {
+            return Err(ServerError::Tls(
+                "tlsCertFile and tlsPrivateKeyFile must be given together".into(),
+            ));
+        }
     };
     let certs = read_certs(&cert_path)?;
     let key = read_key(&key_path)?;
@@ -72,9 +87,9 @@ pub fn server_config(
         Some(inner) => builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(inner))),
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| ServerError::Tls(format!("serving certificate {}: {e}", cert_path.display())))?;
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        ServerError::Tls(format!("serving certificate {}: {e}", cert_path.display()))
+    })?;
     // Upgraded streams (SPDY, WebSocket) need HTTP/1.1.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -6,7 +6,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
 use crate::error::ServerError;
 
@@ -18,10 +21,19 @@ fn tls_err(e: impl std::fmt::Display) -> ServerError {
 }
 
 fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), ServerError> {
-    let werr = |source| ServerError::Write { path: path.to_path_buf(), source };
+    let werr = |source| ServerError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     // Write a temp file and rename, so a crash never leaves half a certificate.
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(werr)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(werr)?;
     f.write_all(data).map_err(werr)?;
     f.sync_all().map_err(werr)?;
     std::fs::rename(&tmp, path).map_err(werr)
@@ -35,7 +47,10 @@ pub fn ensure_self_signed(cert_dir: &Path, host: &str) -> Result<(PathBuf, PathB
         tracing::info!(cert = %cert.display(), "using the existing self-signed serving certificate");
         return Ok((cert, key));
     }
-    std::fs::create_dir_all(cert_dir).map_err(|source| ServerError::Write { path: cert_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(cert_dir).map_err(|source| ServerError::Write {
+        path: cert_dir.to_path_buf(),
+        source,
+    })?;
     let (cert_pem, key_pem) = generate(host)?;
     write(&key, key_pem.as_bytes(), 0o600)?;
     write(&cert, cert_pem.as_bytes(), 0o644)?;
@@ -51,9 +66,14 @@ pub fn generate(host: &str) -> Result<(String, String), ServerError> {
 
     let ca_key = KeyPair::generate().map_err(tls_err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
-    ca.distinguished_name.push(DnType::CommonName, format!("{host}-ca@{stamp}"));
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{host}-ca@{stamp}"));
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     ca.not_before = now;
     ca.not_after = until;
     let ca_cert = ca.self_signed(&ca_key).map_err(tls_err)?;
@@ -61,13 +81,21 @@ pub fn generate(host: &str) -> Result<(String, String), ServerError> {
 
     let key = KeyPair::generate().map_err(tls_err)?;
     let mut params = CertificateParams::new(vec![host.to_string()]).map_err(tls_err)?;
-    params.distinguished_name.push(DnType::CommonName, format!("{host}@{stamp}"));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{host}@{stamp}"));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = now;
     params.not_after = until;
     let cert = params.signed_by(&key, &issuer).map_err(tls_err)?;
-    Ok((format!("{}{}", cert.pem(), ca_cert.pem()), key.serialize_pem()))
+    Ok((
+        format!("{}{}", cert.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    ))
 }
 
 fn time_now() -> time::OffsetDateTime {
@@ -83,11 +111,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = ensure_self_signed(dir.path(), "node-a").unwrap();
         let first = std::fs::read(&cert).unwrap();
-        assert_eq!(String::from_utf8_lossy(&first).matches("BEGIN CERTIFICATE").count(), 2);
-        assert!(std::fs::read_to_string(&key).unwrap().contains("PRIVATE KEY"));
+        assert_eq!(
+            String::from_utf8_lossy(&first)
+                .matches("BEGIN CERTIFICATE")
+                .count(),
+            2
+        );
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
         ensure_self_signed(dir.path(), "node-a").unwrap();
-        assert_eq!(std::fs::read(&cert).unwrap(), first, "reused, not regenerated");
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "reused, not regenerated"
+        );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -57,19 +57,14 @@ pub struct Rule {
 }
 
 /// The authorization policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", content = "rules")]
 pub enum Policy {
     /// Allow every authenticated request.
+    #[default]
     AlwaysAllow,
     /// Allow `system:masters` and what a rule allows; deny the rest.
     Rules(Vec<Rule>),
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy::AlwaysAllow
-    }
 }
 
 fn any_or(list: &[String], v: &str) -> bool {
@@ -81,7 +76,8 @@ impl Rule {
         if self.users.is_empty() && self.groups.is_empty() {
             return true;
         }
-        self.users.iter().any(|u| u == "*" || *u == user.name) || self.groups.iter().any(|g| user.in_group(g))
+        self.users.iter().any(|u| u == "*" || *u == user.name)
+            || self.groups.iter().any(|g| user.in_group(g))
     }
 
     fn allows(&self, user: &UserInfo, a: &Attributes) -> bool {
@@ -89,17 +85,28 @@ impl Rule {
             return false;
         }
         if !a.resource_request {
-            return self.non_resource_urls.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => a.path.starts_with(prefix),
-                None => *p == a.path,
-            });
+            return self
+                .non_resource_urls
+                .iter()
+                .any(|p| match p.strip_suffix('*') {
+                    Some(prefix) => a.path.starts_with(prefix),
+                    None => *p == a.path,
+                });
         }
         if !self.non_resource_urls.is_empty() && self.resources.is_empty() {
             return false;
         }
-        let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+        let res = if a.subresource.is_empty() {
+            a.resource.clone()
+        } else {
+            format!("{}/{}", a.resource, a.subresource)
+        };
         any_or(&self.api_groups, &a.api_group)
-            && (any_or(&self.resources, &res) || self.resources.iter().any(|r| r == &format!("{}/*", a.resource)))
+            && (any_or(&self.resources, &res)
+                || self
+                    .resources
+                    .iter()
+                    .any(|r| r == &format!("{}/*", a.resource)))
             && any_or(&self.namespaces, &a.namespace)
             && any_or(&self.names, &a.name)
     }
@@ -118,13 +125,25 @@ impl Policy {
     /// Decides a request.
     pub fn authorize(&self, user: &UserInfo, a: &Attributes) -> Decision {
         if user.in_group("system:masters") {
-            return Decision { allowed: true, reason: "user is in system:masters".into() };
+            return Decision {
+                allowed: true,
+                reason: "user is in system:masters".into(),
+            };
         }
         match self {
-            Policy::AlwaysAllow => Decision { allowed: true, reason: "AlwaysAllow".into() },
+            Policy::AlwaysAllow => Decision {
+                allowed: true,
+                reason: "AlwaysAllow".into(),
+            },
             Policy::Rules(rules) => match rules.iter().position(|r| r.allows(user, a)) {
-                Some(i) => Decision { allowed: true, reason: format!("allowed by rule {i}") },
-                None => Decision { allowed: false, reason: String::new() },
+                Some(i) => Decision {
+                    allowed: true,
+                    reason: format!("allowed by rule {i}"),
+                },
+                None => Decision {
+                    allowed: false,
+                    reason: String::new(),
+                },
             },
         }
     }
@@ -134,15 +153,25 @@ impl Policy {
 /// in the namespace "ns"`.
 pub fn forbidden_message(user: &UserInfo, a: &Attributes) -> String {
     if !a.resource_request {
-        return format!("User \"{}\" cannot {} path \"{}\"", user.name, a.verb, a.path);
+        return format!(
+            "User \"{}\" cannot {} path \"{}\"",
+            user.name, a.verb, a.path
+        );
     }
-    let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let res = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     let scope = if a.namespace.is_empty() {
         " at the cluster scope".to_string()
     } else {
         format!(" in the namespace \"{}\"", a.namespace)
     };
-    format!("User \"{}\" cannot {} resource \"{}\" in API group \"{}\"{}", user.name, a.verb, res, a.api_group, scope)
+    format!(
+        "User \"{}\" cannot {} resource \"{}\" in API group \"{}\"{}",
+        user.name, a.verb, res, a.api_group, scope
+    )
 }
 
 #[cfg(test)]
@@ -169,13 +198,31 @@ mod tests {
             ..Default::default()
         }]);
         let node = UserInfo::new("system:node:n1", &["system:nodes"]);
-        assert!(p.authorize(&node, &attrs("get", "pods", "", "default")).allowed);
-        assert!(p.authorize(&node, &attrs("get", "nodes", "status", "")).allowed);
-        assert!(!p.authorize(&node, &attrs("delete", "pods", "", "default")).allowed);
-        assert!(!p.authorize(&node, &attrs("get", "pods", "log", "default")).allowed);
+        assert!(
+            p.authorize(&node, &attrs("get", "pods", "", "default"))
+                .allowed
+        );
+        assert!(
+            p.authorize(&node, &attrs("get", "nodes", "status", ""))
+                .allowed
+        );
+        assert!(
+            !p.authorize(&node, &attrs("delete", "pods", "", "default"))
+                .allowed
+        );
+        assert!(
+            !p.authorize(&node, &attrs("get", "pods", "log", "default"))
+                .allowed
+        );
         let other = UserInfo::new("bob", &[]);
-        assert!(!p.authorize(&other, &attrs("get", "pods", "", "default")).allowed);
-        assert!(p.authorize(&UserInfo::admin(), &attrs("delete", "pods", "", "x")).allowed);
+        assert!(
+            !p.authorize(&other, &attrs("get", "pods", "", "default"))
+                .allowed
+        );
+        assert!(
+            p.authorize(&UserInfo::admin(), &attrs("delete", "pods", "", "x"))
+                .allowed
+        );
     }
 
     #[test]
@@ -185,6 +232,9 @@ mod tests {
             forbidden_message(&u, &attrs("list", "pods", "", "default")),
             "User \"bob\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
         );
-        assert!(forbidden_message(&u, &attrs("list", "nodes", "", "")).ends_with("at the cluster scope"));
+        assert!(
+            forbidden_message(&u, &attrs("list", "nodes", "", ""))
+                .ends_with("at the cluster scope")
+        );
     }
 }

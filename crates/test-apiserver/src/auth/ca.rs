@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -37,6 +37,13 @@ pub struct CertPair {
     key_der: Vec<u8>,
 }
 
+impl CertPair {
+    /// The PKCS#8 private key DER.
+    pub fn key_der(&self) -> Vec<u8> {
+        self.key_der.clone()
+    }
+}
+
 /// The CA.
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
@@ -47,7 +54,8 @@ pub struct TestCa {
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2));
+    params.not_after =
+        now + time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2));
 }
 
 fn serial() -> rcgen::SerialNumber {
@@ -65,12 +73,20 @@ impl TestCa {
         dn.push(DnType::CommonName, "test-apiserver-ca");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         validity(&mut params, Duration::from_secs(10 * 365 * 24 * 3600));
         let cert = params.self_signed(&key)?;
         let cert_pem = cert.pem();
         let cert_der = cert.der().to_vec();
-        Ok(TestCa { issuer: Issuer::new(params, key), cert_pem, cert_der })
+        Ok(TestCa {
+            issuer: Issuer::new(params, key),
+            cert_pem,
+            cert_der,
+        })
     }
 
     /// The CA certificate PEM (`ca.crt`).
@@ -78,7 +94,11 @@ impl TestCa {
         &self.cert_pem
     }
 
-    fn issue(&self, mut params: CertificateParams, lifetime: Duration) -> Result<CertPair, CaError> {
+    fn issue(
+        &self,
+        mut params: CertificateParams,
+        lifetime: Duration,
+    ) -> Result<CertPair, CaError> {
         let key = KeyPair::generate()?;
         validity(&mut params, lifetime);
         params.serial_number = Some(serial());
@@ -107,13 +127,21 @@ impl TestCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "kube-apiserver");
         params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params, Duration::from_secs(365 * 24 * 3600))
     }
 
     /// A client certificate: CN = user, O = groups.
-    pub fn client_cert(&self, user: &str, groups: &[&str], lifetime: Duration) -> Result<CertPair, CaError> {
+    pub fn client_cert(
+        &self,
+        user: &str,
+        groups: &[&str],
+        lifetime: Duration,
+    ) -> Result<CertPair, CaError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, user);
@@ -121,13 +149,21 @@ impl TestCa {
             dn.push(DnType::OrganizationName, *g);
         }
         params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params, lifetime)
     }
 
     /// Signs a PEM CSR with the given CSR-API usages; returns the certificate PEM.
-    pub fn sign_csr(&self, csr_pem: &str, usages: &[String], lifetime: Duration) -> Result<String, CaError> {
+    pub fn sign_csr(
+        &self,
+        csr_pem: &str,
+        usages: &[String],
+        lifetime: Duration,
+    ) -> Result<String, CaError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         validity(&mut csr.params, lifetime);
         csr.params.serial_number = Some(serial());
@@ -137,10 +173,19 @@ impl TestCa {
         csr.params.extended_key_usages.clear();
         for u in usages {
             match u.as_str() {
-                "digital signature" => csr.params.key_usages.push(KeyUsagePurpose::DigitalSignature),
+                "digital signature" => csr
+                    .params
+                    .key_usages
+                    .push(KeyUsagePurpose::DigitalSignature),
                 "key encipherment" => csr.params.key_usages.push(KeyUsagePurpose::KeyEncipherment),
-                "client auth" => csr.params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth),
-                "server auth" => csr.params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth),
+                "client auth" => csr
+                    .params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::ClientAuth),
+                "server auth" => csr
+                    .params
+                    .extended_key_usages
+                    .push(ExtendedKeyUsagePurpose::ServerAuth),
                 _ => {}
             }
         }
@@ -153,11 +198,17 @@ impl TestCa {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(self.cert_der.clone()))?;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| CaError::Verifier(e.to_string()))?;
-        let chain = vec![CertificateDer::from(serving.cert_der.clone()), CertificateDer::from(self.cert_der.clone())];
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| CaError::Verifier(e.to_string()))?;
+        let chain = vec![
+            CertificateDer::from(serving.cert_der.clone()),
+            CertificateDer::from(self.cert_der.clone()),
+        ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(serving.key_der.clone()));
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -172,11 +223,23 @@ impl TestCa {
 pub fn identity_from_cert(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let cn = subject.iter_common_name().next()?.as_str().ok()?.to_string();
-    let mut groups: Vec<String> =
-        subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
+    let cn = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let mut groups: Vec<String> = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(String::from))
+        .collect();
     groups.push("system:authenticated".into());
-    Some(UserInfo { name: cn, uid: String::new(), groups, extra: Default::default() })
+    Some(UserInfo {
+        name: cn,
+        uid: String::new(),
+        groups,
+        extra: Default::default(),
+    })
 }
 
 /// Reads the DER of the first certificate in a PEM string.
@@ -198,7 +261,13 @@ mod tests {
     #[test]
     fn client_cert_identity_and_csr_signing() {
         let ca = TestCa::new().unwrap();
-        let c = ca.client_cert("system:node:n1", &["system:nodes"], Duration::from_secs(3600)).unwrap();
+        let c = ca
+            .client_cert(
+                "system:node:n1",
+                &["system:nodes"],
+                Duration::from_secs(3600),
+            )
+            .unwrap();
         let id = identity_from_cert(&pem_to_der(&c.cert_pem).unwrap()).unwrap();
         assert_eq!(id.name, "system:node:n1");
         assert!(id.in_group("system:nodes"));
@@ -210,7 +279,9 @@ mod tests {
         dn.push(DnType::OrganizationName, "system:nodes");
         p.distinguished_name = dn;
         let csr = p.serialize_request(&key).unwrap().pem().unwrap();
-        let cert = ca.sign_csr(&csr, &["client auth".to_string()], Duration::from_secs(60)).unwrap();
+        let cert = ca
+            .sign_csr(&csr, &["client auth".to_string()], Duration::from_secs(60))
+            .unwrap();
         let id = identity_from_cert(&pem_to_der(&cert).unwrap()).unwrap();
         assert_eq!(id.name, "system:node:n2");
         assert!(ca.server_config(&ca.serving_cert().unwrap()).is_ok());

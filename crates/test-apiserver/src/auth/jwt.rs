@@ -28,12 +28,15 @@ pub enum JwtError {
 impl Signer {
     /// A signer with a fresh random key.
     pub fn new() -> Self {
-        Signer { key: hmac::Key::new(hmac::HMAC_SHA256, &super::random_bytes::<32>()) }
+        Signer {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &super::random_bytes::<32>()),
+        }
     }
 
     /// Signs claims into a compact JWS.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = B64.encode(json!({"alg": "HS256", "typ": "JWT", "kid": "test-apiserver"}).to_string());
+        let header =
+            B64.encode(json!({"alg": "HS256", "typ": "JWT", "kid": "test-apiserver"}).to_string());
         let payload = B64.encode(claims.to_string());
         let input = format!("{header}.{payload}");
         let sig = hmac::sign(&self.key, input.as_bytes());
@@ -43,13 +46,22 @@ impl Signer {
     /// Verifies signature and expiry (`now` in Unix seconds) and returns the claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<Value, JwtError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JwtError::Malformed);
         };
         let sig = B64.decode(s).map_err(|_| JwtError::Malformed)?;
-        hmac::verify(&self.key, format!("{h}.{p}").as_bytes(), &sig).map_err(|_| JwtError::Signature)?;
-        let claims: Value = serde_json::from_slice(&B64.decode(p).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
-        if claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now) {
+        hmac::verify(&self.key, format!("{h}.{p}").as_bytes(), &sig)
+            .map_err(|_| JwtError::Signature)?;
+        let claims: Value =
+            serde_json::from_slice(&B64.decode(p).map_err(|_| JwtError::Malformed)?)
+                .map_err(|_| JwtError::Malformed)?;
+        if claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_some_and(|exp| exp <= now)
+        {
             return Err(JwtError::Expired);
         }
         Ok(claims)

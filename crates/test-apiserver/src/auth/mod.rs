@@ -34,7 +34,12 @@ impl UserInfo {
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".into());
         }
-        UserInfo { name: name.into(), uid: String::new(), groups, extra: BTreeMap::new() }
+        UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups,
+            extra: BTreeMap::new(),
+        }
     }
 
     /// The cluster admin identity (group `system:masters`).
@@ -78,5 +83,8 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A random hex token of 32 characters.
 pub fn random_token() -> String {
-    random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -37,19 +37,34 @@ async fn body_json(req: Request<Incoming>) -> Result<Value, ApiError> {
 }
 
 /// Serves `/test/<path>`.
-pub async fn handle(cl: &Cluster, method: &Method, path: &str, query: &str, req: Request<Incoming>) -> Response {
+pub async fn handle(
+    cl: &Cluster,
+    method: &Method,
+    path: &str,
+    query: &str,
+    req: Request<Incoming>,
+) -> Response {
     match run(cl, method, path, query, req).await {
         Ok(v) => respond::json(200, &v),
         Err(e) => respond::error(&e),
     }
 }
 
-async fn run(cl: &Cluster, method: &Method, path: &str, query: &str, req: Request<Incoming>) -> Result<Value, ApiError> {
+async fn run(
+    cl: &Cluster,
+    method: &Method,
+    path: &str,
+    query: &str,
+    req: Request<Incoming>,
+) -> Result<Value, ApiError> {
     let q = parse_query(query);
     match (method.as_str(), path) {
         ("POST", "compact") => {
             let upto = match q.get("resourceVersion") {
-                Some(rv) => Some(rv.parse::<u64>().map_err(|_| ApiError::BadRequest("bad resourceVersion".into()))?),
+                Some(rv) => Some(
+                    rv.parse::<u64>()
+                        .map_err(|_| ApiError::BadRequest("bad resourceVersion".into()))?,
+                ),
                 None => None,
             };
             Ok(json!({"compactedResourceVersion": cl.store.compact(upto)}))
@@ -72,12 +87,16 @@ async fn run(cl: &Cluster, method: &Method, path: &str, query: &str, req: Reques
             Ok(json!({"requests": *r}))
         }
         ("DELETE", "requests") => {
-            cl.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            cl.requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             Ok(json!({}))
         }
         ("GET", "authz") => Ok(serde_json::to_value(cl.policy()).unwrap_or_default()),
         ("PUT", "authz") => {
-            let p: Policy = serde_json::from_value(body_json(req).await?).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let p: Policy = serde_json::from_value(body_json(req).await?)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             *cl.policy.write().unwrap_or_else(|p| p.into_inner()) = p;
             Ok(json!({}))
         }
@@ -91,7 +110,8 @@ async fn run(cl: &Cluster, method: &Method, path: &str, query: &str, req: Reques
             Ok(json!({}))
         }
         ("POST", "tokens") => {
-            let t: StaticToken = serde_json::from_value(body_json(req).await?).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let t: StaticToken = serde_json::from_value(body_json(req).await?)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             cl.tokens.write().unwrap_or_else(|p| p.into_inner()).add(t);
             Ok(json!({}))
         }

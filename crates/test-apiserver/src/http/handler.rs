@@ -34,12 +34,22 @@ pub fn parse_query(q: &str) -> HashMap<String, String> {
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
-fn authenticate(cl: &Cluster, conn: &ConnInfo, req: &Request<Incoming>) -> Result<UserInfo, ApiError> {
+fn authenticate(
+    cl: &Cluster,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+) -> Result<UserInfo, ApiError> {
     if let Some(h) = req.headers().get(AUTHORIZATION) {
         let v = h.to_str().map_err(|_| ApiError::Unauthorized)?;
-        let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).ok_or(ApiError::Unauthorized)?;
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .ok_or(ApiError::Unauthorized)?;
         let tokens = cl.tokens.read().unwrap_or_else(|p| p.into_inner());
-        return tokens.authenticate(token.trim(), &[], &cl.store).map(|id| id.user).map_err(|_| ApiError::Unauthorized);
+        return tokens
+            .authenticate(token.trim(), &[], &cl.store)
+            .map(|id| id.user)
+            .map_err(|_| ApiError::Unauthorized);
     }
     if let Some(u) = &conn.cert_user {
         return Ok(u.clone());
@@ -54,11 +64,20 @@ fn authenticate(cl: &Cluster, conn: &ConnInfo, req: &Request<Incoming>) -> Resul
 }
 
 /// Serves one request.
-pub async fn handle(cl: Arc<Cluster>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response, Infallible> {
+pub async fn handle(
+    cl: Arc<Cluster>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let agent = req.headers().get(USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let agent = req
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let route = Route::parse(&path);
     if let Route::Admin(p) = &route {
         return Ok(admin::handle(&cl, &method, p, &query, req).await);
@@ -71,8 +90,17 @@ pub async fn handle(cl: Arc<Cluster>, conn: Arc<ConnInfo>, req: Request<Incoming
         }
     };
     if cl.knobs.should_fail() {
-        let e = ApiError::ServiceUnavailable("the server is currently unable to handle the request".into());
-        cl.record(method.as_str(), &path, &query, Some(&user), e.code(), &agent);
+        let e = ApiError::ServiceUnavailable(
+            "the server is currently unable to handle the request".into(),
+        );
+        cl.record(
+            method.as_str(),
+            &path,
+            &query,
+            Some(&user),
+            e.code(),
+            &agent,
+        );
         return Ok(respond::error(&e));
     }
     let q = parse_query(&query);
@@ -82,7 +110,9 @@ pub async fn handle(cl: Arc<Cluster>, conn: Arc<ConnInfo>, req: Request<Incoming
             let _ = other;
             respond::error(&ApiError::MethodNotAllowed)
         }
-        Route::ApiVersions => respond::json(200, &discovery::api_versions(&conn.local_addr.to_string())),
+        Route::ApiVersions => {
+            respond::json(200, &discovery::api_versions(&conn.local_addr.to_string()))
+        }
         Route::ApiGroups => respond::json(200, &discovery::api_groups()),
         Route::ApiGroup(g) => discovery::api_group(&g)
             .map(|d| respond::json(200, &d))
@@ -93,12 +123,22 @@ pub async fn handle(cl: Arc<Cluster>, conn: Arc<ConnInfo>, req: Request<Incoming
         Route::Version => respond::json(200, &discovery::version()),
         Route::Health => {
             let mut r = hyper::Response::new(respond::full("ok"));
-            r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             r
         }
         Route::OpenApi(p) => openapi::serve(&p),
         Route::NotFound | Route::Admin(_) => respond::error(&ApiError::PathNotFound),
     };
-    cl.record(method.as_str(), &path, &query, Some(&user), resp.status().as_u16(), &agent);
+    cl.record(
+        method.as_str(),
+        &path,
+        &query,
+        Some(&user),
+        resp.status().as_u16(),
+        &agent,
+    );
     Ok(resp)
 }

@@ -2,12 +2,13 @@
 
 pub mod admin;
 pub mod handler;
+pub mod protobuf;
 pub mod proxy;
+pub mod resource;
 pub mod respond;
 pub mod route;
 pub mod serve;
 pub mod watch;
-pub mod resource;
 
 /// Boxed error for response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

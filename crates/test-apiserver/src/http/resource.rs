@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::handler::ConnInfo;
 use super::respond::{self, Representation};
 use super::route::ResourcePath;
-use super::{Response, proxy, watch};
+use super::{Response, protobuf, proxy, watch};
 use crate::auth::UserInfo;
 use crate::auth::authz::{Attributes, forbidden_message};
 use crate::error::{ApiError, ApiResult, Subject};
@@ -57,13 +57,16 @@ async fn read_body(req: Request<Incoming>) -> ApiResult<Vec<u8>> {
 }
 
 fn parse_json(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
 
 fn write_params(q: &HashMap<String, String>) -> ApiResult<WriteParams> {
     Ok(WriteParams {
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
-        field_validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str).unwrap_or(""))?,
+        field_validation: FieldValidation::parse(
+            q.get("fieldValidation").map(String::as_str).unwrap_or(""),
+        )?,
     })
 }
 
@@ -98,36 +101,87 @@ pub async fn handle(
         resource_request: true,
         path: String::new(),
     };
-    let decision = cl.policy().authorize(user, &attrs);
-    if !decision.allowed {
-        let subject = Subject::new(rp.def.group, &rp.def.plural_with_sub(rp.sub.as_deref()), rp.name.as_deref().unwrap_or(""));
-        return respond::error(&ApiError::Forbidden(subject, forbidden_message(user, &attrs)));
+    // Every authenticated user may ask about itself (upstream's system:basic-user role).
+    let self_review = matches!(
+        rp.def.plural,
+        "selfsubjectaccessreviews" | "selfsubjectreviews"
+    );
+    if !self_review && !cl.policy().authorize(user, &attrs).allowed {
+        let subject = Subject::new(
+            rp.def.group,
+            &rp.def.plural_with_sub(rp.sub.as_deref()),
+            rp.name.as_deref().unwrap_or(""),
+        );
+        return respond::error(&ApiError::Forbidden(
+            subject,
+            forbidden_message(user, &attrs),
+        ));
     }
-    let accept = req.headers().get(ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let accept = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let repr = match respond::negotiate(&accept) {
         Ok(r) => r,
         Err(e) => return respond::error(&e),
     };
-    if matches!(rp.sub.as_deref(), Some("log" | "exec" | "attach" | "portforward")) || rp.sub.as_deref() == Some("proxy") {
+    if matches!(
+        rp.sub.as_deref(),
+        Some("log" | "exec" | "attach" | "portforward")
+    ) || rp.sub.as_deref() == Some("proxy")
+    {
         return proxy::handle(&cl, &rp, req).await;
     }
     if v == "watch" {
-        return match watch::start(cl, rp.def, rp.namespace.as_deref(), rp.name.as_deref(), q, repr) {
+        return match watch::start(
+            cl,
+            rp.def,
+            rp.namespace.as_deref(),
+            rp.name.as_deref(),
+            q,
+            repr,
+        ) {
             Ok(r) => r,
             Err(e) => respond::error(&e),
         };
     }
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
-    if matches!(method, Method::POST | Method::PUT) && !is_json(&content_type) {
-        return respond::error(&ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json (got {content_type:?})"
-        )));
-    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(e) => return respond::error(&e),
     };
-    match dispatch(&cl, user, conn, &rp, &method, q, &content_type, &body, &repr) {
+    let body = if matches!(method, Method::POST | Method::PUT) && !is_json(&content_type) {
+        match protobuf::to_json(&body) {
+            Some(v) if content_type.starts_with("application/vnd.kubernetes.protobuf") => {
+                v.to_string().into_bytes()
+            }
+            _ => {
+                return respond::error(&ApiError::UnsupportedMediaType(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json (got {content_type:?})"
+                )));
+            }
+        }
+    } else {
+        body
+    };
+    match dispatch(
+        &cl,
+        user,
+        conn,
+        &rp,
+        &method,
+        q,
+        &content_type,
+        &body,
+        &repr,
+    ) {
         Ok(r) => r,
         Err(e) => respond::error(&e),
     }
@@ -200,14 +254,49 @@ fn dispatch(
             Ok(respond::json(201, &out))
         }
         ("PUT", Some(name)) => {
-            let (obj, created, w) = ops::update::update(cl, def, sub, ns, name, parse_json(body)?, user, write_params(q)?)?;
-            Ok(respond::json_warn(if created { 201 } else { 200 }, &obj, &w))
+            let (obj, created, w) = ops::update::update(
+                cl,
+                def,
+                sub,
+                ns,
+                name,
+                parse_json(body)?,
+                user,
+                write_params(q)?,
+            )?;
+            Ok(respond::json_warn(
+                if created { 201 } else { 200 },
+                &obj,
+                &w,
+            ))
         }
         ("PATCH", Some(name)) => {
             let ptype = PatchType::from_content_type(content_type).ok_or_else(|| {
                 ApiError::UnsupportedMediaType(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
             })?;
-            let (obj, w) = ops::update::patch(cl, def, sub, ns, name, ptype, body, write_params(q)?)?;
+            if ptype == PatchType::Apply {
+                if q.get("fieldManager").is_none_or(|f| f.is_empty()) {
+                    return Err(ApiError::invalid(
+                        "meta.k8s.io",
+                        "PatchOptions",
+                        "",
+                        vec![crate::error::Cause::new(
+                            "FieldValueRequired",
+                            "fieldManager",
+                            "Required value: is required for apply patch",
+                        )],
+                    ));
+                }
+                let (obj, created, w) =
+                    ops::update::apply(cl, def, sub, ns, name, body, user, write_params(q)?)?;
+                return Ok(respond::json_warn(
+                    if created { 201 } else { 200 },
+                    &obj,
+                    &w,
+                ));
+            }
+            let (obj, w) =
+                ops::update::patch(cl, def, sub, ns, name, ptype, body, write_params(q)?)?;
             Ok(respond::json_warn(200, &obj, &w))
         }
         ("DELETE", Some(name)) => {
@@ -221,9 +310,16 @@ fn dispatch(
 }
 
 fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {
-    let mut opts = if body.iter().all(u8::is_ascii_whitespace) { DeleteOptions::default() } else { DeleteOptions::from_body(&parse_json(body)?) };
+    let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        DeleteOptions::from_body(&parse_json(body)?)
+    };
     if let Some(g) = q.get("gracePeriodSeconds") {
-        opts.grace_period = Some(g.parse().map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?);
+        opts.grace_period = Some(
+            g.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
+        );
     }
     if q.get("dryRun").is_some_and(|v| v == "All") {
         opts.dry_run = true;
@@ -231,16 +327,28 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteO
     Ok(opts)
 }
 
-fn create(cl: &Cluster, user: &UserInfo, rp: &ResourcePath, q: &HashMap<String, String>, body: &[u8]) -> ApiResult<Response> {
+fn create(
+    cl: &Cluster,
+    user: &UserInfo,
+    rp: &ResourcePath,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> ApiResult<Response> {
     let def = rp.def;
     let ns = rp.namespace.as_deref().unwrap_or("");
     let b = parse_json(body)?;
     let out = match (def.group, def.kind) {
         ("authentication.k8s.io", "TokenReview") => reviews::token_review(cl, b)?,
         ("authentication.k8s.io", "SelfSubjectReview") => reviews::self_subject_review(user),
-        ("authorization.k8s.io", "SubjectAccessReview") => reviews::subject_access_review(cl, b, None)?,
-        ("authorization.k8s.io", "LocalSubjectAccessReview") => reviews::subject_access_review(cl, b, Some(ns))?,
-        ("authorization.k8s.io", "SelfSubjectAccessReview") => reviews::self_subject_access_review(cl, b, user)?,
+        ("authorization.k8s.io", "SubjectAccessReview") => {
+            reviews::subject_access_review(cl, b, None)?
+        }
+        ("authorization.k8s.io", "LocalSubjectAccessReview") => {
+            reviews::subject_access_review(cl, b, Some(ns))?
+        }
+        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
+            reviews::self_subject_access_review(cl, b, user)?
+        }
         ("", "Binding") => {
             let name = crate::meta::name(&b).to_string();
             subresources::bind(cl, ns, &name, &b)?
@@ -256,7 +364,12 @@ fn create(cl: &Cluster, user: &UserInfo, rp: &ResourcePath, q: &HashMap<String, 
     Ok(respond::json(201, &out))
 }
 
-fn delete_collection(cl: &Cluster, rp: &ResourcePath, q: &HashMap<String, String>, body: &[u8]) -> ApiResult<Response> {
+fn delete_collection(
+    cl: &Cluster,
+    rp: &ResourcePath,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> ApiResult<Response> {
     let def = rp.def;
     let filter = Filter::new(
         def,
@@ -267,14 +380,22 @@ fn delete_collection(cl: &Cluster, rp: &ResourcePath, q: &HashMap<String, String
     let opts = delete_options(q, body)?;
     let l = list(cl, def, &filter, &ListOptions::default())?;
     let mut items = Vec::new();
-    for item in l.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for item in l
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         let ns = crate::meta::namespace(&item).to_string();
         match delete(cl, def, &ns, crate::meta::name(&item), &opts) {
             Ok(_) | Err(ApiError::NotFound(_)) => items.push(item),
             Err(e) => return Err(e),
         }
     }
-    Ok(respond::json(200, &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {}, "items": items})))
+    Ok(respond::json(
+        200,
+        &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {}, "items": items}),
+    ))
 }
 
 fn include_object(q: &HashMap<String, String>) -> IncludeObject {
@@ -286,7 +407,12 @@ fn include_object(q: &HashMap<String, String>) -> IncludeObject {
 }
 
 /// Renders one object in the negotiated representation.
-pub fn render_one(def: &crate::registry::ResourceDef, obj: Value, repr: &Representation, q: &HashMap<String, String>) -> Value {
+pub fn render_one(
+    def: &crate::registry::ResourceDef,
+    obj: Value,
+    repr: &Representation,
+    q: &HashMap<String, String>,
+) -> Value {
     match repr {
         Representation::Json => obj,
         Representation::Table(v) => {
@@ -297,7 +423,12 @@ pub fn render_one(def: &crate::registry::ResourceDef, obj: Value, repr: &Represe
     }
 }
 
-fn render_list(def: &crate::registry::ResourceDef, list: Value, repr: &Representation, q: &HashMap<String, String>) -> Value {
+fn render_list(
+    def: &crate::registry::ResourceDef,
+    list: Value,
+    repr: &Representation,
+    q: &HashMap<String, String>,
+) -> Value {
     match repr {
         Representation::Json => list,
         Representation::Table(v) => {
@@ -317,7 +448,13 @@ fn render_list(def: &crate::registry::ResourceDef, list: Value, repr: &Represent
                         .collect()
                 })
                 .unwrap_or_default();
-            table::table(def, &items, list.get("metadata").cloned().unwrap_or(json!({})), include_object(q), v)
+            table::table(
+                def,
+                &items,
+                list.get("metadata").cloned().unwrap_or(json!({})),
+                include_object(q),
+                v,
+            )
         }
         Representation::PartialMetadata(v) => {
             let items: Vec<Value> = list

@@ -16,8 +16,10 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 /// A JSON response.
 pub fn json(code: u16, v: &Value) -> Response {
     let mut r = hyper::Response::new(full(v.to_string()));
-    *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -37,10 +39,12 @@ pub fn json_warn(code: u16, v: &Value, warnings: &[String]) -> Response {
 pub fn error(e: &ApiError) -> Response {
     let mut r = json(e.code(), &e.to_status());
     if matches!(e, ApiError::ServiceUnavailable(_) | ApiError::Timeout(..)) {
-        r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
     }
     if matches!(e, ApiError::Unauthorized) {
-        r.headers_mut().insert("WWW-Authenticate", HeaderValue::from_static("Bearer"));
+        r.headers_mut()
+            .insert("WWW-Authenticate", HeaderValue::from_static("Bearer"));
     }
     r
 }
@@ -80,8 +84,12 @@ pub fn negotiate(accept: &str) -> Result<Representation, ApiError> {
             continue;
         }
         match (as_, g) {
-            ("Table", "meta.k8s.io") if v == "v1" || v == "v1beta1" => return Ok(Representation::Table(v.to_string())),
-            ("PartialObjectMetadata" | "PartialObjectMetadataList", "meta.k8s.io") if v == "v1" || v == "v1beta1" => {
+            ("Table", "meta.k8s.io") if v == "v1" || v == "v1beta1" => {
+                return Ok(Representation::Table(v.to_string()));
+            }
+            ("PartialObjectMetadata" | "PartialObjectMetadataList", "meta.k8s.io")
+                if v == "v1" || v == "v1beta1" =>
+            {
                 return Ok(Representation::PartialMetadata(v.to_string()));
             }
             ("", _) => plain_ok = true,
@@ -105,7 +113,10 @@ mod tests {
     fn kubectl_accept_headers() {
         let k = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(k).unwrap(), Representation::Table("v1".into()));
-        assert_eq!(negotiate("application/vnd.kubernetes.protobuf,application/json").unwrap(), Representation::Json);
+        assert_eq!(
+            negotiate("application/vnd.kubernetes.protobuf,application/json").unwrap(),
+            Representation::Json
+        );
         assert_eq!(negotiate("").unwrap(), Representation::Json);
         assert!(negotiate("application/vnd.kubernetes.protobuf").is_err());
         assert_eq!(

@@ -46,7 +46,11 @@ impl Route {
         let segs: Vec<String> = path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
         let s: Vec<&str> = segs.iter().map(String::as_str).collect();
         match s.as_slice() {
@@ -67,28 +71,36 @@ impl Route {
 }
 
 fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
-    let rp = |plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| match defs::find(group, version, plural) {
-        Some(def) if ns.is_none() || def.namespaced => Route::Resource(ResourcePath {
-            def,
-            namespace: ns.map(String::from),
-            name: name.map(String::from),
-            sub: sub.map(String::from),
-        }),
-        _ => Route::NotFound,
-    };
+    let rp =
+        |plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| match defs::find(
+            group, version, plural,
+        ) {
+            Some(def) if ns.is_none() || def.namespaced => Route::Resource(ResourcePath {
+                def,
+                namespace: ns.map(String::from),
+                name: name.map(String::from),
+                sub: sub.map(String::from),
+            }),
+            _ => Route::NotFound,
+        };
     match rest {
-        ["namespaces", ns, plural, tail @ ..] if group.is_empty() && defs::find(group, version, plural).is_none_or(|d| !d.namespaced) => {
-            // /api/v1/namespaces/<ns>/status|finalize
-            match tail {
-                [] => rp("namespaces", None, Some(ns), Some(plural)),
-                _ => Route::NotFound,
-            }
+        // /api/v1/namespaces/<ns>/status|finalize
+        ["namespaces", ns, sub]
+            if group.is_empty()
+                && defs::find(group, version, sub).is_none_or(|d| !d.namespaced) =>
+        {
+            rp("namespaces", None, Some(ns), Some(sub))
         }
         ["namespaces", ns, plural] => rp(plural, Some(ns), None, None),
         ["namespaces", ns, plural, name] => rp(plural, Some(ns), Some(name), None),
         ["namespaces", ns, plural, name, sub, ..] => rp(plural, Some(ns), Some(name), Some(sub)),
         [plural] => match defs::find(group, version, plural) {
-            Some(def) => Route::Resource(ResourcePath { def, namespace: None, name: None, sub: None }),
+            Some(def) => Route::Resource(ResourcePath {
+                def,
+                namespace: None,
+                name: None,
+                sub: None,
+            }),
             None => Route::NotFound,
         },
         [plural, name] => cluster_scoped(group, version, plural, name, None),
@@ -97,7 +109,13 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
     }
 }
 
-fn cluster_scoped(group: &str, version: &str, plural: &str, name: &str, sub: Option<&str>) -> Route {
+fn cluster_scoped(
+    group: &str,
+    version: &str,
+    plural: &str,
+    name: &str,
+    sub: Option<&str>,
+) -> Route {
     match defs::find(group, version, plural) {
         Some(def) if !def.namespaced => Route::Resource(ResourcePath {
             def,
@@ -113,7 +131,9 @@ fn cluster_scoped(group: &str, version: &str, plural: &str, name: &str, sub: Opt
 mod tests {
     use super::*;
 
-    fn rp(p: &str) -> Option<(String, Option<String>, Option<String>, Option<String>)> {
+    type Parsed = (String, Option<String>, Option<String>, Option<String>);
+
+    fn rp(p: &str) -> Option<Parsed> {
         match Route::parse(p) {
             Route::Resource(r) => Some((r.def.plural.to_string(), r.namespace, r.name, r.sub)),
             _ => None,
@@ -123,16 +143,54 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(rp("/api/v1/pods"), Some(("pods".into(), None, None, None)));
-        assert_eq!(rp("/api/v1/namespaces/d/pods/p/status"), Some(("pods".into(), Some("d".into()), Some("p".into()), Some("status".into()))));
-        assert_eq!(rp("/api/v1/namespaces/d"), Some(("namespaces".into(), None, Some("d".into()), None)));
-        assert_eq!(rp("/api/v1/namespaces/d/finalize"), Some(("namespaces".into(), None, Some("d".into()), Some("finalize".into()))));
-        assert_eq!(rp("/api/v1/nodes/n1/status"), Some(("nodes".into(), None, Some("n1".into()), Some("status".into()))));
+        assert_eq!(
+            rp("/api/v1/namespaces/d/pods/p/status"),
+            Some((
+                "pods".into(),
+                Some("d".into()),
+                Some("p".into()),
+                Some("status".into())
+            ))
+        );
+        assert_eq!(
+            rp("/api/v1/namespaces/d"),
+            Some(("namespaces".into(), None, Some("d".into()), None))
+        );
+        assert_eq!(
+            rp("/api/v1/namespaces/d/finalize"),
+            Some((
+                "namespaces".into(),
+                None,
+                Some("d".into()),
+                Some("finalize".into())
+            ))
+        );
+        assert_eq!(
+            rp("/api/v1/nodes/n1/status"),
+            Some((
+                "nodes".into(),
+                None,
+                Some("n1".into()),
+                Some("status".into())
+            ))
+        );
         assert_eq!(
             rp("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1"),
-            Some(("leases".into(), Some("kube-node-lease".into()), Some("n1".into()), None))
+            Some((
+                "leases".into(),
+                Some("kube-node-lease".into()),
+                Some("n1".into()),
+                None
+            ))
         );
-        assert!(rp("/api/v1/pods/p").is_none(), "namespaced objects need a namespace");
+        assert!(
+            rp("/api/v1/pods/p").is_none(),
+            "namespaced objects need a namespace"
+        );
         assert!(rp("/api/v1/widgets").is_none());
-        assert!(matches!(Route::parse("/apis/events.k8s.io/v1"), Route::ResourceList(..)));
+        assert!(matches!(
+            Route::parse("/apis/events.k8s.io/v1"),
+            Route::ResourceList(..)
+        ));
     }
 }

@@ -14,7 +14,12 @@ use crate::auth::ca::identity_from_cert;
 use crate::state::Cluster;
 
 /// Accepts connections until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, cl: Arc<Cluster>, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cl: Arc<Cluster>,
+    stop: CancellationToken,
+) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -34,7 +39,19 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             match acceptor {
-                None => serve_conn(tcp, ConnInfo { tls: false, cert_user: None, local_addr: local }, cl, stop).await,
+                None => {
+                    serve_conn(
+                        tcp,
+                        ConnInfo {
+                            tls: false,
+                            cert_user: None,
+                            local_addr: local,
+                        },
+                        cl,
+                        stop,
+                    )
+                    .await
+                }
                 Some(acc) => match acc.accept(tcp).await {
                     Ok(tls) => {
                         let cert_user = tls
@@ -43,7 +60,17 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|c| identity_from_cert(c.as_ref()));
-                        serve_conn(tls, ConnInfo { tls: true, cert_user, local_addr: local }, cl, stop).await;
+                        serve_conn(
+                            tls,
+                            ConnInfo {
+                                tls: true,
+                                cert_user,
+                                local_addr: local,
+                            },
+                            cl,
+                            stop,
+                        )
+                        .await;
                     }
                     Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                 },
@@ -58,7 +85,9 @@ where
 {
     let info = Arc::new(info);
     let svc = service_fn(move |req| handle(cl.clone(), info.clone(), req));
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades();
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
     tokio::select! {
         _ = stop.cancelled() => {}
         r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with error") },

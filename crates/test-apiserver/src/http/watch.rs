@@ -52,13 +52,26 @@ pub fn start(
     if let Some(n) = name {
         // GET .../pods/<name>?watch=1 is a watch with metadata.name=<name>.
         let term = format!("metadata.name={n}");
-        fields = if fields.is_empty() { term } else { format!("{fields},{term}") };
+        fields = if fields.is_empty() {
+            term
+        } else {
+            format!("{fields},{term}")
+        };
     }
-    let filter = Filter::new(def, namespace, q.get("labelSelector").map(String::as_str).unwrap_or(""), &fields)?;
+    let filter = Filter::new(
+        def,
+        namespace,
+        q.get("labelSelector").map(String::as_str).unwrap_or(""),
+        &fields,
+    )?;
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
     let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
-    if send_initial == Some(true) && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+    let bookmarks = q
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true" || v == "1");
+    if send_initial == Some(true)
+        && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+    {
         return Err(ApiError::invalid(
             "meta.k8s.io",
             "ListOptions",
@@ -76,10 +89,20 @@ pub fn start(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let w = Watch { cl: cl.clone(), def, filter, repr, query: q.clone(), bookmarks, tx };
+    let w = Watch {
+        cl: cl.clone(),
+        def,
+        filter,
+        repr,
+        query: q.clone(),
+        bookmarks,
+        tx,
+    };
     let initial = send_initial.unwrap_or(rv.is_empty() || rv == "0");
     let begin: Result<(Vec<Arc<Value>>, Subscription), ApiError> = if initial {
-        let (objs, sub) = cl.store.subscribe_with_state(def.storage, w.filter.namespace());
+        let (objs, sub) = cl
+            .store
+            .subscribe_with_state(def.storage, w.filter.namespace());
         if !rv.is_empty() && rv != "0" {
             let want = parse_rv(rv)?;
             if want > sub.current_rv {
@@ -91,16 +114,26 @@ pub fn start(
         let want = parse_rv(rv)?;
         match cl.store.subscribe(want) {
             Ok(sub) => Ok((Vec::new(), sub)),
-            Err(SnapshotError::Compacted { compacted }) => {
-                Err(ApiError::Expired(format!("too old resource version: {want} ({})", compacted + 1)))
-            }
+            Err(SnapshotError::Compacted { compacted }) => Err(ApiError::Expired(format!(
+                "too old resource version: {want} ({})",
+                compacted + 1
+            ))),
             Err(SnapshotError::TooNew { current }) => Err(too_large(want, current)),
         }
     };
     let epoch = cl.watch_epoch.subscribe();
     match begin {
         Ok((objs, sub)) => {
-            tokio::spawn(async move { w.run(objs, sub, initial && send_initial == Some(true), timeout, epoch).await });
+            tokio::spawn(async move {
+                w.run(
+                    objs,
+                    sub,
+                    initial && send_initial == Some(true),
+                    timeout,
+                    epoch,
+                )
+                .await
+            });
         }
         Err(e) => {
             // Upstream answers 200 and sends the error as the only event.
@@ -111,17 +144,28 @@ pub fn start(
         }
     }
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, BoxError>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, BoxError>(Frame::data(b)), rx))
     });
     let mut resp = hyper::Response::new(StreamBody::new(stream).boxed());
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert("Cache-Control", HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }
 
 impl Watch {
     fn render(&self, stored: &Value) -> Value {
-        render_one(self.def, from_storage(self.def, stored), &self.repr, &self.query)
+        render_one(
+            self.def,
+            from_storage(self.def, stored),
+            &self.repr,
+            &self.query,
+        )
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
@@ -133,7 +177,9 @@ impl Watch {
             Representation::Table(v) => {
                 json!({"kind": "Table", "apiVersion": format!("meta.k8s.io/{v}"), "metadata": md, "columnDefinitions": [], "rows": []})
             }
-            _ => json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": md}),
+            _ => {
+                json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": md})
+            }
         }
     }
 
@@ -165,13 +211,21 @@ impl Watch {
         mut epoch: tokio::sync::watch::Receiver<u64>,
     ) {
         for o in initial.iter().filter(|o| self.filter.matches(o)) {
-            if self.tx.send(event_line("ADDED", &self.render(o))).await.is_err() {
+            if self
+                .tx
+                .send(event_line("ADDED", &self.render(o)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         let mut last_rv = sub.current_rv;
         if initial_end_bookmark && self.bookmarks {
-            let _ = self.tx.send(event_line("BOOKMARK", &self.bookmark(last_rv, true))).await;
+            let _ = self
+                .tx
+                .send(event_line("BOOKMARK", &self.bookmark(last_rv, true)))
+                .await;
         }
         for c in std::mem::take(&mut sub.backlog) {
             last_rv = last_rv.max(c.rv);

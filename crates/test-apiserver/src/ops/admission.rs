@@ -44,14 +44,20 @@ fn service_account(cl: &Cluster, pod_obj: &mut Value) -> ApiResult<()> {
     let automount = spec
         .get("automountServiceAccountToken")
         .and_then(Value::as_bool)
-        .or_else(|| sa.get("automountServiceAccountToken").and_then(Value::as_bool))
+        .or_else(|| {
+            sa.get("automountServiceAccountToken")
+                .and_then(Value::as_bool)
+        })
         .unwrap_or(true);
     if !automount {
         return Ok(());
     }
     let spec_value = Value::Object(spec.clone());
-    let already_mounted =
-        |c: &Value| get_array(c, "volumeMounts").iter().any(|m| m.get("mountPath").and_then(Value::as_str) == Some(SA_MOUNT_PATH));
+    let already_mounted = |c: &Value| {
+        get_array(c, "volumeMounts")
+            .iter()
+            .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(SA_MOUNT_PATH))
+    };
     let vol_name = format!("kube-api-access-{}", meta::random_suffix(5));
     let volume = json!({
         "name": vol_name,
@@ -74,7 +80,9 @@ fn service_account(cl: &Cluster, pod_obj: &mut Value) -> ApiResult<()> {
                 if let Some(cm) = c.as_object_mut() {
                     let mounts = cm.entry("volumeMounts").or_insert(json!([]));
                     if let Some(a) = mounts.as_array_mut() {
-                        a.push(json!({"name": vol_name, "readOnly": true, "mountPath": SA_MOUNT_PATH}));
+                        a.push(
+                            json!({"name": vol_name, "readOnly": true, "mountPath": SA_MOUNT_PATH}),
+                        );
                         added = true;
                     }
                 }

@@ -6,7 +6,9 @@ use super::{WriteParams, admission, check_namespace, key};
 use crate::auth::UserInfo;
 use crate::error::{ApiError, ApiResult, Subject};
 use crate::meta;
-use crate::registry::{HookCtx, ResourceDef, defs, from_storage, prepare_create, to_storage, typed};
+use crate::registry::{
+    HookCtx, ResourceDef, defs, from_storage, prepare_create, to_storage, typed,
+};
 use crate::state::Cluster;
 use crate::store::Mutation;
 
@@ -45,16 +47,30 @@ pub fn create(
     let md = meta::metadata_mut(&mut obj);
     md.insert("uid".into(), json!(meta::new_uid()));
     md.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
-    for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for f in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         md.remove(f);
     }
-    prepare_create(def, &mut obj, &HookCtx { user, store: &cl.store })?;
+    prepare_create(
+        def,
+        &mut obj,
+        &HookCtx {
+            user,
+            store: &cl.store,
+        },
+    )?;
     admission::admit_create(cl, def, &mut obj)?;
     if params.dry_run {
         return Ok((from_storage(def, &obj), warnings));
     }
     let outcome = cl.store.mutate(&key(def, ns, &name), |cur| match cur {
-        Some(_) => Err(ApiError::AlreadyExists(Subject::new(def.group, def.plural, &name))),
+        Some(_) => Err(ApiError::AlreadyExists(Subject::new(
+            def.group, def.plural, &name,
+        ))),
         None => Ok(Mutation::Put(obj)),
     })?;
     let stored = match outcome {
@@ -73,7 +89,8 @@ pub fn populate_namespace(cl: &Cluster, ns: &str) {
     let admin = UserInfo::admin();
     let p = WriteParams::default();
     if let Some(sa) = defs::find("", "v1", "serviceaccounts") {
-        let body = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        let body =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
         if let Err(e) = create(cl, sa, ns, body, &admin, p)
             && !matches!(e, ApiError::AlreadyExists(_))
         {

@@ -29,9 +29,16 @@ impl DeleteOptions {
     pub fn from_body(v: &Value) -> Self {
         DeleteOptions {
             grace_period: v.get("gracePeriodSeconds").and_then(Value::as_i64),
-            uid: meta::path(v, "preconditions.uid").and_then(Value::as_str).map(String::from),
-            resource_version: meta::path(v, "preconditions.resourceVersion").and_then(Value::as_str).map(String::from),
-            dry_run: v.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty()),
+            uid: meta::path(v, "preconditions.uid")
+                .and_then(Value::as_str)
+                .map(String::from),
+            resource_version: meta::path(v, "preconditions.resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from),
+            dry_run: v
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()),
         }
     }
 }
@@ -77,7 +84,11 @@ fn set_deletion(obj: &mut Value, grace: i64, at: String) {
     let md = meta::metadata_mut(obj);
     md.insert("deletionTimestamp".into(), json!(at));
     md.insert("deletionGracePeriodSeconds".into(), json!(grace));
-    if let Some(g) = md.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
+    if let Some(g) = md
+        .get("generation")
+        .and_then(Value::as_i64)
+        .filter(|g| *g > 0)
+    {
         md.insert("generation".into(), json!(g + 1));
     }
 }
@@ -94,18 +105,30 @@ fn decide(def: &ResourceDef, cur: &Value, o: &DeleteOptions) -> ApiResult<(Step,
     if meta::is_deleting(cur) {
         let current_grace = meta::deletion_grace(cur).unwrap_or(0);
         if !graceful || current_grace == 0 {
-            return Ok(if has_finalizers { (Step::Pending, None) } else { (Step::Removed, None) });
+            return Ok(if has_finalizers {
+                (Step::Pending, None)
+            } else {
+                (Step::Removed, None)
+            });
         }
         match requested {
             Some(p) if p < current_grace => {
                 let ts = meta::md_str(cur, "deletionTimestamp").unwrap_or("");
                 let at = chrono::DateTime::parse_from_rfc3339(ts)
                     .map(|t| t + chrono::Duration::seconds(p - current_grace))
-                    .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .map(|t| {
+                        t.with_timezone(&chrono::Utc)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    })
                     .unwrap_or_else(|_| meta::rfc3339_in(p));
                 let mut new = cur.clone();
                 set_deletion(&mut new, p, at);
-                Ok((Step::Updated { then_delete: p == 0 && !has_finalizers }, Some(new)))
+                Ok((
+                    Step::Updated {
+                        then_delete: p == 0 && !has_finalizers,
+                    },
+                    Some(new),
+                ))
             }
             _ => Ok((Step::Pending, None)),
         }
@@ -113,7 +136,12 @@ fn decide(def: &ResourceDef, cur: &Value, o: &DeleteOptions) -> ApiResult<(Step,
         let period = pod::graceful_period(cur, requested);
         let mut new = cur.clone();
         set_deletion(&mut new, period, meta::rfc3339_in(period));
-        Ok((Step::Updated { then_delete: period == 0 && !has_finalizers }, Some(new)))
+        Ok((
+            Step::Updated {
+                then_delete: period == 0 && !has_finalizers,
+            },
+            Some(new),
+        ))
     } else if has_finalizers {
         let mut new = cur.clone();
         set_deletion(&mut new, 0, meta::now_rfc3339());
@@ -125,7 +153,9 @@ fn decide(def: &ResourceDef, cur: &Value, o: &DeleteOptions) -> ApiResult<(Step,
 
 /// Namespaces: mark Terminating; the namespace controller empties and finalizes them.
 fn namespace_step(cur: &Value) -> (Step, Option<Value>) {
-    let spec_fins = meta::path(cur, "spec.finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let spec_fins = meta::path(cur, "spec.finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
     if !spec_fins && meta::finalizers(cur).is_empty() {
         return (Step::Removed, None);
     }
@@ -141,7 +171,13 @@ fn namespace_step(cur: &Value) -> (Step, Option<Value>) {
 }
 
 /// Deletes an object; returns the response body (the object or a Status).
-pub fn delete(cl: &Cluster, def: &'static ResourceDef, ns: &str, name: &str, o: &DeleteOptions) -> ApiResult<Value> {
+pub fn delete(
+    cl: &Cluster,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    o: &DeleteOptions,
+) -> ApiResult<Value> {
     let k = key(def, ns, name);
     let mut step = Step::Pending;
     let out = cl.store.mutate(&k, |cur| {
@@ -165,7 +201,13 @@ pub fn delete(cl: &Cluster, def: &'static ResourceDef, ns: &str, name: &str, o: 
     if let Step::Updated { then_delete: true } = step
         && !o.dry_run
     {
-        match cl.store.mutate(&k, |cur| if cur.is_some() { Ok(Mutation::Delete) } else { Err(not_found(def, name)) }) {
+        match cl.store.mutate(&k, |cur| {
+            if cur.is_some() {
+                Ok(Mutation::Delete)
+            } else {
+                Err(not_found(def, name))
+            }
+        }) {
             Ok(Outcome::Deleted(v)) | Ok(Outcome::Stored(v)) => last = v,
             // Someone else finished the deletion first: fine, as upstream tolerates.
             Err(ApiError::NotFound(_)) => {}
@@ -176,7 +218,12 @@ pub fn delete(cl: &Cluster, def: &'static ResourceDef, ns: &str, name: &str, o: 
     if def.delete_returns_object || !removed {
         Ok(from_storage(def, &last))
     } else {
-        Ok(success_status(def.group, def.plural, name, meta::uid(&last)))
+        Ok(success_status(
+            def.group,
+            def.plural,
+            name,
+            meta::uid(&last),
+        ))
     }
 }
 
@@ -198,12 +245,31 @@ mod tests {
         let new = new.unwrap_or_default();
         assert_eq!(new["metadata"]["deletionGracePeriodSeconds"], 30);
         // A longer or equal grace does nothing.
-        let (s, _) = decide(d, &new, &DeleteOptions { grace_period: Some(60), ..Default::default() }).unwrap();
+        let (s, _) = decide(
+            d,
+            &new,
+            &DeleteOptions {
+                grace_period: Some(60),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(matches!(s, Step::Pending));
         // Grace 0 (the kubelet's final delete) removes it.
-        let (s, n2) = decide(d, &new, &DeleteOptions { grace_period: Some(0), ..Default::default() }).unwrap();
+        let (s, n2) = decide(
+            d,
+            &new,
+            &DeleteOptions {
+                grace_period: Some(0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(matches!(s, Step::Updated { then_delete: true }));
-        assert_eq!(n2.unwrap_or_default()["metadata"]["deletionGracePeriodSeconds"], 0);
+        assert_eq!(
+            n2.unwrap_or_default()["metadata"]["deletionGracePeriodSeconds"],
+            0
+        );
     }
 
     #[test]
@@ -212,7 +278,10 @@ mod tests {
         let cur = json!({"metadata": {"name": "p", "uid": "u"}, "spec": {"terminationGracePeriodSeconds": 30}});
         let (s, _) = decide(d, &cur, &DeleteOptions::default()).unwrap();
         assert!(matches!(s, Step::Updated { then_delete: true }));
-        let bad = DeleteOptions { uid: Some("other".into()), ..Default::default() };
+        let bad = DeleteOptions {
+            uid: Some("other".into()),
+            ..Default::default()
+        };
         assert!(matches!(decide(d, &cur, &bad), Err(ApiError::Conflict(..))));
     }
 

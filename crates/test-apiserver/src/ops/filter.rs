@@ -18,13 +18,27 @@ pub struct Filter {
 
 impl Filter {
     /// Parses selectors for `def`; unsupported field labels are a 400 as upstream.
-    pub fn new(def: &'static ResourceDef, namespace: Option<&str>, labels: &str, fields: &str) -> ApiResult<Self> {
-        let labels = LabelSelector::parse(labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let fields = FieldSelector::parse(fields).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    pub fn new(
+        def: &'static ResourceDef,
+        namespace: Option<&str>,
+        labels: &str,
+        fields: &str,
+    ) -> ApiResult<Self> {
+        let labels =
+            LabelSelector::parse(labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let fields =
+            FieldSelector::parse(fields).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         if let Some(f) = fields.unsupported(supported_fields(def)) {
-            return Err(ApiError::BadRequest(format!("field label not supported: {f}")));
+            return Err(ApiError::BadRequest(format!(
+                "field label not supported: {f}"
+            )));
         }
-        Ok(Filter { def, namespace: namespace.filter(|n| !n.is_empty()).map(String::from), labels, fields })
+        Ok(Filter {
+            def,
+            namespace: namespace.filter(|n| !n.is_empty()).map(String::from),
+            labels,
+            fields,
+        })
     }
 
     /// The namespace restriction.

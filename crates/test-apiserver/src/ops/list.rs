@@ -37,26 +37,39 @@ fn encode_continue(t: &ContinueToken) -> String {
 }
 
 fn decode_continue(s: &str) -> ApiResult<ContinueToken> {
-    let bad = || ApiError::BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(s).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into())
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(s)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     let start = start.strip_suffix('\u{0}').unwrap_or(start);
     let (ns, name) = start.split_once('/').ok_or_else(bad)?;
-    Ok(ContinueToken { rv, namespace: ns.into(), name: name.into() })
+    Ok(ContinueToken {
+        rv,
+        namespace: ns.into(),
+        name: name.into(),
+    })
 }
 
 /// Parses a resourceVersion parameter.
 pub fn parse_rv(s: &str) -> ApiResult<u64> {
-    s.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {s:?}")))
+    s.parse::<u64>()
+        .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {s:?}")))
 }
 
 /// The 504 upstream returns for an RV the store has not reached.
 pub fn too_large(requested: u64, current: u64) -> ApiError {
     ApiError::Timeout(
         format!("Too large resource version: {requested}, current: {current}"),
-        vec![Cause::new("ResourceVersionTooLarge", "", "Too large resource version")],
+        vec![Cause::new(
+            "ResourceVersionTooLarge",
+            "",
+            "Too large resource version",
+        )],
     )
 }
 
@@ -69,21 +82,36 @@ fn expired_continue() -> ApiError {
 }
 
 /// Lists objects; returns the `<Kind>List` object.
-pub fn list(cl: &Cluster, def: &'static ResourceDef, filter: &Filter, opts: &ListOptions) -> ApiResult<Value> {
+pub fn list(
+    cl: &Cluster,
+    def: &'static ResourceDef,
+    filter: &Filter,
+    opts: &ListOptions,
+) -> ApiResult<Value> {
     let current = cl.store.current_rv();
     let rv_param = opts.resource_version.as_deref().filter(|s| !s.is_empty());
     let (at, start) = if let Some(c) = &opts.continue_token {
         if rv_param.is_some_and(|r| r != "0") {
-            return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
+            return Err(ApiError::BadRequest(
+                "specifying resource version is not allowed when using continue".into(),
+            ));
         }
         let t = decode_continue(c)?;
         (t.rv, Some((t.namespace, t.name)))
     } else {
-        match (opts.resource_version_match.as_deref().filter(|s| !s.is_empty()), rv_param) {
+        match (
+            opts.resource_version_match
+                .as_deref()
+                .filter(|s| !s.is_empty()),
+            rv_param,
+        ) {
             (Some("Exact"), Some(rv)) => {
                 let rv = parse_rv(rv)?;
                 if rv == 0 {
-                    return Err(ApiError::BadRequest("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"".into()));
+                    return Err(ApiError::BadRequest(
+                        "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\""
+                            .into(),
+                    ));
                 }
                 (rv, None)
             }
@@ -107,11 +135,14 @@ pub fn list(cl: &Cluster, def: &'static ResourceDef, filter: &Filter, opts: &Lis
             (None, None) => (current, None),
         }
     };
-    let snap = cl.store.snapshot_at(def.storage, filter.namespace(), at).map_err(|e| match e {
-        SnapshotError::Compacted { .. } if opts.continue_token.is_some() => expired_continue(),
-        SnapshotError::Compacted { .. } => expired_list(),
-        SnapshotError::TooNew { current } => too_large(at, current),
-    })?;
+    let snap = cl
+        .store
+        .snapshot_at(def.storage, filter.namespace(), at)
+        .map_err(|e| match e {
+            SnapshotError::Compacted { .. } if opts.continue_token.is_some() => expired_continue(),
+            SnapshotError::Compacted { .. } => expired_list(),
+            SnapshotError::TooNew { current } => too_large(at, current),
+        })?;
     let mut items = Vec::new();
     let mut next: Option<ContinueToken> = None;
     let mut remaining = 0i64;
@@ -151,7 +182,11 @@ pub fn list(cl: &Cluster, def: &'static ResourceDef, filter: &Filter, opts: &Lis
 }
 
 fn token_after(k: &ObjKey, rv: u64) -> ContinueToken {
-    ContinueToken { rv, namespace: k.namespace.clone(), name: k.name.clone() }
+    ContinueToken {
+        rv,
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+    }
 }
 
 /// List items carry no apiVersion/kind in upstream responses.
@@ -169,7 +204,11 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let t = ContinueToken { rv: 42, namespace: "ns".into(), name: "a".into() };
+        let t = ContinueToken {
+            rv: 42,
+            namespace: "ns".into(),
+            name: "a".into(),
+        };
         assert_eq!(decode_continue(&encode_continue(&t)).unwrap(), t);
         assert!(decode_continue("!!").is_err());
     }

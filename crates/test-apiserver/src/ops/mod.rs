@@ -13,8 +13,8 @@ pub mod update;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, Subject};
-use crate::registry::{ResourceDef, from_storage};
 use crate::registry::typed::FieldValidation;
+use crate::registry::{ResourceDef, from_storage};
 use crate::state::Cluster;
 use crate::store::ObjKey;
 
@@ -39,7 +39,10 @@ pub fn not_found(def: &ResourceDef, name: &str) -> ApiError {
 
 /// GET one object.
 pub fn get(cl: &Cluster, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<Value> {
-    cl.store.get(&key(def, ns, name)).map(|o| from_storage(def, &o)).ok_or_else(|| not_found(def, name))
+    cl.store
+        .get(&key(def, ns, name))
+        .map(|o| from_storage(def, &o))
+        .ok_or_else(|| not_found(def, name))
 }
 
 /// Checks that a namespace exists and accepts new content.
@@ -52,7 +55,9 @@ pub fn check_namespace(cl: &Cluster, def: &ResourceDef, ns: &str, name: &str) ->
         None => Err(ApiError::NotFound(Subject::new("", "namespaces", ns))),
         Some(n) if crate::meta::is_deleting(&n) => Err(ApiError::Forbidden(
             Subject::new(def.group, def.plural, name),
-            format!("unable to create new content in namespace {ns} because it is being terminated"),
+            format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         )),
         Some(_) => Ok(()),
     }

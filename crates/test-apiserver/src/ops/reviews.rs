@@ -9,7 +9,13 @@ use crate::meta;
 use crate::state::Cluster;
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn user_json(u: &UserInfo) -> Value {
@@ -32,7 +38,9 @@ pub fn token_review(cl: &Cluster, mut review: Value) -> ApiResult<Value> {
     } else {
         let tokens = cl.tokens.read().unwrap_or_else(|p| p.into_inner());
         match tokens.authenticate(&token, &audiences, &cl.store) {
-            Ok(id) => json!({"authenticated": true, "user": user_json(&id.user), "audiences": id.audiences}),
+            Ok(id) => {
+                json!({"authenticated": true, "user": user_json(&id.user), "audiences": id.audiences})
+            }
             Err(e) => json!({"authenticated": false, "user": {}, "error": e}),
         }
     };
@@ -44,7 +52,9 @@ fn attributes(spec: &Value, ns_override: Option<&str>) -> ApiResult<Attributes> 
     if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
         return Ok(Attributes {
             verb: meta::path_string(r, "verb"),
-            namespace: ns_override.map(String::from).unwrap_or_else(|| meta::path_string(r, "namespace")),
+            namespace: ns_override
+                .map(String::from)
+                .unwrap_or_else(|| meta::path_string(r, "namespace")),
             api_group: meta::path_string(r, "group"),
             resource: meta::path_string(r, "resource"),
             subresource: meta::path_string(r, "subresource"),
@@ -65,7 +75,11 @@ fn attributes(spec: &Value, ns_override: Option<&str>) -> ApiResult<Attributes> 
         "authorization.k8s.io",
         "SubjectAccessReview",
         "",
-        vec![Cause::new("FieldValueRequired", "spec.resourceAttributes", "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified")],
+        vec![Cause::new(
+            "FieldValueRequired",
+            "spec.resourceAttributes",
+            "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )],
     ))
 }
 
@@ -80,7 +94,11 @@ fn decide(cl: &Cluster, mut review: Value, user: &UserInfo, attrs: &Attributes) 
 }
 
 /// SubjectAccessReview (and LocalSubjectAccessReview when `local_ns` is set).
-pub fn subject_access_review(cl: &Cluster, review: Value, local_ns: Option<&str>) -> ApiResult<Value> {
+pub fn subject_access_review(
+    cl: &Cluster,
+    review: Value,
+    local_ns: Option<&str>,
+) -> ApiResult<Value> {
     let spec = review.get("spec").cloned().unwrap_or(Value::Null);
     if let Some(ns) = local_ns {
         let body_ns = meta::path_string(&spec, "resourceAttributes.namespace");
@@ -98,7 +116,11 @@ pub fn subject_access_review(cl: &Cluster, review: Value, local_ns: Option<&str>
         extra: spec
             .get("extra")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(Some(v)))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), strings(Some(v))))
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     if user.name.is_empty() && user.groups.is_empty() {
@@ -106,14 +128,22 @@ pub fn subject_access_review(cl: &Cluster, review: Value, local_ns: Option<&str>
             "authorization.k8s.io",
             "SubjectAccessReview",
             "",
-            vec![Cause::new("FieldValueRequired", "spec.user", "Required value: at least one of user or group must be specified")],
+            vec![Cause::new(
+                "FieldValueRequired",
+                "spec.user",
+                "Required value: at least one of user or group must be specified",
+            )],
         ));
     }
     Ok(decide(cl, review, &user, &attrs))
 }
 
 /// SelfSubjectAccessReview.
-pub fn self_subject_access_review(cl: &Cluster, review: Value, user: &UserInfo) -> ApiResult<Value> {
+pub fn self_subject_access_review(
+    cl: &Cluster,
+    review: Value,
+    user: &UserInfo,
+) -> ApiResult<Value> {
     let spec = review.get("spec").cloned().unwrap_or(Value::Null);
     let attrs = attributes(&spec, None)?;
     Ok(decide(cl, review, user, &attrs))

@@ -30,9 +30,20 @@ pub fn bind(cl: &Cluster, ns: &str, pod_name: &str, binding: &Value) -> ApiResul
     }
     let node = meta::path_string(binding, "target.name");
     if node.is_empty() {
-        return Err(ApiError::invalid("", "Binding", pod_name, vec![Cause::new("FieldValueRequired", "target.name", "Required value")]));
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            pod_name,
+            vec![Cause::new(
+                "FieldValueRequired",
+                "target.name",
+                "Required value",
+            )],
+        ));
     }
-    let annotations = meta::path(binding, "metadata.annotations").and_then(Value::as_object).cloned();
+    let annotations = meta::path(binding, "metadata.annotations")
+        .and_then(Value::as_object)
+        .cloned();
     cl.store.mutate(&key(def, ns, pod_name), |cur| {
         let cur = cur.ok_or_else(|| not_found(def, pod_name))?;
         let subject = Subject::new("", "pods", pod_name);
@@ -68,7 +79,10 @@ pub fn bind(cl: &Cluster, ns: &str, pod_name: &str, binding: &Value) -> ApiResul
 /// pods/eviction: deletes the pod with the eviction's DeleteOptions (no disruption budgets).
 pub fn evict(cl: &Cluster, ns: &str, pod_name: &str, eviction: &Value) -> ApiResult<Value> {
     let def = pods()?;
-    let opts = eviction.get("deleteOptions").map(DeleteOptions::from_body).unwrap_or_default();
+    let opts = eviction
+        .get("deleteOptions")
+        .map(DeleteOptions::from_body)
+        .unwrap_or_default();
     delete(cl, def, ns, pod_name, &opts)?;
     Ok(created_status())
 }
@@ -79,13 +93,19 @@ pub fn token_request(cl: &Cluster, ns: &str, sa_name: &str, req: &Value) -> ApiR
         .store
         .get(&ObjKey::new("serviceaccounts", ns, sa_name))
         .ok_or_else(|| ApiError::NotFound(Subject::new("", "serviceaccounts", sa_name)))?;
-    let expiration = meta::path(req, "spec.expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    let expiration = meta::path(req, "spec.expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
     if expiration < 600 {
         return Err(ApiError::invalid(
             "authentication.k8s.io",
             "TokenRequest",
             sa_name,
-            vec![Cause::new("FieldValueInvalid", "spec.expirationSeconds", "Invalid value: may not specify a duration less than 10 minutes")],
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "spec.expirationSeconds",
+                "Invalid value: may not specify a duration less than 10 minutes",
+            )],
         ));
     }
     if expiration > 1 << 32 {
@@ -93,12 +113,20 @@ pub fn token_request(cl: &Cluster, ns: &str, sa_name: &str, req: &Value) -> ApiR
             "authentication.k8s.io",
             "TokenRequest",
             sa_name,
-            vec![Cause::new("FieldValueTooLong", "spec.expirationSeconds", "Invalid value: may not specify a duration larger than 2^32 seconds")],
+            vec![Cause::new(
+                "FieldValueTooLong",
+                "spec.expirationSeconds",
+                "Invalid value: may not specify a duration larger than 2^32 seconds",
+            )],
         ));
     }
     let mut audiences: Vec<String> = meta::path(req, "spec.audiences")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     if audiences.is_empty() {
         audiences.push(ISSUER.to_string());
@@ -112,7 +140,11 @@ pub fn token_request(cl: &Cluster, ns: &str, sa_name: &str, req: &Value) -> ApiR
                 "Pod" => "pods",
                 "Secret" => "secrets",
                 "Node" => "nodes",
-                other => return Err(ApiError::BadRequest(format!("cannot bind token to object of type {other}"))),
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "cannot bind token to object of type {other}"
+                    )));
+                }
             };
             let obj_ns = if kind == "Node" { "" } else { ns };
             let obj = cl
@@ -122,15 +154,33 @@ pub fn token_request(cl: &Cluster, ns: &str, sa_name: &str, req: &Value) -> ApiR
             if !uid.is_empty() && uid != meta::uid(&obj) {
                 return Err(ApiError::Conflict(
                     Subject::new("", storage, &name),
-                    format!("the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"),
+                    format!(
+                        "the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                    ),
                 ));
             }
             Some((kind, name, meta::uid(&obj).to_string()))
         }
         _ => None,
     };
+    let cap = cl
+        .knobs
+        .max_token_seconds
+        .load(std::sync::atomic::Ordering::SeqCst) as i64;
+    let expiration = if cap > 0 {
+        expiration.min(cap)
+    } else {
+        expiration
+    };
     let tokens = cl.tokens.read().unwrap_or_else(|p| p.into_inner());
-    let (token, exp) = tokens.issue(&sa, &audiences, expiration, bound.as_ref().map(|(k, n, u)| (k.as_str(), n.as_str(), u.as_str())));
+    let (token, exp) = tokens.issue(
+        &sa,
+        &audiences,
+        expiration,
+        bound
+            .as_ref()
+            .map(|(k, n, u)| (k.as_str(), n.as_str(), u.as_str())),
+    );
     let exp_ts = chrono::DateTime::from_timestamp(exp, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();

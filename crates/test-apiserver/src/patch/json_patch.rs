@@ -7,12 +7,20 @@ use super::PatchError;
 /// Applies a JSON patch document (an array of operations).
 pub fn apply(original: &Value, patch: &Value) -> Result<Value, PatchError> {
     let Value::Array(ops) = patch else {
-        return Err(PatchError::Malformed("json patch must be an array of operations".into()));
+        return Err(PatchError::Malformed(
+            "json patch must be an array of operations".into(),
+        ));
     };
     let mut doc = original.clone();
     for op in ops {
-        let name = op.get("op").and_then(Value::as_str).ok_or_else(|| malformed("operation has no \"op\""))?;
-        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| malformed("operation has no \"path\""))?;
+        let name = op
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("operation has no \"op\""))?;
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("operation has no \"path\""))?;
         let path = parse_pointer(path)?;
         match name {
             "add" => add(&mut doc, &path, value_of(op)?)?,
@@ -36,7 +44,10 @@ pub fn apply(original: &Value, patch: &Value) -> Result<Value, PatchError> {
             "test" => {
                 let want = value_of(op)?;
                 if *get(&doc, &path)? != want {
-                    return Err(PatchError::Unapplicable(format!("testing value {} failed", pointer_str(&path))));
+                    return Err(PatchError::Unapplicable(format!(
+                        "testing value {} failed",
+                        pointer_str(&path)
+                    )));
                 }
             }
             other => return Err(malformed(&format!("unexpected operation {other:?}"))),
@@ -50,11 +61,15 @@ fn malformed(m: &str) -> PatchError {
 }
 
 fn value_of(op: &Value) -> Result<Value, PatchError> {
-    op.get("value").cloned().ok_or_else(|| malformed("operation has no \"value\""))
+    op.get("value")
+        .cloned()
+        .ok_or_else(|| malformed("operation has no \"value\""))
 }
 
 fn from_of(op: &Value) -> Result<&str, PatchError> {
-    op.get("from").and_then(Value::as_str).ok_or_else(|| malformed("operation has no \"from\""))
+    op.get("from")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("operation has no \"from\""))
 }
 
 fn parse_pointer(p: &str) -> Result<Vec<String>, PatchError> {
@@ -64,11 +79,16 @@ fn parse_pointer(p: &str) -> Result<Vec<String>, PatchError> {
     let Some(rest) = p.strip_prefix('/') else {
         return Err(malformed(&format!("invalid JSON pointer {p:?}")));
     };
-    Ok(rest.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect())
+    Ok(rest
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect())
 }
 
 fn pointer_str(path: &[String]) -> String {
-    path.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect()
+    path.iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 fn missing(path: &[String]) -> PatchError {
@@ -88,9 +108,14 @@ fn get<'a>(doc: &'a Value, path: &[String]) -> Result<&'a Value, PatchError> {
     Ok(cur)
 }
 
-fn parent_mut<'a>(doc: &'a mut Value, path: &[String]) -> Result<(&'a mut Value, String), PatchError> {
+fn parent_mut<'a>(
+    doc: &'a mut Value,
+    path: &[String],
+) -> Result<(&'a mut Value, String), PatchError> {
     let Some((last, parents)) = path.split_last() else {
-        return Err(PatchError::Unapplicable("cannot address the document root here".into()));
+        return Err(PatchError::Unapplicable(
+            "cannot address the document root here".into(),
+        ));
     };
     let mut cur = doc;
     for tok in parents {
@@ -116,9 +141,16 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), PatchError>
             Ok(())
         }
         Value::Array(a) => {
-            let idx = if last == "-" { a.len() } else { last.parse::<usize>().map_err(|_| missing(path))? };
+            let idx = if last == "-" {
+                a.len()
+            } else {
+                last.parse::<usize>().map_err(|_| missing(path))?
+            };
             if idx > a.len() {
-                return Err(PatchError::Unapplicable(format!("index out of bounds at \"{}\"", pointer_str(path))));
+                return Err(PatchError::Unapplicable(format!(
+                    "index out of bounds at \"{}\"",
+                    pointer_str(path)
+                )));
             }
             a.insert(idx, value);
             Ok(())
@@ -177,7 +209,13 @@ mod tests {
             apply(&doc, &json!([{"op": "test", "path": "/a", "value": 2}])),
             Err(PatchError::Unapplicable(_))
         ));
-        assert!(matches!(apply(&doc, &json!({"op": "add"})), Err(PatchError::Malformed(_))));
-        assert!(matches!(apply(&doc, &json!([{"op": "nope", "path": "/a"}])), Err(PatchError::Malformed(_))));
+        assert!(matches!(
+            apply(&doc, &json!({"op": "add"})),
+            Err(PatchError::Malformed(_))
+        ));
+        assert!(matches!(
+            apply(&doc, &json!([{"op": "nope", "path": "/a"}])),
+            Err(PatchError::Malformed(_))
+        ));
     }
 }

@@ -33,8 +33,17 @@ mod tests {
         let t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
         let p = json!({"a": "z", "c": {"f": null}});
         assert_eq!(apply(&t, &p), json!({"a": "z", "c": {"d": "e"}}));
-        assert_eq!(apply(&json!({"a": ["b"]}), &json!({"a": "c"})), json!({"a": "c"}));
-        assert_eq!(apply(&json!({"a": [{"b": "c"}]}), &json!({"a": [1]})), json!({"a": [1]}));
-        assert_eq!(apply(&json!({}), &json!({"a": {"bb": {"ccc": null}}})), json!({"a": {"bb": {}}}));
+        assert_eq!(
+            apply(&json!({"a": ["b"]}), &json!({"a": "c"})),
+            json!({"a": "c"})
+        );
+        assert_eq!(
+            apply(&json!({"a": [{"b": "c"}]}), &json!({"a": [1]})),
+            json!({"a": [1]})
+        );
+        assert_eq!(
+            apply(&json!({}), &json!({"a": {"bb": {"ccc": null}}})),
+            json!({"a": {"bb": {}}})
+        );
     }
 }

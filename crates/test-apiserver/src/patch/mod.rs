@@ -18,7 +18,7 @@ pub enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`
     Strategic,
-    /// `application/apply-patch+yaml` (server-side apply; not supported)
+    /// `application/apply-patch+yaml` (server-side apply, approximated; JSON bodies only)
     Apply,
 }
 
@@ -30,7 +30,9 @@ impl PatchType {
             "application/json-patch+json" => Some(PatchType::Json),
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                Some(PatchType::Apply)
+            }
             _ => None,
         }
     }
@@ -48,22 +50,32 @@ pub enum PatchError {
 }
 
 /// Applies a patch to `original`. `kind` selects the strategic-merge list strategies.
-pub fn apply(kind: &str, ptype: PatchType, original: &Value, body: &[u8]) -> Result<Value, PatchError> {
-    let patch: Value = serde_json::from_slice(body).map_err(|e| PatchError::Malformed(format!("error decoding patch: {e}")))?;
+pub fn apply(
+    kind: &str,
+    ptype: PatchType,
+    original: &Value,
+    body: &[u8],
+) -> Result<Value, PatchError> {
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| PatchError::Malformed(format!("error decoding patch: {e}")))?;
     match ptype {
         PatchType::Merge => {
             if !patch.is_object() {
-                return Err(PatchError::Malformed("merge patch must be a JSON object".into()));
+                return Err(PatchError::Malformed(
+                    "merge patch must be a JSON object".into(),
+                ));
             }
             Ok(merge::apply(original, &patch))
         }
         PatchType::Json => json_patch::apply(original, &patch),
-        PatchType::Strategic => {
+        // Server-side apply approximated as a strategic merge of the applied configuration.
+        PatchType::Strategic | PatchType::Apply => {
             let Value::Object(p) = &patch else {
-                return Err(PatchError::Malformed("strategic merge patch must be a JSON object".into()));
+                return Err(PatchError::Malformed(
+                    "strategic merge patch must be a JSON object".into(),
+                ));
             };
             strategic::apply(kind, original, p)
         }
-        PatchType::Apply => Err(PatchError::Malformed("server-side apply is not supported".into())),
     }
 }

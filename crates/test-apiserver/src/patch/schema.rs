@@ -20,17 +20,41 @@ const POD_SPEC: &[(&str, ListStrategy)] = &[
     ("containers.env", ListStrategy::MergeByKey("name")),
     ("initContainers.env", ListStrategy::MergeByKey("name")),
     ("ephemeralContainers.env", ListStrategy::MergeByKey("name")),
-    ("containers.ports", ListStrategy::MergeByKey("containerPort")),
-    ("initContainers.ports", ListStrategy::MergeByKey("containerPort")),
-    ("containers.volumeMounts", ListStrategy::MergeByKey("mountPath")),
-    ("initContainers.volumeMounts", ListStrategy::MergeByKey("mountPath")),
-    ("ephemeralContainers.volumeMounts", ListStrategy::MergeByKey("mountPath")),
-    ("containers.volumeDevices", ListStrategy::MergeByKey("devicePath")),
-    ("initContainers.volumeDevices", ListStrategy::MergeByKey("devicePath")),
+    (
+        "containers.ports",
+        ListStrategy::MergeByKey("containerPort"),
+    ),
+    (
+        "initContainers.ports",
+        ListStrategy::MergeByKey("containerPort"),
+    ),
+    (
+        "containers.volumeMounts",
+        ListStrategy::MergeByKey("mountPath"),
+    ),
+    (
+        "initContainers.volumeMounts",
+        ListStrategy::MergeByKey("mountPath"),
+    ),
+    (
+        "ephemeralContainers.volumeMounts",
+        ListStrategy::MergeByKey("mountPath"),
+    ),
+    (
+        "containers.volumeDevices",
+        ListStrategy::MergeByKey("devicePath"),
+    ),
+    (
+        "initContainers.volumeDevices",
+        ListStrategy::MergeByKey("devicePath"),
+    ),
     ("volumes", ListStrategy::MergeByKey("name")),
     ("imagePullSecrets", ListStrategy::MergeByKey("name")),
     ("hostAliases", ListStrategy::MergeByKey("ip")),
-    ("topologySpreadConstraints", ListStrategy::MergeByKey("topologyKey")),
+    (
+        "topologySpreadConstraints",
+        ListStrategy::MergeByKey("topologyKey"),
+    ),
     ("schedulingGates", ListStrategy::MergeByKey("name")),
     ("resourceClaims", ListStrategy::MergeByKey("name")),
 ];
@@ -59,7 +83,9 @@ const METADATA: &[(&str, ListStrategy)] = &[
 /// in an object of `kind`.
 pub fn list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
     let joined = path.join(".");
-    let lookup = |table: &[(&str, ListStrategy)], p: &str| table.iter().find(|(k, _)| *k == p).map(|(_, s)| *s);
+    let lookup = |table: &[(&str, ListStrategy)], p: &str| {
+        table.iter().find(|(k, _)| *k == p).map(|(_, s)| *s)
+    };
     if let Some(s) = lookup(METADATA, &joined) {
         return s;
     }
@@ -87,11 +113,29 @@ mod tests {
 
     #[test]
     fn known_and_default_strategies() {
-        assert_eq!(list_strategy("Pod", &["status", "conditions"]), ListStrategy::MergeByKey("type"));
-        assert_eq!(list_strategy("Pod", &["spec", "containers", "env"]), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("Pod", &["status", "containerStatuses"]), ListStrategy::Replace);
-        assert_eq!(list_strategy("Node", &["status", "addresses"]), ListStrategy::MergeByKey("type"));
-        assert_eq!(list_strategy("ConfigMap", &["metadata", "finalizers"]), ListStrategy::MergePrimitives);
-        assert_eq!(list_strategy("Node", &["spec", "taints"]), ListStrategy::Replace);
+        assert_eq!(
+            list_strategy("Pod", &["status", "conditions"]),
+            ListStrategy::MergeByKey("type")
+        );
+        assert_eq!(
+            list_strategy("Pod", &["spec", "containers", "env"]),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("Pod", &["status", "containerStatuses"]),
+            ListStrategy::Replace
+        );
+        assert_eq!(
+            list_strategy("Node", &["status", "addresses"]),
+            ListStrategy::MergeByKey("type")
+        );
+        assert_eq!(
+            list_strategy("ConfigMap", &["metadata", "finalizers"]),
+            ListStrategy::MergePrimitives
+        );
+        assert_eq!(
+            list_strategy("Node", &["spec", "taints"]),
+            ListStrategy::Replace
+        );
     }
 }

@@ -12,7 +12,11 @@ const SET_ORDER: &str = "$setElementOrder/";
 const DELETE_PRIMITIVE: &str = "$deleteFromPrimitiveList/";
 
 /// Applies a strategic merge patch to `original`.
-pub fn apply(kind: &str, original: &Value, patch: &Map<String, Value>) -> Result<Value, PatchError> {
+pub fn apply(
+    kind: &str,
+    original: &Value,
+    patch: &Map<String, Value>,
+) -> Result<Value, PatchError> {
     let base = match original {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
@@ -31,7 +35,11 @@ fn merge_map(
         Some("replace") => return Ok(strip_directives(patch)),
         Some("delete") => return Ok(Map::new()),
         Some("merge") | None => {}
-        Some(other) => return Err(PatchError::Malformed(format!("unknown patch type: {other}"))),
+        Some(other) => {
+            return Err(PatchError::Malformed(format!(
+                "unknown patch type: {other}"
+            )));
+        }
     }
     for (k, pv) in patch {
         if k.starts_with('$') {
@@ -50,7 +58,10 @@ fn merge_map(
     }
     for (k, pv) in patch {
         if let Some(field) = k.strip_prefix(DELETE_PRIMITIVE) {
-            let remove: Vec<&Value> = pv.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+            let remove: Vec<&Value> = pv
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
             if let Some(Value::Array(list)) = base.get_mut(field) {
                 list.retain(|v| !remove.contains(&v));
             }
@@ -78,7 +89,12 @@ fn field_strategy(kind: &str, path: &[String], field: &str) -> ListStrategy {
 }
 
 /// Merges one field; `None` means the field is removed.
-fn merge_value(kind: &str, path: &mut Vec<String>, base: Option<Value>, pv: &Value) -> Result<Option<Value>, PatchError> {
+fn merge_value(
+    kind: &str,
+    path: &mut Vec<String>,
+    base: Option<Value>,
+    pv: &Value,
+) -> Result<Option<Value>, PatchError> {
     match pv {
         Value::Object(pm) => {
             if pm.get(PATCH).and_then(Value::as_str) == Some("delete") {
@@ -97,7 +113,9 @@ fn merge_value(kind: &str, path: &mut Vec<String>, base: Option<Value>, pv: &Val
                 Some(Value::Array(b)) => b,
                 _ => Vec::new(),
             };
-            Ok(Some(Value::Array(merge_list(kind, path, base_list, items, strategy)?)))
+            Ok(Some(Value::Array(merge_list(
+                kind, path, base_list, items, strategy,
+            )?)))
         }
         other => Ok(Some(other.clone())),
     }
@@ -110,9 +128,15 @@ fn merge_list(
     items: &[Value],
     strategy: ListStrategy,
 ) -> Result<Vec<Value>, PatchError> {
-    let replace_all = items.iter().any(|i| i.get(PATCH).and_then(Value::as_str) == Some("replace"));
+    let replace_all = items
+        .iter()
+        .any(|i| i.get(PATCH).and_then(Value::as_str) == Some("replace"));
     match strategy {
-        _ if replace_all => Ok(items.iter().filter(|i| i.get(PATCH).is_none()).map(clean).collect()),
+        _ if replace_all => Ok(items
+            .iter()
+            .filter(|i| i.get(PATCH).is_none())
+            .map(clean)
+            .collect()),
         ListStrategy::Replace => Ok(items.iter().map(clean).collect()),
         ListStrategy::MergePrimitives => {
             for i in items {
@@ -125,7 +149,10 @@ fn merge_list(
         ListStrategy::MergeByKey(key) => {
             for item in items {
                 let Value::Object(im) = item else {
-                    return Err(PatchError::Unapplicable(format!("list item of {} is not an object", path.join("."))));
+                    return Err(PatchError::Unapplicable(format!(
+                        "list item of {} is not an object",
+                        path.join(".")
+                    )));
                 };
                 let Some(kv) = im.get(key) else {
                     return Err(PatchError::Unapplicable(format!(
@@ -161,7 +188,7 @@ fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
             _ => Some(v.clone()),
         }
     };
-    let order_keys: Vec<Value> = order.iter().filter_map(|o| key_of(o)).collect();
+    let order_keys: Vec<Value> = order.iter().filter_map(&key_of).collect();
     let mut items = std::mem::take(list);
     for k in &order_keys {
         if let Some(pos) = items.iter().position(|i| key_of(i).as_ref() == Some(k)) {
@@ -172,7 +199,10 @@ fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
 }
 
 fn strip_directives(m: &Map<String, Value>) -> Map<String, Value> {
-    m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), clean(v))).collect()
+    m.iter()
+        .filter(|(k, _)| !k.starts_with('$'))
+        .map(|(k, v)| (k.clone(), clean(v)))
+        .collect()
 }
 
 fn clean(v: &Value) -> Value {
@@ -189,7 +219,9 @@ mod tests {
     use serde_json::json;
 
     fn smp(kind: &str, orig: Value, patch: Value) -> Value {
-        let Value::Object(p) = patch else { return Value::Null };
+        let Value::Object(p) = patch else {
+            return Value::Null;
+        };
         apply(kind, &orig, &p).unwrap_or(Value::Null)
     }
 
@@ -220,8 +252,15 @@ mod tests {
     #[test]
     fn container_statuses_are_replaced() {
         let orig = json!({"status": {"containerStatuses": [{"name": "a"}, {"name": "b"}]}});
-        let out = smp("Pod", orig, json!({"status": {"containerStatuses": [{"name": "b", "ready": true}]}}));
-        assert_eq!(out["status"]["containerStatuses"], json!([{"name": "b", "ready": true}]));
+        let out = smp(
+            "Pod",
+            orig,
+            json!({"status": {"containerStatuses": [{"name": "b", "ready": true}]}}),
+        );
+        assert_eq!(
+            out["status"]["containerStatuses"],
+            json!([{"name": "b", "ready": true}])
+        );
     }
 
     #[test]
@@ -237,27 +276,41 @@ mod tests {
         let out = smp("Pod", orig, patch);
         assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
         assert_eq!(out["metadata"]["finalizers"], json!(["y", "z"]));
-        assert_eq!(out["spec"]["containers"], json!([{"name": "c2", "image": "i3"}]));
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "c2", "image": "i3"}])
+        );
     }
 
     #[test]
     fn replace_directive_and_retain_keys() {
-        let orig = json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}], "x": {"a": 1, "b": 2}}});
+        let orig =
+            json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}], "x": {"a": 1, "b": 2}}});
         let patch = json!({"spec": {
             "x": {"$patch": "replace", "c": 3},
             "volumes": [{"name": "v", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/tmp"}}]
         }});
         let out = smp("Pod", orig, patch);
         assert_eq!(out["spec"]["x"], json!({"c": 3}));
-        assert_eq!(out["spec"]["volumes"], json!([{"name": "v", "hostPath": {"path": "/tmp"}}]));
+        assert_eq!(
+            out["spec"]["volumes"],
+            json!([{"name": "v", "hostPath": {"path": "/tmp"}}])
+        );
     }
 
     #[test]
     fn node_addresses_merge_and_missing_key_fails() {
-        let orig = json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}});
-        let out = smp("Node", orig.clone(), json!({"status": {"addresses": [{"type": "Hostname", "address": "n1"}]}}));
+        let orig =
+            json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}});
+        let out = smp(
+            "Node",
+            orig.clone(),
+            json!({"status": {"addresses": [{"type": "Hostname", "address": "n1"}]}}),
+        );
         assert_eq!(out["status"]["addresses"].as_array().map(Vec::len), Some(2));
-        let Value::Object(p) = json!({"status": {"addresses": [{"address": "x"}]}}) else { return };
+        let Value::Object(p) = json!({"status": {"addresses": [{"address": "x"}]}}) else {
+            return;
+        };
         assert!(apply("Node", &orig, &p).is_err());
     }
 }

@@ -42,33 +42,58 @@ pub fn validate_create(csr: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     match request_pem(csr) {
         Some(pem) if pem.contains("BEGIN CERTIFICATE REQUEST") => {}
-        _ => causes.push(Cause::new("FieldValueInvalid", "spec.request", "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST")),
+        _ => causes.push(Cause::new(
+            "FieldValueInvalid",
+            "spec.request",
+            "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST",
+        )),
     }
     if meta::path_string(csr, "spec.signerName").is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.signerName", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.signerName",
+            "Required value",
+        ));
     }
-    if meta::path(csr, "spec.usages").and_then(Value::as_array).is_none_or(|u| u.is_empty()) {
-        causes.push(Cause::new("FieldValueRequired", "spec.usages", "Required value"));
+    if meta::path(csr, "spec.usages")
+        .and_then(Value::as_array)
+        .is_none_or(|u| u.is_empty())
+    {
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.usages",
+            "Required value",
+        ));
     }
     causes
 }
 
 fn conditions(csr: &Value) -> Vec<Value> {
-    meta::path(csr, "status.conditions").and_then(Value::as_array).cloned().unwrap_or_default()
+    meta::path(csr, "status.conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Whether a condition of `ctype` is True.
 pub fn has_condition(csr: &Value, ctype: &str) -> bool {
     conditions(csr).iter().any(|c| {
-        c.get("type").and_then(Value::as_str) == Some(ctype) && c.get("status").and_then(Value::as_str).unwrap_or("True") == "True"
+        c.get("type").and_then(Value::as_str) == Some(ctype)
+            && c.get("status").and_then(Value::as_str).unwrap_or("True") == "True"
     })
 }
 
 /// The approval subresource changes only status.conditions.
 pub fn apply_approval(old: &Value, new: &Value) -> Value {
     let mut out = old.clone();
-    let conds = meta::path(new, "status.conditions").cloned().unwrap_or(json!([]));
-    let status = meta::ensure_object(meta::ensure_object(&mut out).entry("status").or_insert(json!({})));
+    let conds = meta::path(new, "status.conditions")
+        .cloned()
+        .unwrap_or(json!([]));
+    let status = meta::ensure_object(
+        meta::ensure_object(&mut out)
+            .entry("status")
+            .or_insert(json!({})),
+    );
     status.insert("conditions".into(), conds);
     out
 }
@@ -80,14 +105,24 @@ pub fn apply_status(old: &Value, new: &Value) -> Value {
     let mut status = new.get("status").cloned().unwrap_or(json!({}));
     let kept: Vec<Value> = conditions(old)
         .into_iter()
-        .filter(|c| matches!(c.get("type").and_then(Value::as_str), Some("Approved" | "Denied")))
+        .filter(|c| {
+            matches!(
+                c.get("type").and_then(Value::as_str),
+                Some("Approved" | "Denied")
+            )
+        })
         .collect();
     let mut conds: Vec<Value> = meta::path(&status, "conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|c| !matches!(c.get("type").and_then(Value::as_str), Some("Approved" | "Denied")))
+        .filter(|c| {
+            !matches!(
+                c.get("type").and_then(Value::as_str),
+                Some("Approved" | "Denied")
+            )
+        })
         .collect();
     conds.splice(0..0, kept);
     let s = meta::ensure_object(&mut status);
@@ -96,7 +131,9 @@ pub fn apply_status(old: &Value, new: &Value) -> Value {
     } else {
         s.insert("conditions".into(), Value::Array(conds));
     }
-    if let Some(cert) = meta::path(old, "status.certificate").filter(|c| c.as_str().is_some_and(|c| !c.is_empty())) {
+    if let Some(cert) =
+        meta::path(old, "status.certificate").filter(|c| c.as_str().is_some_and(|c| !c.is_empty()))
+    {
         s.insert("certificate".into(), cert.clone());
     }
     meta::ensure_object(&mut out).insert("status".into(), status);

@@ -1,7 +1,16 @@
 //! The table of served resources (what discovery advertises and the router accepts).
 
 /// Verbs of a normal persisted resource.
-pub const CRUD: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Verbs of a create-only virtual resource (reviews).
 pub const CREATE: &[&str] = &["create"];
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
@@ -53,7 +62,11 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// `v1` or `group/version`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// A subresource by name.
@@ -73,11 +86,29 @@ impl ResourceDef {
 }
 
 const fn sub(name: &'static str, kind: &'static str, verbs: &'static [&'static str]) -> SubDef {
-    SubDef { name, kind, kind_group: "", kind_version: "v1", verbs }
+    SubDef {
+        name,
+        kind,
+        kind_group: "",
+        kind_version: "v1",
+        verbs,
+    }
 }
 
-const fn sub_g(name: &'static str, kind: &'static str, group: &'static str, version: &'static str, verbs: &'static [&'static str]) -> SubDef {
-    SubDef { name, kind, kind_group: group, kind_version: version, verbs }
+const fn sub_g(
+    name: &'static str,
+    kind: &'static str,
+    group: &'static str,
+    version: &'static str,
+    verbs: &'static [&'static str],
+) -> SubDef {
+    SubDef {
+        name,
+        kind,
+        kind_group: group,
+        kind_version: version,
+        verbs,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -112,61 +143,247 @@ const fn def(
 pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         delete_returns_object: true,
-        ..def("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], CRUD, &[
-            sub("status", "Namespace", GET_PATCH_UPDATE),
-            sub("finalize", "Namespace", &["update"]),
-        ])
+        ..def(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            "namespace",
+            false,
+            &["ns"],
+            CRUD,
+            &[
+                sub("status", "Namespace", GET_PATCH_UPDATE),
+                sub("finalize", "Namespace", &["update"]),
+            ],
+        )
     },
     ResourceDef {
         delete_returns_object: true,
-        ..def("", "v1", "Node", "nodes", "node", false, &["no"], CRUD, &[
-            sub("status", "Node", GET_PATCH_UPDATE),
-            sub("proxy", "NodeProxyOptions", &["create", "delete", "get", "patch", "update"]),
-        ])
+        ..def(
+            "",
+            "v1",
+            "Node",
+            "nodes",
+            "node",
+            false,
+            &["no"],
+            CRUD,
+            &[
+                sub("status", "Node", GET_PATCH_UPDATE),
+                sub(
+                    "proxy",
+                    "NodeProxyOptions",
+                    &["create", "delete", "get", "patch", "update"],
+                ),
+            ],
+        )
     },
     ResourceDef {
         categories: &["all"],
         delete_returns_object: true,
-        ..def("", "v1", "Pod", "pods", "pod", true, &["po"], CRUD, &[
-            sub("status", "Pod", GET_PATCH_UPDATE),
-            sub("binding", "Binding", CREATE),
-            sub_g("eviction", "Eviction", "policy", "v1", CREATE),
-            sub("log", "Pod", &["get"]),
-            sub("exec", "PodExecOptions", &["create", "get"]),
-            sub("attach", "PodAttachOptions", &["create", "get"]),
-            sub("portforward", "PodPortForwardOptions", &["create", "get"]),
-        ])
+        ..def(
+            "",
+            "v1",
+            "Pod",
+            "pods",
+            "pod",
+            true,
+            &["po"],
+            CRUD,
+            &[
+                sub("status", "Pod", GET_PATCH_UPDATE),
+                sub("binding", "Binding", CREATE),
+                sub_g("eviction", "Eviction", "policy", "v1", CREATE),
+                sub("log", "Pod", &["get"]),
+                sub("exec", "PodExecOptions", &["create", "get"]),
+                sub("attach", "PodAttachOptions", &["create", "get"]),
+                sub("portforward", "PodPortForwardOptions", &["create", "get"]),
+            ],
+        )
     },
-    def("", "v1", "Binding", "bindings", "binding", true, &[], CREATE, &[]),
-    def("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], CRUD, &[]),
-    def("", "v1", "Secret", "secrets", "secret", true, &[], CRUD, &[]),
-    ResourceDef {
-        categories: &["all"],
-        delete_returns_object: true,
-        ..def("", "v1", "Service", "services", "service", true, &["svc"], CRUD, &[sub("status", "Service", GET_PATCH_UPDATE)])
-    },
-    def("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], CRUD, &[sub_g(
-        "token",
-        "TokenRequest",
-        "authentication.k8s.io",
+    def(
+        "",
         "v1",
+        "Binding",
+        "bindings",
+        "binding",
+        true,
+        &[],
         CREATE,
-    )]),
-    def("", "v1", "Event", "events", "event", true, &["ev"], CRUD, &[]),
+        &[],
+    ),
+    def(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        CRUD,
+        &[],
+    ),
+    def(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        true,
+        &[],
+        CRUD,
+        &[],
+    ),
+    ResourceDef {
+        categories: &["all"],
+        delete_returns_object: true,
+        ..def(
+            "",
+            "v1",
+            "Service",
+            "services",
+            "service",
+            true,
+            &["svc"],
+            CRUD,
+            &[sub("status", "Service", GET_PATCH_UPDATE)],
+        )
+    },
+    def(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        CRUD,
+        &[sub_g(
+            "token",
+            "TokenRequest",
+            "authentication.k8s.io",
+            "v1",
+            CREATE,
+        )],
+    ),
+    def(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        CRUD,
+        &[],
+    ),
     ResourceDef {
         storage: "events",
-        ..def("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], CRUD, &[])
+        ..def(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            "event",
+            true,
+            &["ev"],
+            CRUD,
+            &[],
+        )
     },
-    def("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], CRUD, &[]),
-    def("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", false, &["csr"], CRUD, &[
-        sub_g("approval", "CertificateSigningRequest", "certificates.k8s.io", "v1", GET_PATCH_UPDATE),
-        sub_g("status", "CertificateSigningRequest", "certificates.k8s.io", "v1", GET_PATCH_UPDATE),
-    ]),
-    def("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", false, &[], CREATE, &[]),
-    def("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], CREATE, &[]),
-    def("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", false, &[], CREATE, &[]),
-    def("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, &[], CREATE, &[]),
-    def("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], CREATE, &[]),
+    def(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        &[],
+        CRUD,
+        &[],
+    ),
+    def(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        CRUD,
+        &[
+            sub_g(
+                "approval",
+                "CertificateSigningRequest",
+                "certificates.k8s.io",
+                "v1",
+                GET_PATCH_UPDATE,
+            ),
+            sub_g(
+                "status",
+                "CertificateSigningRequest",
+                "certificates.k8s.io",
+                "v1",
+                GET_PATCH_UPDATE,
+            ),
+        ],
+    ),
+    def(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        "tokenreview",
+        false,
+        &[],
+        CREATE,
+        &[],
+    ),
+    def(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        false,
+        &[],
+        CREATE,
+        &[],
+    ),
+    def(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        false,
+        &[],
+        CREATE,
+        &[],
+    ),
+    def(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        false,
+        &[],
+        CREATE,
+        &[],
+    ),
+    def(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        true,
+        &[],
+        CREATE,
+        &[],
+    ),
 ];
 
 /// The served API groups with their (single) version, in discovery order.
@@ -180,12 +397,19 @@ pub const GROUPS: &[(&str, &str)] = &[
 
 /// Looks a resource up by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The resources of one group/version.
-pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceDef> + 'a {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceDef> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// The storage definition (the one whose kind is stored) for a storage name: the first

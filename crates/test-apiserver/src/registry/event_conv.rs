@@ -14,7 +14,16 @@ const PAIRS: &[(&str, &str)] = &[
     ("reportingController", "reportingComponent"),
 ];
 
-const SAME: &[&str] = &["metadata", "reason", "type", "action", "related", "eventTime", "series", "reportingInstance"];
+const SAME: &[&str] = &[
+    "metadata",
+    "reason",
+    "type",
+    "action",
+    "related",
+    "eventTime",
+    "series",
+    "reportingInstance",
+];
 
 fn convert(obj: &Value, api_version: &str, to_core: bool) -> Value {
     let mut out = Map::new();

@@ -42,7 +42,10 @@ pub fn default_field(obj: &mut Value, key: &str, value: Value) {
 
 /// `obj[key]` as a slice of values (empty if absent).
 pub fn get_array<'a>(obj: &'a Value, key: &str) -> &'a [Value] {
-    obj.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    obj.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn name_rule(def: &ResourceDef) -> NameRule {
@@ -56,12 +59,20 @@ fn name_rule(def: &ResourceDef) -> NameRule {
 
 /// Converts an object of `def`'s version into the storage form.
 pub fn to_storage(def: &ResourceDef, obj: Value) -> Value {
-    if def.group == "events.k8s.io" { event_conv::to_core(&obj) } else { obj }
+    if def.group == "events.k8s.io" {
+        event_conv::to_core(&obj)
+    } else {
+        obj
+    }
 }
 
 /// Converts a stored object into `def`'s version.
 pub fn from_storage(def: &ResourceDef, obj: &Value) -> Value {
-    if def.group == "events.k8s.io" { event_conv::from_core(obj) } else { obj.clone() }
+    if def.group == "events.k8s.io" {
+        event_conv::from_core(obj)
+    } else {
+        obj.clone()
+    }
 }
 
 /// Defaults and validation for a create (metadata system fields are set by the caller).
@@ -75,7 +86,10 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, ctx: &HookCtx<'_>) -> 
             pod::apply_defaults(obj);
             causes.extend(pod::validate_create(obj));
             let qos = pod::qos_class(obj);
-            meta::ensure_object(obj).insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+            meta::ensure_object(obj).insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": qos}),
+            );
         }
         "Namespace" => {
             let name = meta::name(obj).to_string();
@@ -90,7 +104,11 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, ctx: &HookCtx<'_>) -> 
             let (svcs, _) = ctx.store.list("services", None);
             let used: BTreeSet<String> = svcs
                 .iter()
-                .filter_map(|s| meta::path(s, "spec.clusterIP").and_then(Value::as_str).map(String::from))
+                .filter_map(|s| {
+                    meta::path(s, "spec.clusterIP")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
                 .chain(std::iter::once(service::KUBERNETES_SERVICE_IP.to_string()))
                 .collect();
             if let Err(ApiError::Invalid(_, c, _)) = service::apply_defaults(obj, &used) {
@@ -104,25 +122,44 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, ctx: &HookCtx<'_>) -> 
         }
         _ => {}
     }
-    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(def.group, def.kind, meta::name(obj), causes)) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            def.group,
+            def.kind,
+            meta::name(obj),
+            causes,
+        ))
+    }
 }
 
 fn secret_defaults(obj: &mut Value) {
     use base64::Engine;
     default_field(obj, "type", json!("Opaque"));
-    let Some(root) = obj.as_object_mut() else { return };
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
     if let Some(Value::Object(sd)) = root.remove("stringData") {
         let data = meta::ensure_object(root.entry("data").or_insert(json!({})));
         for (k, v) in sd {
             let s = v.as_str().unwrap_or("");
-            data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(s)));
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(s)),
+            );
         }
     }
 }
 
 /// Merges an update of the main resource or a subresource into the stored object,
 /// enforcing the status/spec split and the metadata system fields (upstream BeforeUpdate).
-pub fn prepare_update(def: &ResourceDef, sub: Option<&str>, old: &Value, new: Value) -> ApiResult<Value> {
+pub fn prepare_update(
+    def: &ResourceDef,
+    sub: Option<&str>,
+    old: &Value,
+    new: Value,
+) -> ApiResult<Value> {
     let name = meta::name(old).to_string();
     let mut new = match (def.kind, sub) {
         ("CertificateSigningRequest", Some("approval")) => csr::apply_approval(old, &new),
@@ -142,13 +179,23 @@ pub fn prepare_update(def: &ResourceDef, sub: Option<&str>, old: &Value, new: Va
         }
         ("Namespace", Some("finalize")) => {
             let mut n = old.clone();
-            let fins = meta::path(&new, "spec.finalizers").cloned().unwrap_or(json!([]));
-            meta::ensure_object(meta::ensure_object(&mut n).entry("spec").or_insert(json!({}))).insert("finalizers".into(), fins);
+            let fins = meta::path(&new, "spec.finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            meta::ensure_object(
+                meta::ensure_object(&mut n)
+                    .entry("spec")
+                    .or_insert(json!({})),
+            )
+            .insert("finalizers".into(), fins);
             n
         }
         (_, None) => {
             let mut n = new;
-            if def.has_status() || def.kind == "Namespace" || def.kind == "CertificateSigningRequest" {
+            if def.has_status()
+                || def.kind == "Namespace"
+                || def.kind == "CertificateSigningRequest"
+            {
                 let root = meta::ensure_object(&mut n);
                 match old.get("status") {
                     Some(st) => root.insert("status".into(), st.clone()),
@@ -167,7 +214,11 @@ pub fn prepare_update(def: &ResourceDef, sub: Option<&str>, old: &Value, new: Va
             }
             n
         }
-        (_, Some(other)) => return Err(ApiError::BadRequest(format!("subresource {other} does not support update"))),
+        (_, Some(other)) => {
+            return Err(ApiError::BadRequest(format!(
+                "subresource {other} does not support update"
+            )));
+        }
     };
     keep_system_fields(old, &mut new)?;
     let mut causes = Vec::new();
@@ -186,7 +237,11 @@ pub fn prepare_update(def: &ResourceDef, sub: Option<&str>, old: &Value, new: Va
             ));
         }
     }
-    if causes.is_empty() { Ok(new) } else { Err(ApiError::invalid(def.group, def.kind, &name, causes)) }
+    if causes.is_empty() {
+        Ok(new)
+    } else {
+        Err(ApiError::invalid(def.group, def.kind, &name, causes))
+    }
 }
 
 fn keep_system_fields(old: &Value, new: &mut Value) -> ApiResult<()> {
@@ -197,11 +252,22 @@ fn keep_system_fields(old: &Value, new: &mut Value) -> ApiResult<()> {
             "",
             old.get("kind").and_then(Value::as_str).unwrap_or(""),
             meta::name(old),
-            vec![Cause::new("FieldValueInvalid", "metadata.uid", format!("Invalid value: \"{new_uid}\": field is immutable"))],
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "metadata.uid",
+                format!("Invalid value: \"{new_uid}\": field is immutable"),
+            )],
         ));
     }
     let md = meta::metadata_mut(new);
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "name", "namespace"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "generation",
+        "name",
+        "namespace",
+    ] {
         match old.get("metadata").and_then(|m| m.get(f)) {
             Some(v) => md.insert(f.into(), v.clone()),
             None => md.remove(f),
@@ -256,8 +322,10 @@ pub fn field_set(def: &ResourceDef, obj: &Value) -> BTreeMap<String, String> {
     if def.kind == "Pod" {
         return pod::fields(obj);
     }
-    let mut f: BTreeMap<String, String> =
-        supported_fields(def).iter().map(|k| (k.to_string(), meta::path_string(obj, k))).collect();
+    let mut f: BTreeMap<String, String> = supported_fields(def)
+        .iter()
+        .map(|k| (k.to_string(), meta::path_string(obj, k)))
+        .collect();
     if def.kind == "Node" && f.get("spec.unschedulable").is_some_and(String::is_empty) {
         f.insert("spec.unschedulable".into(), "false".into());
     }
@@ -272,7 +340,10 @@ mod tests {
     use super::*;
 
     fn def(kind: &str) -> &'static ResourceDef {
-        defs::RESOURCES.iter().find(|d| d.kind == kind && d.group.is_empty()).unwrap_or(&defs::RESOURCES[0])
+        defs::RESOURCES
+            .iter()
+            .find(|d| d.kind == kind && d.group.is_empty())
+            .unwrap_or(&defs::RESOURCES[0])
     }
 
     #[test]
@@ -294,9 +365,31 @@ mod tests {
     fn uid_is_immutable_and_finalizers_cannot_grow_while_deleting() {
         let d = def("ConfigMap");
         let old = json!({"metadata": {"name": "c", "uid": "u1", "deletionTimestamp": "2024-01-01T00:00:00Z", "finalizers": ["a"]}});
-        assert!(prepare_update(d, None, &old, json!({"metadata": {"name": "c", "uid": "u2"}})).is_err());
-        assert!(prepare_update(d, None, &old, json!({"metadata": {"name": "c", "finalizers": ["a", "b"]}})).is_err());
-        let ok = prepare_update(d, None, &old, json!({"metadata": {"name": "c", "finalizers": []}})).unwrap();
+        assert!(
+            prepare_update(
+                d,
+                None,
+                &old,
+                json!({"metadata": {"name": "c", "uid": "u2"}})
+            )
+            .is_err()
+        );
+        assert!(
+            prepare_update(
+                d,
+                None,
+                &old,
+                json!({"metadata": {"name": "c", "finalizers": ["a", "b"]}})
+            )
+            .is_err()
+        );
+        let ok = prepare_update(
+            d,
+            None,
+            &old,
+            json!({"metadata": {"name": "c", "finalizers": []}}),
+        )
+        .unwrap();
         assert_eq!(ok["metadata"]["deletionTimestamp"], "2024-01-01T00:00:00Z");
     }
 

@@ -77,11 +77,19 @@ pub fn apply_defaults(pod: &mut Value) {
 
 fn default_tolerations(spec: &mut Value) {
     // DefaultTolerationSeconds admission.
-    let mut tols = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    let mut tols = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let present = tols.iter().any(|t| {
             t.get("key").and_then(Value::as_str) == Some(key)
-                || (t.get("operator").and_then(Value::as_str) == Some("Exists") && t.get("key").is_none())
+                || (t.get("operator").and_then(Value::as_str) == Some("Exists")
+                    && t.get("key").is_none())
         });
         if !present {
             tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
@@ -96,7 +104,11 @@ fn default_container(c: &mut Value) {
     if !c.is_object() {
         return;
     }
-    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     default_field(c, "imagePullPolicy", json!(pull_policy_for(&image)));
     default_field(c, "terminationMessagePath", json!("/dev/termination-log"));
     default_field(c, "terminationMessagePolicy", json!("File"));
@@ -120,7 +132,11 @@ fn default_container(c: &mut Value) {
     }
     if let Some(Value::Array(env)) = c.get_mut("env") {
         for e in env {
-            if let Some(fr) = e.get_mut("valueFrom").and_then(|v| v.get_mut("fieldRef")).filter(|f| f.is_object()) {
+            if let Some(fr) = e
+                .get_mut("valueFrom")
+                .and_then(|v| v.get_mut("fieldRef"))
+                .filter(|f| f.is_object())
+            {
                 default_field(fr, "apiVersion", json!("v1"));
             }
         }
@@ -145,10 +161,16 @@ pub fn validate_create(pod: &Value) -> Vec<Cause> {
     let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
     let containers = get_array(&spec, "containers");
     if containers.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.containers", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.containers",
+            "Required value",
+        ));
     }
-    let volumes: Vec<String> =
-        get_array(&spec, "volumes").iter().filter_map(|v| v.get("name").and_then(Value::as_str).map(String::from)).collect();
+    let volumes: Vec<String> = get_array(&spec, "volumes")
+        .iter()
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(String::from))
+        .collect();
     let mut seen = Vec::new();
     for list in ["initContainers", "containers"] {
         for (i, c) in get_array(&spec, list).iter().enumerate() {
@@ -157,11 +179,24 @@ pub fn validate_create(pod: &Value) -> Vec<Cause> {
             if let Some(cause) = check_name(NameRule::Label, name, &format!("{base}.name")) {
                 causes.push(cause);
             } else if seen.contains(&name.to_string()) {
-                causes.push(Cause::new("FieldValueDuplicate", &format!("{base}.name"), format!("Duplicate value: \"{name}\"")));
+                causes.push(Cause::new(
+                    "FieldValueDuplicate",
+                    &format!("{base}.name"),
+                    format!("Duplicate value: \"{name}\""),
+                ));
             }
             seen.push(name.to_string());
-            if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
-                causes.push(Cause::new("FieldValueRequired", &format!("{base}.image"), "Required value"));
+            if c.get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .is_empty()
+            {
+                causes.push(Cause::new(
+                    "FieldValueRequired",
+                    &format!("{base}.image"),
+                    "Required value",
+                ));
             }
             for (j, m) in get_array(c, "volumeMounts").iter().enumerate() {
                 let vn = m.get("name").and_then(Value::as_str).unwrap_or("");
@@ -293,7 +328,9 @@ pub fn validate_status_update(old: &Value, new: &Value) -> Vec<Cause> {
         return vec![Cause::new(
             "FieldValueForbidden",
             "status.phase",
-            format!("Forbidden: cannot transition from terminal phase {old_phase:?} to {new_phase:?}"),
+            format!(
+                "Forbidden: cannot transition from terminal phase {old_phase:?} to {new_phase:?}"
+            ),
         )];
     }
     Vec::new()
@@ -301,7 +338,9 @@ pub fn validate_status_update(old: &Value, new: &Value) -> Vec<Cause> {
 
 /// Whether the pod is a kubelet mirror pod.
 pub fn is_mirror(pod: &Value) -> bool {
-    meta::path(pod, "metadata.annotations").and_then(|a| a.get("kubernetes.io/config.mirror")).is_some()
+    meta::path(pod, "metadata.annotations")
+        .and_then(|a| a.get("kubernetes.io/config.mirror"))
+        .is_some()
 }
 
 #[cfg(test)]
@@ -314,7 +353,9 @@ mod tests {
 
     #[test]
     fn defaults_match_upstream() {
-        let mut p = pod(json!({"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}));
+        let mut p = pod(
+            json!({"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}),
+        );
         apply_defaults(&mut p);
         assert_eq!(p["spec"]["restartPolicy"], "Always");
         assert_eq!(p["spec"]["terminationGracePeriodSeconds"], 30);
@@ -327,7 +368,9 @@ mod tests {
 
     #[test]
     fn validation_causes() {
-        let p = pod(json!({"containers": [{"name": "c"}, {"name": "c", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}], "restartPolicy": "Always"}));
+        let p = pod(
+            json!({"containers": [{"name": "c"}, {"name": "c", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}], "restartPolicy": "Always"}),
+        );
         let fields: Vec<String> = validate_create(&p).into_iter().map(|c| c.field).collect();
         assert!(fields.contains(&"spec.containers[0].image".to_string()));
         assert!(fields.contains(&"spec.containers[1].name".to_string()));
@@ -347,9 +390,13 @@ mod tests {
     fn qos() {
         let be = pod(json!({"containers": [{"name": "c", "image": "x"}]}));
         assert_eq!(qos_class(&be), "BestEffort");
-        let g = pod(json!({"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}));
+        let g = pod(
+            json!({"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}),
+        );
         assert_eq!(qos_class(&g), "Guaranteed");
-        let b = pod(json!({"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "100m"}}}]}));
+        let b = pod(
+            json!({"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "100m"}}}]}),
+        );
         assert_eq!(qos_class(&b), "Burstable");
     }
 
@@ -361,6 +408,10 @@ mod tests {
         assert_eq!(graceful_period(&p, None), 30);
         assert_eq!(graceful_period(&p, Some(5)), 5);
         p["status"] = json!({"phase": "Succeeded"});
-        assert_eq!(graceful_period(&p, Some(5)), 0, "terminated pods go at once");
+        assert_eq!(
+            graceful_period(&p, Some(5)),
+            0,
+            "terminated pods go at once"
+        );
     }
 }

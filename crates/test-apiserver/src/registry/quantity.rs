@@ -3,7 +3,9 @@
 /// Parses a quantity like `100m`, `1Gi`, `2`, `1e3` into a float of base units.
 pub fn parse(q: &str) -> Option<f64> {
     let q = q.trim();
-    let split = q.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(q.len());
+    let split = q
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mul = match suffix {

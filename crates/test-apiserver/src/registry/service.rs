@@ -15,7 +15,12 @@ pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 /// Applies Service defaults; allocates a ClusterIP not in `used` unless headless/ExternalName.
 pub fn apply_defaults(svc: &mut Value, used: &BTreeSet<String>) -> Result<(), ApiError> {
     let Some(spec) = svc.get_mut("spec").filter(|s| s.is_object()) else {
-        return Err(ApiError::invalid("", "Service", "", vec![Cause::new("FieldValueRequired", "spec", "Required value")]));
+        return Err(ApiError::invalid(
+            "",
+            "Service",
+            "",
+            vec![Cause::new("FieldValueRequired", "spec", "Required value")],
+        ));
     };
     default_field(spec, "type", json!("ClusterIP"));
     default_field(spec, "sessionAffinity", json!("None"));
@@ -34,7 +39,11 @@ pub fn apply_defaults(svc: &mut Value, used: &BTreeSet<String>) -> Result<(), Ap
                 }
             }
         }
-        let ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+        let ip = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let ip = if ip.is_empty() { allocate(used)? } else { ip };
         if let Some(m) = spec.as_object_mut() {
             m.insert("clusterIP".into(), json!(ip));

@@ -38,9 +38,15 @@ impl FieldValidation {
 
 /// Round-trips `input` through `T`, filling apiVersion/kind when absent and rejecting a
 /// mismatch. Returns the pruned object and the unknown fields found.
-pub fn roundtrip<T: DeserializeOwned + Serialize>(def_api_version: &str, kind: &str, mut input: Value) -> Result<(Value, Vec<String>), ApiError> {
+pub fn roundtrip<T: DeserializeOwned + Serialize>(
+    def_api_version: &str,
+    kind: &str,
+    mut input: Value,
+) -> Result<(Value, Vec<String>), ApiError> {
     let Value::Object(map) = &mut input else {
-        return Err(ApiError::BadRequest("the request body is not a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the request body is not a JSON object".into(),
+        ));
     };
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
@@ -58,7 +64,9 @@ pub fn roundtrip<T: DeserializeOwned + Serialize>(def_api_version: &str, kind: &
             map.insert("kind".into(), Value::String(kind.into()));
         }
         Some(k) if k != kind => {
-            return Err(ApiError::BadRequest(format!("the kind in the data ({k}) does not match the expected kind ({kind})")));
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind})"
+            )));
         }
         Some(_) => {}
     }
@@ -75,11 +83,17 @@ pub fn check_unknown(mode: FieldValidation, unknown: &[String]) -> Result<Vec<St
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
-    let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    let msgs: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
     match mode {
         FieldValidation::Ignore => Ok(Vec::new()),
         FieldValidation::Warn => Ok(msgs),
-        FieldValidation::Strict => Err(ApiError::BadRequest(format!("strict decoding error: {}", msgs.join(", ")))),
+        FieldValidation::Strict => Err(ApiError::BadRequest(format!(
+            "strict decoding error: {}",
+            msgs.join(", ")
+        ))),
     }
 }
 
@@ -87,7 +101,11 @@ fn diff_unknown(input: &Value, out: &Value, prefix: &str, found: &mut Vec<String
     match (input, out) {
         (Value::Object(i), Value::Object(o)) => {
             for (k, v) in i {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 match o.get(k) {
                     None if !v.is_null() => found.push(p),
                     Some(ov) => diff_unknown(v, ov, &p, found),
@@ -107,7 +125,9 @@ fn diff_unknown(input: &Value, out: &Value, prefix: &str, found: &mut Vec<String
 /// Round-trips an object through the k8s-openapi type of `def` (kinds without a typed
 /// model pass through unchanged).
 pub fn decode(def: &ResourceDef, input: Value) -> Result<(Value, Vec<String>), ApiError> {
-    use k8s_openapi::api::{authentication, authorization, certificates, coordination, core, events};
+    use k8s_openapi::api::{
+        authentication, authorization, certificates, coordination, core, events,
+    };
     let av = def.api_version();
     let av = av.as_str();
     match (def.group, def.kind) {
@@ -122,8 +142,12 @@ pub fn decode(def: &ResourceDef, input: Value) -> Result<(Value, Vec<String>), A
         ("", "Binding") => roundtrip::<core::v1::Binding>(av, def.kind, input),
         ("events.k8s.io", _) => roundtrip::<events::v1::Event>(av, def.kind, input),
         ("coordination.k8s.io", _) => roundtrip::<coordination::v1::Lease>(av, def.kind, input),
-        ("certificates.k8s.io", _) => roundtrip::<certificates::v1::CertificateSigningRequest>(av, def.kind, input),
-        ("authentication.k8s.io", "TokenReview") => roundtrip::<authentication::v1::TokenReview>(av, def.kind, input),
+        ("certificates.k8s.io", _) => {
+            roundtrip::<certificates::v1::CertificateSigningRequest>(av, def.kind, input)
+        }
+        ("authentication.k8s.io", "TokenReview") => {
+            roundtrip::<authentication::v1::TokenReview>(av, def.kind, input)
+        }
         ("authorization.k8s.io", "SubjectAccessReview") => {
             roundtrip::<authorization::v1::SubjectAccessReview>(av, def.kind, input)
         }
@@ -145,20 +169,37 @@ mod tests {
     #[test]
     fn prunes_and_reports_unknown_fields() {
         let input = json!({"metadata": {"name": "x", "bogus": 1}, "data": {"k": "v"}, "extra": null, "other": true});
-        let (out, unknown) = roundtrip::<k8s_openapi::api::core::v1::ConfigMap>("v1", "ConfigMap", input).unwrap();
+        let (out, unknown) =
+            roundtrip::<k8s_openapi::api::core::v1::ConfigMap>("v1", "ConfigMap", input).unwrap();
         assert_eq!(out["apiVersion"], "v1");
         assert_eq!(out["kind"], "ConfigMap");
         assert!(out["metadata"].get("bogus").is_none());
-        assert_eq!(unknown, vec!["metadata.bogus".to_string(), "other".to_string()]);
+        assert_eq!(
+            unknown,
+            vec!["metadata.bogus".to_string(), "other".to_string()]
+        );
         assert!(check_unknown(FieldValidation::Strict, &unknown).is_err());
-        assert_eq!(check_unknown(FieldValidation::Warn, &unknown).unwrap().len(), 2);
+        assert_eq!(
+            check_unknown(FieldValidation::Warn, &unknown)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
     fn wrong_kind_or_type_is_bad_request() {
-        let r = roundtrip::<k8s_openapi::api::core::v1::ConfigMap>("v1", "ConfigMap", json!({"kind": "Pod"}));
+        let r = roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(
+            "v1",
+            "ConfigMap",
+            json!({"kind": "Pod"}),
+        );
         assert!(matches!(r, Err(ApiError::BadRequest(_))));
-        let r = roundtrip::<k8s_openapi::api::core::v1::ConfigMap>("v1", "ConfigMap", json!({"data": 5}));
+        let r = roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(
+            "v1",
+            "ConfigMap",
+            json!({"data": 5}),
+        );
         assert!(matches!(r, Err(ApiError::BadRequest(_))));
     }
 }

@@ -9,7 +9,8 @@ const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanume
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -35,19 +36,33 @@ pub enum NameRule {
 /// Validates `metadata.name` (or `metadata.namespace` with field "metadata.namespace").
 pub fn check_name(rule: NameRule, name: &str, field: &str) -> Option<Cause> {
     if name.is_empty() {
-        return Some(Cause::new("FieldValueRequired", field, "Required value: name or generateName is required"));
+        return Some(Cause::new(
+            "FieldValueRequired",
+            field,
+            "Required value: name or generateName is required",
+        ));
     }
     let bad_segment = name == "." || name == ".." || name.contains('/') || name.contains('%');
     let (ok, msg) = match rule {
         NameRule::Subdomain => (is_subdomain(name), SUBDOMAIN_MSG),
         NameRule::Label => (is_label(name), LABEL_MSG),
-        NameRule::Dns1035 => (is_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()), DNS1035_MSG),
-        NameRule::PathSegment => (!bad_segment, "may not contain '/' or '%' and may not be '.' or '..'"),
+        NameRule::Dns1035 => (
+            is_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+            DNS1035_MSG,
+        ),
+        NameRule::PathSegment => (
+            !bad_segment,
+            "may not contain '/' or '%' and may not be '.' or '..'",
+        ),
     };
     if ok && !bad_segment {
         None
     } else {
-        Some(Cause::new("FieldValueInvalid", field, format!("Invalid value: \"{name}\": {msg}")))
+        Some(Cause::new(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: \"{name}\": {msg}"),
+        ))
     }
 }
 

@@ -43,12 +43,18 @@ impl FieldSelector {
 
     /// The value required by an `=` term on `field`, if any (used to narrow watches).
     pub fn required(&self, field: &str) -> Option<&str> {
-        self.terms.iter().find(|t| t.field == field && !t.negated).map(|t| t.value.as_str())
+        self.terms
+            .iter()
+            .find(|t| t.field == field && !t.negated)
+            .map(|t| t.value.as_str())
     }
 
     /// The first field not in `supported`, if any.
     pub fn unsupported<'a>(&'a self, supported: &[&str]) -> Option<&'a str> {
-        self.terms.iter().map(|t| t.field.as_str()).find(|f| !supported.contains(f))
+        self.terms
+            .iter()
+            .map(|t| t.field.as_str())
+            .find(|f| !supported.contains(f))
     }
 
     /// Matches a set of field values; a field missing from the set compares as "".
@@ -67,21 +73,33 @@ fn parse_term(raw: &str) -> Result<FieldTerm, ParseError> {
     while i < bytes.len() {
         match bytes[i] {
             '\\' => i += 2,
-            '!' if bytes.get(i + 1) == Some(&'=') => return term(&bytes[..i], &bytes[i + 2..], true),
-            '=' if bytes.get(i + 1) == Some(&'=') => return term(&bytes[..i], &bytes[i + 2..], false),
+            '!' if bytes.get(i + 1) == Some(&'=') => {
+                return term(&bytes[..i], &bytes[i + 2..], true);
+            }
+            '=' if bytes.get(i + 1) == Some(&'=') => {
+                return term(&bytes[..i], &bytes[i + 2..], false);
+            }
             '=' => return term(&bytes[..i], &bytes[i + 1..], false),
             _ => i += 1,
         }
     }
-    Err(ParseError(format!("invalid selector: '{raw}'; can't understand '{raw}'")))
+    Err(ParseError(format!(
+        "invalid selector: '{raw}'; can't understand '{raw}'"
+    )))
 }
 
 fn term(field: &[char], value: &[char], negated: bool) -> Result<FieldTerm, ParseError> {
     let field: String = field.iter().collect::<String>().trim().to_string();
     if field.is_empty() {
-        return Err(ParseError("invalid field selector: empty field name".into()));
+        return Err(ParseError(
+            "invalid field selector: empty field name".into(),
+        ));
     }
-    Ok(FieldTerm { field, value: unescape(&value.iter().collect::<String>())?, negated })
+    Ok(FieldTerm {
+        field,
+        value: unescape(&value.iter().collect::<String>())?,
+        negated,
+    })
 }
 
 fn unescape(s: &str) -> Result<String, ParseError> {
@@ -91,11 +109,21 @@ fn unescape(s: &str) -> Result<String, ParseError> {
         if c == '\\' {
             match chars.next() {
                 Some(e @ ('\\' | ',' | '=')) => out.push(e),
-                Some(e) => return Err(ParseError(format!("invalid field selector value: invalid escape sequence \\{e}"))),
-                None => return Err(ParseError("invalid field selector value: trailing backslash".into())),
+                Some(e) => {
+                    return Err(ParseError(format!(
+                        "invalid field selector value: invalid escape sequence \\{e}"
+                    )));
+                }
+                None => {
+                    return Err(ParseError(
+                        "invalid field selector value: trailing backslash".into(),
+                    ));
+                }
             }
         } else if c == ',' || c == '=' {
-            return Err(ParseError(format!("invalid field selector value: unescaped {c:?} in {s:?}")));
+            return Err(ParseError(format!(
+                "invalid field selector value: unescaped {c:?} in {s:?}"
+            )));
         } else {
             out.push(c);
         }
@@ -128,18 +156,30 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_all_operators() {
-        let s = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed,metadata.name==p").unwrap();
+        let s =
+            FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed,metadata.name==p").unwrap();
         assert_eq!(s.terms.len(), 3);
         assert!(s.terms[1].negated);
         assert_eq!(s.required("spec.nodeName"), Some("n1"));
-        let f = fields(&[("spec.nodeName", "n1"), ("status.phase", "Running"), ("metadata.name", "p")]);
+        let f = fields(&[
+            ("spec.nodeName", "n1"),
+            ("status.phase", "Running"),
+            ("metadata.name", "p"),
+        ]);
         assert!(s.matches(&f));
-        let f2 = fields(&[("spec.nodeName", "n1"), ("status.phase", "Failed"), ("metadata.name", "p")]);
+        let f2 = fields(&[
+            ("spec.nodeName", "n1"),
+            ("status.phase", "Failed"),
+            ("metadata.name", "p"),
+        ]);
         assert!(!s.matches(&f2));
     }
 

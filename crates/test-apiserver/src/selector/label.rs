@@ -61,8 +61,12 @@ impl Requirement {
             Requirement::NotIn(k, vs) => get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::DoesNotExist(k) => !labels.contains_key(k),
-            Requirement::Gt(k, n) => get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-            Requirement::Lt(k, n) => get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+            Requirement::Gt(k, n) => get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v > *n),
+            Requirement::Lt(k, n) => get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v < *n),
         }
     }
 }
@@ -78,7 +82,9 @@ fn split_top_level(s: &str) -> Result<Vec<&str>, ParseError> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(ParseError(format!("unable to parse requirement: unexpected ')' in {s:?}")));
+                    return Err(ParseError(format!(
+                        "unable to parse requirement: unexpected ')' in {s:?}"
+                    )));
                 }
             }
             ',' if depth == 0 => {
@@ -89,7 +95,9 @@ fn split_top_level(s: &str) -> Result<Vec<&str>, ParseError> {
         }
     }
     if depth != 0 {
-        return Err(ParseError(format!("unable to parse requirement: unclosed '(' in {s:?}")));
+        return Err(ParseError(format!(
+            "unable to parse requirement: unclosed '(' in {s:?}"
+        )));
     }
     parts.push(&s[start..]);
     Ok(parts)
@@ -103,7 +111,11 @@ fn parse_requirement(part: &str) -> Result<Requirement, ParseError> {
         if let Some((k, v)) = part.split_once(op) {
             let key = check_key(k.trim())?;
             let value = check_value(v.trim())?;
-            return Ok(if ctor == 0 { Requirement::In(key, vec![value]) } else { Requirement::NotIn(key, vec![value]) });
+            return Ok(if ctor == 0 {
+                Requirement::In(key, vec![value])
+            } else {
+                Requirement::NotIn(key, vec![value])
+            });
         }
     }
     for op in ['>', '<'] {
@@ -113,7 +125,11 @@ fn parse_requirement(part: &str) -> Result<Requirement, ParseError> {
                 .trim()
                 .parse()
                 .map_err(|_| ParseError(format!("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {v:?}")))?;
-            return Ok(if op == '>' { Requirement::Gt(key, n) } else { Requirement::Lt(key, n) });
+            return Ok(if op == '>' {
+                Requirement::Gt(key, n)
+            } else {
+                Requirement::Lt(key, n)
+            });
         }
     }
     // set-based: key in (...), key notin (...)
@@ -126,15 +142,28 @@ fn parse_requirement(part: &str) -> Result<Requirement, ParseError> {
         } else if let Some(l) = rest.strip_prefix("in") {
             (false, l)
         } else {
-            return Err(ParseError(format!("unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt")));
+            return Err(ParseError(format!(
+                "unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
+            )));
         };
         let list = list.trim();
         let inner = list
             .strip_prefix('(')
             .and_then(|l| l.strip_suffix(')'))
-            .ok_or_else(|| ParseError(format!("unable to parse requirement: found '{list}', expected: '('")))?;
-        let values = inner.split(',').map(|v| check_value(v.trim())).collect::<Result<Vec<_>, _>>()?;
-        return Ok(if notin { Requirement::NotIn(key, values) } else { Requirement::In(key, values) });
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "unable to parse requirement: found '{list}', expected: '('"
+                ))
+            })?;
+        let values = inner
+            .split(',')
+            .map(|v| check_value(v.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(if notin {
+            Requirement::NotIn(key, values)
+        } else {
+            Requirement::In(key, values)
+        });
     }
     Ok(Requirement::Exists(check_key(part)?))
 }
@@ -142,18 +171,29 @@ fn parse_requirement(part: &str) -> Result<Requirement, ParseError> {
 fn check_key(k: &str) -> Result<String, ParseError> {
     let ok = !k.is_empty()
         && k.len() <= 316
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
         && k.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(k.to_string())
     } else {
-        Err(ParseError(format!("unable to parse requirement: invalid label key {k:?}")))
+        Err(ParseError(format!(
+            "unable to parse requirement: invalid label key {k:?}"
+        )))
     }
 }
 
 fn check_value(v: &str) -> Result<String, ParseError> {
-    let ok = v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(v.to_string()) } else { Err(ParseError(format!("unable to parse requirement: invalid label value: {v:?}"))) }
+    let ok = v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(ParseError(format!(
+            "unable to parse requirement: invalid label value: {v:?}"
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -169,7 +209,11 @@ mod tests {
     fn equality_and_inequality() {
         let l = labels(json!({"app": "web", "tier": "fe"}));
         assert!(LabelSelector::parse("app=web").unwrap().matches(&l));
-        assert!(LabelSelector::parse("app==web,tier=fe").unwrap().matches(&l));
+        assert!(
+            LabelSelector::parse("app==web,tier=fe")
+                .unwrap()
+                .matches(&l)
+        );
         assert!(!LabelSelector::parse("app=db").unwrap().matches(&l));
         assert!(LabelSelector::parse("app!=db").unwrap().matches(&l));
         // != matches when the label is absent
@@ -179,8 +223,16 @@ mod tests {
     #[test]
     fn set_based_and_existence() {
         let l = labels(json!({"env": "prod", "n": "5"}));
-        assert!(LabelSelector::parse("env in (dev, prod)").unwrap().matches(&l));
-        assert!(!LabelSelector::parse("env notin (prod)").unwrap().matches(&l));
+        assert!(
+            LabelSelector::parse("env in (dev, prod)")
+                .unwrap()
+                .matches(&l)
+        );
+        assert!(
+            !LabelSelector::parse("env notin (prod)")
+                .unwrap()
+                .matches(&l)
+        );
         assert!(LabelSelector::parse("env,!gpu").unwrap().matches(&l));
         assert!(!LabelSelector::parse("gpu").unwrap().matches(&l));
         assert!(LabelSelector::parse("n>3,n<10").unwrap().matches(&l));

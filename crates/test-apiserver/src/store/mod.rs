@@ -31,7 +31,11 @@ pub struct ObjKey {
 impl ObjKey {
     /// Builds a key.
     pub fn new(storage: &str, namespace: &str, name: &str) -> Self {
-        ObjKey { storage: storage.into(), namespace: namespace.into(), name: name.into() }
+        ObjKey {
+            storage: storage.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -146,19 +150,37 @@ impl Store {
     /// All objects of a storage (optionally one namespace) at the latest RV, in key order.
     pub fn list(&self, storage: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let st = self.lock();
-        (range(&st.objects, storage, namespace).map(|(_, v)| v.clone()).collect(), st.rv)
+        (
+            range(&st.objects, storage, namespace)
+                .map(|(_, v)| v.clone())
+                .collect(),
+            st.rv,
+        )
     }
 
     /// A consistent snapshot of a storage at `rv` (must not be compacted or in the future).
-    pub fn snapshot_at(&self, storage: &str, namespace: Option<&str>, rv: u64) -> Result<Snapshot, SnapshotError> {
+    pub fn snapshot_at(
+        &self,
+        storage: &str,
+        namespace: Option<&str>,
+        rv: u64,
+    ) -> Result<Snapshot, SnapshotError> {
         let st = self.lock();
         if rv > st.rv {
             return Err(SnapshotError::TooNew { current: st.rv });
         }
         if rv < st.compacted {
-            return Err(SnapshotError::Compacted { compacted: st.compacted });
+            return Err(SnapshotError::Compacted {
+                compacted: st.compacted,
+            });
         }
-        Ok(snapshot::at(&st.objects, &st.history, storage, namespace, rv))
+        Ok(snapshot::at(
+            &st.objects,
+            &st.history,
+            storage,
+            namespace,
+            rv,
+        ))
     }
 
     /// Atomically read and mutate one object. `f` sees the current object (if any) and
@@ -187,13 +209,28 @@ impl Store {
                 meta::set_resource_version(&mut obj, rv);
                 let obj = Arc::new(obj);
                 st.objects.insert(key.clone(), obj.clone());
-                let kind = if current.is_some() { ChangeKind::Modified } else { ChangeKind::Added };
-                self.record(&mut st, Change { rv, key: key.clone(), kind, object: obj.clone(), prev: current });
+                let kind = if current.is_some() {
+                    ChangeKind::Modified
+                } else {
+                    ChangeKind::Added
+                };
+                self.record(
+                    &mut st,
+                    Change {
+                        rv,
+                        key: key.clone(),
+                        kind,
+                        object: obj.clone(),
+                        prev: current,
+                    },
+                );
                 Ok(Outcome::Stored(obj))
             }
             Mutation::Delete => {
                 let Some(cur) = current else {
-                    return Err(ApiError::Internal("mutation deleted a missing object".into()));
+                    return Err(ApiError::Internal(
+                        "mutation deleted a missing object".into(),
+                    ));
                 };
                 let rv = st.rv + 1;
                 st.rv = rv;
@@ -203,7 +240,13 @@ impl Store {
                 let last = Arc::new(last);
                 self.record(
                     &mut st,
-                    Change { rv, key: key.clone(), kind: ChangeKind::Deleted, object: last.clone(), prev: Some(cur) },
+                    Change {
+                        rv,
+                        key: key.clone(),
+                        kind: ChangeKind::Deleted,
+                        object: last.clone(),
+                        prev: Some(cur),
+                    },
                 );
                 Ok(Outcome::Deleted(last))
             }
@@ -230,18 +273,42 @@ impl Store {
             return Err(SnapshotError::TooNew { current: st.rv });
         }
         if from_rv < st.compacted {
-            return Err(SnapshotError::Compacted { compacted: st.compacted });
+            return Err(SnapshotError::Compacted {
+                compacted: st.compacted,
+            });
         }
-        let backlog = st.history.iter().filter(|c| c.rv > from_rv).cloned().collect();
-        Ok(Subscription { backlog, live: self.tx.subscribe(), current_rv: st.rv })
+        let backlog = st
+            .history
+            .iter()
+            .filter(|c| c.rv > from_rv)
+            .cloned()
+            .collect();
+        Ok(Subscription {
+            backlog,
+            live: self.tx.subscribe(),
+            current_rv: st.rv,
+        })
     }
 
     /// Subscribes at the current RV, returning the current objects of a storage too
     /// (for watches that start with synthetic ADDED events).
-    pub fn subscribe_with_state(&self, storage: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, Subscription) {
+    pub fn subscribe_with_state(
+        &self,
+        storage: &str,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<Value>>, Subscription) {
         let st = self.lock();
-        let objects = range(&st.objects, storage, namespace).map(|(_, v)| v.clone()).collect();
-        (objects, Subscription { backlog: Vec::new(), live: self.tx.subscribe(), current_rv: st.rv })
+        let objects = range(&st.objects, storage, namespace)
+            .map(|(_, v)| v.clone())
+            .collect();
+        (
+            objects,
+            Subscription {
+                backlog: Vec::new(),
+                live: self.tx.subscribe(),
+                current_rv: st.rv,
+            },
+        )
     }
 
     /// Forgets history up to `upto` (default: everything), so older RVs give 410 Gone.
@@ -284,9 +351,9 @@ fn range<'a>(
     namespace: Option<&'a str>,
 ) -> impl Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a {
     let start = ObjKey::new(storage, namespace.unwrap_or(""), "");
-    objects
-        .range(start..)
-        .take_while(move |(k, _)| k.storage == storage && namespace.is_none_or(|ns| k.namespace == ns))
+    objects.range(start..).take_while(move |(k, _)| {
+        k.storage == storage && namespace.is_none_or(|ns| k.namespace == ns)
+    })
 }
 
 #[cfg(test)]

@@ -25,8 +25,11 @@ pub(super) fn at(
     rv: u64,
 ) -> Snapshot {
     let wanted = |k: &ObjKey| k.storage == storage && namespace.is_none_or(|ns| k.namespace == ns);
-    let mut snap: BTreeMap<ObjKey, Arc<Value>> =
-        objects.iter().filter(|(k, _)| wanted(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut snap: BTreeMap<ObjKey, Arc<Value>> = objects
+        .iter()
+        .filter(|(k, _)| wanted(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for change in history.iter().rev().take_while(|c| c.rv > rv) {
         if !wanted(&change.key) {
             continue;

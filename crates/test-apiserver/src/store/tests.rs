@@ -3,8 +3,10 @@ use serde_json::json;
 use super::*;
 
 fn put(s: &Store, ns: &str, name: &str, v: i64) -> Outcome {
-    s.mutate(&ObjKey::new("pods", ns, name), |_| Ok(Mutation::Put(json!({"metadata": {"name": name}, "v": v}))))
-        .unwrap_or_else(|e| Outcome::Stored(Arc::new(json!({"error": e.to_string()}))))
+    s.mutate(&ObjKey::new("pods", ns, name), |_| {
+        Ok(Mutation::Put(json!({"metadata": {"name": name}, "v": v})))
+    })
+    .unwrap_or_else(|e| Outcome::Stored(Arc::new(json!({"error": e.to_string()}))))
 }
 
 fn rv_of(o: &Outcome) -> u64 {
@@ -32,12 +34,23 @@ fn snapshots_undo_newer_changes() {
     put(&s, "a", "y", 1); // rv2
     put(&s, "a", "x", 2); // rv3
     let _ = s.mutate(&ObjKey::new("pods", "a", "y"), |_| Ok(Mutation::Delete)); // rv4
-    let at2 = s.snapshot_at("pods", None, 2).unwrap_or_else(|_| Snapshot { rv: 0, objects: Default::default() });
+    let at2 = s.snapshot_at("pods", None, 2).unwrap_or_else(|_| Snapshot {
+        rv: 0,
+        objects: Default::default(),
+    });
     assert_eq!(at2.objects.len(), 2);
     assert_eq!(at2.objects[&ObjKey::new("pods", "a", "x")]["v"], 1);
-    let at4 = s.snapshot_at("pods", Some("a"), 4).unwrap_or_else(|_| Snapshot { rv: 0, objects: Default::default() });
+    let at4 = s
+        .snapshot_at("pods", Some("a"), 4)
+        .unwrap_or_else(|_| Snapshot {
+            rv: 0,
+            objects: Default::default(),
+        });
     assert_eq!(at4.objects.len(), 1);
-    assert!(matches!(s.snapshot_at("pods", None, 9), Err(SnapshotError::TooNew { current: 4 })));
+    assert!(matches!(
+        s.snapshot_at("pods", None, 9),
+        Err(SnapshotError::TooNew { current: 4 })
+    ));
 }
 
 #[test]
@@ -46,12 +59,21 @@ fn subscribe_resumes_and_compaction_expires() {
     for i in 0..5 {
         put(&s, "a", &format!("p{i}"), i);
     }
-    let sub = s.subscribe(3).map(|s| s.backlog.iter().map(|c| c.rv).collect::<Vec<_>>()).unwrap_or_default();
+    let sub = s
+        .subscribe(3)
+        .map(|s| s.backlog.iter().map(|c| c.rv).collect::<Vec<_>>())
+        .unwrap_or_default();
     assert_eq!(sub, vec![4, 5]);
     s.compact(Some(4));
-    assert!(matches!(s.subscribe(3), Err(SnapshotError::Compacted { compacted: 4 })));
+    assert!(matches!(
+        s.subscribe(3),
+        Err(SnapshotError::Compacted { compacted: 4 })
+    ));
     assert!(s.subscribe(4).is_ok());
-    assert!(matches!(s.snapshot_at("pods", None, 2), Err(SnapshotError::Compacted { .. })));
+    assert!(matches!(
+        s.snapshot_at("pods", None, 2),
+        Err(SnapshotError::Compacted { .. })
+    ));
 }
 
 #[test]

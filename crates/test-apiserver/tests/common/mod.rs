@@ -20,15 +20,26 @@ pub struct Resp {
     pub body: Value,
 }
 
-async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> hyper::Response<hyper::body::Incoming> {
+async fn send(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> hyper::Response<hyper::body::Incoming> {
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
     sender.send_request(req).await.expect("send")
 }
 
 /// One request with an optional JSON body and content type.
-pub async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, content_type: &str) -> Resp {
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    content_type: &str,
+) -> Resp {
     let bytes = body.map(|b| b.to_string()).unwrap_or_default();
     let req = Request::builder()
         .method(method)
@@ -40,7 +51,10 @@ pub async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Valu
     let resp = send(addr, req).await;
     let code = resp.status().as_u16();
     let b = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp { code, body: serde_json::from_slice(&b).unwrap_or(Value::Null) }
+    Resp {
+        code,
+        body: serde_json::from_slice(&b).unwrap_or(Value::Null),
+    }
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Resp {
@@ -76,7 +90,13 @@ pub async fn watch(addr: SocketAddr, path: &str) -> (u16, WatchStream) {
         .body(Full::new(Bytes::new()))
         .expect("request");
     let resp = send(addr, req).await;
-    (resp.status().as_u16(), WatchStream { body: resp.into_body(), buf: Vec::new() })
+    (
+        resp.status().as_u16(),
+        WatchStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        },
+    )
 }
 
 impl WatchStream {
@@ -88,7 +108,10 @@ impl WatchStream {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
                 return serde_json::from_slice(&line).ok();
             }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??
+                .ok()?;
             if let Ok(data) = frame.into_data() {
                 self.buf.extend_from_slice(&data);
             }
@@ -120,7 +143,11 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
         .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")))
         .output()
         .expect("kubectl must be installed");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs kubectl with stdin.
@@ -141,12 +168,20 @@ pub fn kubectl_stdin(kubeconfig: &Path, args: &[&str], stdin: &str) -> (bool, St
         let _ = s.write_all(stdin.as_bytes());
     }
     let out = child.wait_with_output().expect("kubectl output");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Whether kubectl is available (tests that need it are skipped loudly otherwise).
 pub fn have_kubectl() -> bool {
-    Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success())
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 pub fn pod(name: &str, node: &str) -> Value {

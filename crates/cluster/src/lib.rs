@@ -1,0 +1,198 @@
+//! Cluster mode: the kubelet as a Node of a Kubernetes cluster (`--kubeconfig`).
+//!
+//! - [`client`]: the API client from a kubeconfig, with the QPS/burst limit.
+//! - [`node`]: registration, node status and the Lease.
+//! - [`pods`]: the API pod source, the status manager (status patches and the final
+//!   delete of gracefully deleted pods) and mirror pods for static pods.
+//! - [`objects`]: ConfigMaps, Secrets, Services and tokens for pod workers.
+//! - [`events`]: the event recorder.
+//! - [`webhook`]: TokenReview / SubjectAccessReview for the node API.
+//! - [`bootstrap`]: TLS bootstrap of the client certificate (`--bootstrap-kubeconfig`).
+//!
+//! The binary calls [`Cluster::connect`], hands [`Cluster::objects`] and
+//! [`Cluster::events`] to the pod workers, feeds [`Cluster::pod_source`] into the source
+//! merge, and finally [`Cluster::start`]s the background loops. Each loop survives errors
+//! (logs, backs off, retries); the API server may come and go.
+
+pub mod backoff;
+pub mod bootstrap;
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod node;
+pub mod objects;
+pub mod pods;
+pub mod rotation;
+pub mod time;
+pub mod webhook;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kubelet_core::events::EventSink;
+use kubelet_core::objects::ApiObjects;
+use kubelet_core::runtime::cri::CriClient;
+use kubelet_core::runtime::model::RuntimeSnapshot;
+use kubelet_core::status::store::StatusStore;
+use kubelet_source::DesiredPods;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ClusterError;
+pub use node::NodeSettings;
+pub use node::conditions::Pressure;
+
+/// Cluster-mode settings.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub kubeconfig: PathBuf,
+    pub node: NodeSettings,
+    pub kube_api_qps: f64,
+    pub kube_api_burst: u32,
+    pub event_qps: f64,
+    pub event_burst: u32,
+    /// `rotateCertificates` with a bootstrapped certificate: the cert dir holding
+    /// `kubelet-client-current.pem`.
+    pub rotate_in: Option<PathBuf>,
+}
+
+/// What the cluster loops read from the rest of the kubelet.
+pub struct ClusterDeps {
+    pub cri: CriClient,
+    pub snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
+    pub statuses: StatusStore,
+    pub desired: watch::Receiver<DesiredPods>,
+    /// Deleted pods whose termination completed (from the dispatcher).
+    pub terminated: watch::Receiver<BTreeSet<String>>,
+    /// Node pressure from the eviction manager, when there is one.
+    pub pressure: Option<watch::Receiver<Pressure>>,
+}
+
+pub struct Cluster {
+    settings: ClusterSettings,
+    client: kube::Client,
+    objects: Arc<objects::ClusterObjects>,
+    recorder: Arc<events::EventRecorder>,
+    event_sender: events::EventSender,
+    api_pods: watch::Sender<Arc<pods::ApiPods>>,
+    rotation: Option<rotation::Rotation>,
+    cancel: CancellationToken,
+}
+
+impl Cluster {
+    /// Build the client (no request is made yet: the API server may be down).
+    pub async fn connect(
+        settings: ClusterSettings,
+        cancel: CancellationToken,
+    ) -> Result<Cluster, ClusterError> {
+        let (client, rotation) = match &settings.rotate_in {
+            None => (
+                client::connect(
+                    &settings.kubeconfig,
+                    settings.kube_api_qps,
+                    settings.kube_api_burst,
+                )
+                .await?,
+                None,
+            ),
+            Some(dir) => {
+                let pem = std::fs::read(dir.join(bootstrap::CURRENT)).map_err(|e| {
+                    ClusterError::Bootstrap(format!("reading the client certificate: {e}"))
+                })?;
+                let current = client::rotating::CurrentCert::from_pem(&pem)?;
+                let config = client::kubeconfig::load(&settings.kubeconfig).await?;
+                let client = client::rotating::build(
+                    config,
+                    current.clone(),
+                    settings.kube_api_qps,
+                    settings.kube_api_burst,
+                )?;
+                let rotation = rotation::Rotation {
+                    client: client.clone(),
+                    cert_dir: dir.clone(),
+                    node_name: settings.node.registration.node_name.clone(),
+                    current,
+                };
+                (client, Some(rotation))
+            }
+        };
+        let objects = objects::ClusterObjects::new(client.clone(), cancel.clone());
+        let (recorder, event_sender) = events::recorder(
+            client.clone(),
+            settings.node.registration.node_name.clone(),
+            settings.event_qps,
+            settings.event_burst,
+        );
+        Ok(Cluster {
+            settings,
+            client,
+            objects,
+            recorder: Arc::new(recorder),
+            event_sender,
+            api_pods: watch::Sender::new(Arc::new(pods::ApiPods::default())),
+            rotation,
+            cancel,
+        })
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    pub fn objects(&self) -> Arc<dyn ApiObjects> {
+        self.objects.clone()
+    }
+
+    pub fn events(&self) -> Arc<dyn EventSink> {
+        self.recorder.clone()
+    }
+
+    /// The webhook reviewers for the node API.
+    pub fn reviews(&self) -> webhook::Reviews {
+        webhook::Reviews::new(self.client.clone())
+    }
+
+    /// The API pod source; run it with the merge's sender.
+    pub fn pod_source(&self) -> pods::source::ApiPodSource {
+        pods::source::ApiPodSource::new(
+            self.client.clone(),
+            self.settings.node.registration.node_name.clone(),
+            self.api_pods.clone(),
+        )
+    }
+
+    /// Start the node manager, lease, status manager, mirror pods and event sending.
+    pub fn start(self, deps: ClusterDeps) {
+        let cancel = self.cancel.clone();
+        let node_name = self.settings.node.registration.node_name.clone();
+        let manager = node::NodeManager::new(
+            self.client.clone(),
+            self.settings.node.clone(),
+            deps.cri.clone(),
+            deps.snapshots.clone(),
+            deps.pressure,
+        );
+        let registered = manager.registered();
+        tokio::spawn(manager.run(cancel.clone()));
+        let status = pods::status_manager::StatusManager::new(
+            self.client.clone(),
+            deps.statuses,
+            self.api_pods.subscribe(),
+            deps.terminated,
+        );
+        tokio::spawn(status.run(cancel.clone()));
+        let mirrors = pods::mirror::MirrorManager::new(
+            self.client.clone(),
+            node_name,
+            deps.desired,
+            self.api_pods.subscribe(),
+            registered,
+        );
+        tokio::spawn(mirrors.run(cancel.clone()));
+        if let Some(rotation) = self.rotation {
+            tokio::spawn(rotation.run(cancel.clone()));
+        }
+        tokio::spawn(self.event_sender.run(cancel));
+    }
+}

@@ -1,0 +1,217 @@
+//! A watch-based cache of single objects (upstream's watch-based ConfigMap/Secret
+//! manager): the first lookup of `namespace/name` starts a watch of that one object
+//! (`fieldSelector metadata.name=<name>`, which is what the node authorizer allows) and
+//! waits for its first list; later lookups read the cache. Every change bumps the shared
+//! generation so pod workers refresh volumes. Watches unused for a while are stopped.
+//! If the watch has not synced in time, the object is read directly.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use kubelet_core::objects::ObjectError;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::status_of;
+
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+const UNUSED_AFTER: Duration = Duration::from_secs(600);
+
+/// What a watch knows: not yet synced, the object (None: does not exist), or why the
+/// first list failed.
+type State<K> = Option<Result<Option<Arc<K>>, String>>;
+
+/// (namespace, name) -> its watch.
+type Entries<K> = HashMap<(String, String), Arc<Entry<K>>>;
+
+struct Entry<K> {
+    state: watch::Receiver<State<K>>,
+    cancel: CancellationToken,
+    last_used: Mutex<Instant>,
+}
+
+pub trait Watchable:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+pub struct WatchedObjects<K: Watchable> {
+    client: kube::Client,
+    /// `configmap` or `secret`, for error messages.
+    kind: &'static str,
+    entries: Mutex<Entries<K>>,
+    generation: Arc<watch::Sender<u64>>,
+    cancel: CancellationToken,
+}
+
+impl<K: Watchable> WatchedObjects<K> {
+    pub fn new(
+        client: kube::Client,
+        kind: &'static str,
+        generation: Arc<watch::Sender<u64>>,
+        cancel: CancellationToken,
+    ) -> Self {
+        WatchedObjects {
+            client,
+            kind,
+            entries: Mutex::new(HashMap::new()),
+            generation,
+            cancel,
+        }
+    }
+
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Arc<K>, ObjectError> {
+        let entry = self.entry(namespace, name);
+        if let Ok(mut t) = entry.last_used.lock() {
+            *t = Instant::now();
+        }
+        let mut rx = entry.state.clone();
+        let state = match tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|s| s.is_some())).await {
+            Ok(Ok(s)) => s.clone(),
+            _ => None,
+        };
+        match state {
+            Some(Ok(Some(obj))) => Ok(obj),
+            Some(Ok(None)) => Err(self.not_found(name)),
+            // Not synced (or the list failed): ask the API server directly.
+            Some(Err(_)) | None => self.get_direct(namespace, name).await,
+        }
+    }
+
+    fn not_found(&self, name: &str) -> ObjectError {
+        ObjectError::NotFound {
+            kind: self.kind,
+            name: name.to_string(),
+        }
+    }
+
+    async fn get_direct(&self, namespace: &str, name: &str) -> Result<Arc<K>, ObjectError> {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        match tokio::time::timeout(Duration::from_secs(10), api.get(name)).await {
+            Ok(Ok(obj)) => Ok(Arc::new(obj)),
+            Ok(Err(e)) if status_of(&e) == Some(404) => Err(self.not_found(name)),
+            Ok(Err(e)) => Err(ObjectError::Failed(format!(
+                "failed to get {} {namespace}/{name}: {e}",
+                self.kind
+            ))),
+            Err(_) => Err(ObjectError::Failed(format!(
+                "timed out getting {} {namespace}/{name}",
+                self.kind
+            ))),
+        }
+    }
+
+    fn entry(&self, namespace: &str, name: &str) -> Arc<Entry<K>> {
+        let key = (namespace.to_string(), name.to_string());
+        let Ok(mut entries) = self.entries.lock() else {
+            // A poisoned lock: serve from a fresh, unshared watch.
+            return self.start(namespace, name);
+        };
+        if let Some(e) = entries.get(&key)
+            && !e.cancel.is_cancelled()
+        {
+            return e.clone();
+        }
+        let e = self.start(namespace, name);
+        entries.insert(key, e.clone());
+        e
+    }
+
+    fn start(&self, namespace: &str, name: &str) -> Arc<Entry<K>> {
+        let (tx, rx) = watch::channel::<State<K>>(None);
+        let cancel = self.cancel.child_token();
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let generation = self.generation.clone();
+        let task_cancel = cancel.clone();
+        tokio::spawn(async move {
+            let stream = watcher(api, config).default_backoff();
+            futures::pin_mut!(stream);
+            let mut pending: Option<Option<Arc<K>>> = None;
+            loop {
+                let event = tokio::select! {
+                    _ = task_cancel.cancelled() => return,
+                    e = stream.next() => e,
+                };
+                let Some(event) = event else { return };
+                let next: State<K> = match event {
+                    Ok(watcher::Event::Init) => {
+                        pending = Some(None);
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(obj)) => {
+                        pending = Some(Some(Arc::new(obj)));
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => Some(Ok(pending.take().flatten())),
+                    Ok(watcher::Event::Apply(obj)) => Some(Ok(Some(Arc::new(obj)))),
+                    Ok(watcher::Event::Delete(_)) => Some(Ok(None)),
+                    Err(e) => {
+                        // Keep serving what was known; only a never-synced watch reports.
+                        if tx.borrow().is_none() {
+                            tx.send_replace(Some(Err(e.to_string())));
+                        }
+                        continue;
+                    }
+                };
+                let changed = match (&*tx.borrow(), &next) {
+                    (Some(Ok(Some(a))), Some(Ok(Some(b)))) => {
+                        a.meta().resource_version != b.meta().resource_version
+                    }
+                    (Some(Ok(None)), Some(Ok(None))) => false,
+                    _ => true,
+                };
+                let was_synced = matches!(&*tx.borrow(), Some(Ok(_)));
+                tx.send_replace(next);
+                if changed && was_synced {
+                    generation.send_modify(|g| *g += 1);
+                }
+            }
+        });
+        Arc::new(Entry {
+            state: rx,
+            cancel,
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Stop watches nobody used for a while.
+    pub fn expire_unused(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, e| {
+                let fresh = e
+                    .last_used
+                    .lock()
+                    .map(|t| t.elapsed() < UNUSED_AFTER)
+                    .unwrap_or(false);
+                if !fresh {
+                    e.cancel.cancel();
+                }
+                fresh
+            });
+        }
+    }
+}

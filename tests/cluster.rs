@@ -1,0 +1,612 @@
+//! Cluster mode against the test API server and the real containerd: registration and
+//! adoption, Ready transitions, the Lease, pods bound to the node from Pending to Running
+//! (status, events, `kubectl get pods -w`), completion, and graceful deletion ending in
+//! the final delete.
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+mod support;
+
+use std::time::Duration;
+
+use cluster_support::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node as ApiNode;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use support::{Node, RuntimeProxy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_goes_ready_and_renews_its_lease() {
+    let server = api_server().await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_register");
+    // The runtime is away at first: the node must register NotReady, then turn Ready.
+    let mut proxy = RuntimeProxy::new(node.dir.path());
+    node.runtime_endpoint = proxy.endpoint();
+    node.write_config(
+        "registerWithTaints:\n- key: dedicated\n  value: edge\n  effect: NoSchedule\n",
+    );
+    node.start_with(&[
+        &kubeconfig_flag(&server),
+        "--node-labels=tier=edge,example.com/role=test",
+    ]);
+    let name = node.name.clone();
+    let logs = || node.logs();
+
+    let registered = wait_for("node registered", API_DEADLINE, logs, || async {
+        get_node(&client, &name).await
+    })
+    .await;
+    let labels = registered.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels["kubernetes.io/hostname"], name);
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(labels["beta.kubernetes.io/os"], "linux");
+    assert!(labels.contains_key("kubernetes.io/arch"));
+    assert_eq!(labels["tier"], "edge");
+    assert_eq!(labels["example.com/role"], "test");
+    let taints = registered
+        .spec
+        .clone()
+        .unwrap_or_default()
+        .taints
+        .unwrap_or_default();
+    assert_eq!(
+        (taints[0].key.as_str(), taints[0].effect.as_str()),
+        ("dedicated", "NoSchedule")
+    );
+    let (status, reason, message) =
+        ready_condition(&registered).expect("created with a Ready condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "KubeletNotReady"),
+        "{message}"
+    );
+    assert!(message.contains("container runtime"), "{message}");
+
+    // The runtime comes: Ready with upstream's reason and message.
+    proxy.start();
+    let ready = wait_for("node Ready", API_DEADLINE, logs, || async {
+        let n = get_node(&client, &name).await?;
+        (ready_condition(&n)?.0 == "True").then_some(n)
+    })
+    .await;
+    let (_, reason, message) = ready_condition(&ready).unwrap();
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("KubeletReady", "kubelet is posting ready status")
+    );
+    let st = ready.status.clone().unwrap();
+    for c in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
+        let cond = st
+            .conditions
+            .iter()
+            .flatten()
+            .find(|x| x.type_ == c)
+            .expect(c);
+        assert_eq!(cond.status, "False", "{c}");
+    }
+    let cap = st.capacity.clone().unwrap();
+    let alloc = st.allocatable.clone().unwrap();
+    for r in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(
+            cap.contains_key(r) && alloc.contains_key(r),
+            "{r} in capacity and allocatable"
+        );
+    }
+    assert_eq!(cap["pods"].0, "110");
+    let info = st.node_info.clone().unwrap();
+    assert_eq!(info.kubelet_version, "v1.35.0");
+    assert!(
+        info.container_runtime_version.starts_with("containerd://"),
+        "{}",
+        info.container_runtime_version
+    );
+    assert_eq!(info.operating_system, "linux");
+    assert!(
+        !info.boot_id.is_empty() && !info.kernel_version.is_empty() && !info.os_image.is_empty()
+    );
+    let addrs = st.addresses.clone().unwrap();
+    assert!(addrs.iter().any(|a| a.type_ == "InternalIP"), "{addrs:?}");
+    assert!(
+        addrs
+            .iter()
+            .any(|a| a.type_ == "Hostname" && a.address == name),
+        "{addrs:?}"
+    );
+    assert_eq!(
+        st.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port,
+        10250
+    );
+    assert!(!st.images.unwrap_or_default().is_empty(), "images reported");
+
+    // kubectl agrees.
+    let (ok, out, err) = kubectl(server.kubeconfig_path(), &["get", "nodes", "--no-headers"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&name) && out.contains(" Ready "), "{out}");
+
+    // The Lease: held by the node, 40 s, owned by the Node, renewed every 10 s.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = wait_for("lease created", API_DEADLINE, logs, || async {
+        leases.get_opt(&name).await.ok().flatten()
+    })
+    .await;
+    let spec = lease.spec.clone().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some(name.as_str()));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    let owner = &lease.metadata.owner_references.clone().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Node", registered.metadata.uid.as_deref().unwrap())
+    );
+    let first = spec.renew_time.unwrap();
+    let renewed = wait_for("lease renewed", Duration::from_secs(25), logs, || async {
+        let l = leases.get_opt(&name).await.ok().flatten()?;
+        let t = l.spec?.renew_time?;
+        (t.0 > first.0).then_some(t)
+    })
+    .await;
+    let gap = renewed.0.as_second() - first.0.as_second();
+    assert!((5..=15).contains(&gap), "renewed after {gap}s");
+
+    // The runtime goes away: NotReady again ("container runtime is down").
+    proxy.stop();
+    let down = wait_for(
+        "node NotReady after the runtime left",
+        API_DEADLINE,
+        logs,
+        || async {
+            let n = get_node(&client, &name).await?;
+            let c = ready_condition(&n)?;
+            (c.0 == "False").then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(down.1, "KubeletNotReady");
+    assert!(down.2.contains("container runtime is down"), "{}", down.2);
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_an_existing_node() {
+    let server = api_server().await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_adopt");
+    let name = node.name.clone();
+    let existing: ApiNode = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"keep": "me", "kubernetes.io/os": "windows"}},
+        "spec": {"podCIDR": "10.244.1.0/24"}
+    }))
+    .unwrap();
+    let created = Api::<ApiNode>::all(client.clone())
+        .create(&PostParams::default(), &existing)
+        .await
+        .unwrap();
+    node.start_with(&[&kubeconfig_flag(&server)]);
+    let logs = || node.logs();
+    let adopted = wait_for("node adopted and Ready", API_DEADLINE, logs, || async {
+        let n = get_node(&client, &name).await?;
+        (ready_condition(&n)?.0 == "True").then_some(n)
+    })
+    .await;
+    assert_eq!(
+        adopted.metadata.uid, created.metadata.uid,
+        "the same Node, not a new one"
+    );
+    let labels = adopted.metadata.labels.unwrap();
+    assert_eq!(labels["keep"], "me");
+    assert_eq!(
+        labels["kubernetes.io/os"], "linux",
+        "default labels reconciled"
+    );
+    assert_eq!(
+        adopted.spec.unwrap().pod_cidr.as_deref(),
+        Some("10.244.1.0/24")
+    );
+    let all = Api::<ApiNode>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    assert!(node.logs().contains("adopting"), "{}", node.logs());
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_bound_pods_reports_status_and_finishes_graceful_deletion() {
+    let server = api_server().await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_pods");
+    node.start_with(&[&kubeconfig_flag(&server)]);
+    let name = node.name.clone();
+    let logs = || node.logs();
+    wait_for("node Ready", API_DEADLINE, logs, || async {
+        let n = get_node(&client, &name).await?;
+        (ready_condition(&n)?.0 == "True").then_some(())
+    })
+    .await;
+
+    let watch = KubectlWatch::start(
+        server.kubeconfig_path(),
+        &["get", "pods", "-w", "--no-headers"],
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Like the seed's Deployment: nginx + a shell loop sharing an emptyDir.
+    let pod = create_bound_pod(&client, &name, json!({
+        "metadata": {"name": "hello", "namespace": "default", "labels": {"app": "hello"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "volumes": [{"name": "html", "emptyDir": {}}],
+            "containers": [
+                {"name": "nginx", "image": "nginx:1.7.9", "volumeMounts": [{"name": "html", "mountPath": "/usr/share/nginx/html"}]},
+                {"name": "echo", "image": "busybox", "command": ["/bin/sh", "-c", "while true; do date >> /html/index.html; sleep 1; done"],
+                 "volumeMounts": [{"name": "html", "mountPath": "/html"}]}
+            ]
+        }
+    }))
+    .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let running = wait_for("pod Running 2/2 with an IP", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "hello").await?;
+        (phase(&p) == "Running"
+            && running_containers(&p).len() == 2
+            && p.status.as_ref()?.pod_ip.is_some())
+        .then_some(p)
+    })
+    .await;
+    let status = running.status.clone().unwrap();
+    assert!(status.host_ip.is_some());
+    let conds = status.conditions.unwrap();
+    for c in [
+        "Ready",
+        "ContainersReady",
+        "Initialized",
+        "PodScheduled",
+        "PodReadyToStartContainers",
+    ] {
+        let cond = conds
+            .iter()
+            .find(|x| x.type_ == c)
+            .unwrap_or_else(|| panic!("{c} in {conds:?}"));
+        assert_eq!(cond.status, "True", "{c}");
+    }
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    // kubectl shows it running with its IP on this node.
+    let (ok, out, err) = kubectl(
+        server.kubeconfig_path(),
+        &["get", "pods", "-o", "wide", "--no-headers"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("2/2") && out.contains("Running") && out.contains(&name),
+        "{out}"
+    );
+    // Events with upstream reasons.
+    let events = wait_for("Started events", Duration::from_secs(20), logs, || async {
+        let e = pod_events(&client, "default", "hello").await;
+        (e.iter().filter(|(r, _)| r == "Started").count() >= 2).then_some(e)
+    })
+    .await;
+    let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
+    for r in ["Pulled", "Created", "Started"] {
+        assert!(reasons.contains(&r), "{r} in {events:?}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Created" && m == "Created container: nginx"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Started" && m == "Started container echo"),
+        "{events:?}"
+    );
+
+    // kubectl delete: graceful, then the kubelet's final delete removes it.
+    let started = std::time::Instant::now();
+    let (ok, _, err) = kubectl(
+        server.kubeconfig_path(),
+        &["delete", "pod", "hello", "--wait=true", "--timeout=60s"],
+    );
+    assert!(ok, "kubectl delete: {err}\n{}", node.logs());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "deleted in {:?}",
+        started.elapsed()
+    );
+    assert!(get_pod(&client, "default", "hello").await.is_none());
+    support::eventually(
+        "containers of the deleted pod gone",
+        Duration::from_secs(30),
+        || async {
+            node.containers()
+                .await
+                .iter()
+                .all(|c| c.labels.get("io.kubernetes.pod.uid") != Some(&uid))
+                .then_some(())
+        },
+    )
+    .await;
+    let events = pod_events(&client, "default", "hello").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Killing" && m == "Stopping container nginx"),
+        "{events:?}"
+    );
+
+    let seen = watch.stop();
+    let lines: Vec<&str> = seen.lines().filter(|l| l.starts_with("hello ")).collect();
+    let statuses: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let pos = |s: &str| statuses.iter().position(|x| *x == s);
+    assert!(pos("Pending").is_some(), "{seen}");
+    assert!(pos("ContainerCreating").is_some(), "{seen}");
+    assert!(pos("Running").is_some(), "{seen}");
+    assert!(
+        pos("Pending") < pos("ContainerCreating") && pos("ContainerCreating") < pos("Running"),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&"Terminating"), "{statuses:?}");
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_pod_is_completed_and_not_run_again() {
+    let server = api_server().await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_completed");
+    node.start_with(&[&kubeconfig_flag(&server)]);
+    let name = node.name.clone();
+    let watch = KubectlWatch::start(
+        server.kubeconfig_path(),
+        &["get", "pods", "-w", "--no-headers"],
+    );
+    create_bound_pod(&client, &name, json!({
+        "metadata": {"name": "job", "namespace": "default"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "busybox", "command": ["/bin/sh", "-c", "sleep 2; echo done"]}
+        ]}
+    }))
+    .await;
+    let logs = || node.logs();
+    wait_for("pod Succeeded", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "job").await?;
+        (phase(&p) == "Succeeded").then_some(())
+    })
+    .await;
+    // A restarted kubelet does not run it again.
+    node.stop();
+    node.start_with(&[&kubeconfig_flag(&server)]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let p = get_pod(&client, "default", "job").await.unwrap();
+    assert_eq!(phase(&p), "Succeeded");
+    let restarts: i32 = p
+        .status
+        .unwrap()
+        .container_statuses
+        .unwrap()
+        .iter()
+        .map(|c| c.restart_count)
+        .sum();
+    assert_eq!(restarts, 0);
+    let running = node.running("job").await;
+    assert!(running.is_empty(), "{running:?}");
+    let seen = watch.stop();
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("job ") && l.contains("Completed")),
+        "{seen}"
+    );
+    // Deleting a finished pod is immediate (grace 0 for terminal pods) and cleans up.
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "default")
+        .delete("job", &DeleteParams::default())
+        .await
+        .unwrap();
+    node.wait_no_sandboxes().await;
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_bootstrap_gets_a_client_certificate() {
+    use test_apiserver::{Credentials, Options, bootstrap_token};
+    let server = api_server_with(Options {
+        tls: true,
+        auto_approve_csrs: true,
+        tokens: vec![bootstrap_token("abcdef", "0123456789abcdef")],
+        ..Default::default()
+    })
+    .await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_bootstrap");
+    let bootstrap = node.dir.path().join("bootstrap.kubeconfig");
+    server
+        .write_kubeconfig(
+            &bootstrap,
+            &Credentials::Token("abcdef.0123456789abcdef".into()),
+        )
+        .unwrap();
+    let kubeconfig = node.dir.path().join("kubelet.conf");
+    let cert_dir = node.dir.path().join("pki");
+    node.start_with(&[
+        &format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+        &format!("--kubeconfig={}", kubeconfig.display()),
+        &format!("--cert-dir={}", cert_dir.display()),
+    ]);
+    let name = node.name.clone();
+    let logs = || node.logs();
+    wait_for(
+        "node Ready with bootstrapped credentials",
+        API_DEADLINE,
+        logs,
+        || async {
+            let n = get_node(&client, &name).await?;
+            (ready_condition(&n)?.0 == "True").then_some(())
+        },
+    )
+    .await;
+    assert!(kubeconfig.exists());
+    let current = cert_dir.join("kubelet-client-current.pem");
+    let pem = std::fs::read_to_string(&current).unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE") && pem.contains("PRIVATE KEY"));
+    // The CSR was made by the bootstrap identity for the kubelet signer...
+    let csrs: Api<k8s_openapi::api::certificates::v1::CertificateSigningRequest> =
+        Api::all(client.clone());
+    let list = csrs.list(&Default::default()).await.unwrap().items;
+    assert_eq!(list.len(), 1);
+    let spec = &list[0].spec;
+    assert_eq!(
+        spec.signer_name,
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    );
+    assert_eq!(spec.username.as_deref(), Some("system:bootstrap:abcdef"));
+    // ... and the node then talks as system:node:<name>.
+    let node_user = format!("system:node:{name}");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.user == node_user && r.path.contains("/nodes")),
+        "requests made as {node_user}"
+    );
+    // A restart reuses the certificate (no new CSR).
+    node.stop();
+    node.start_with(&[
+        &format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+        &format!("--kubeconfig={}", kubeconfig.display()),
+        &format!("--cert-dir={}", cert_dir.display()),
+    ]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(csrs.list(&Default::default()).await.unwrap().items.len(), 1);
+    node.stop();
+}
+
+/// The seed's set-up: `kubectl config set-cluster local --server localhost:8080` (no
+/// scheme, no user) against an API server whose plain-HTTP port acts as admin, and
+/// `kubelet --register-node --kubeconfig ~/.kube/config`. Also: a pod the node cannot fit
+/// is rejected at admission and the rejection is its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_insecure_kubeconfig_and_admission_rejection() {
+    use test_apiserver::{KubeconfigAuth, Options};
+    let server = api_server_with(Options {
+        kubeconfig_auth: KubeconfigAuth::None,
+        ..Default::default()
+    })
+    .await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_seed");
+    let kubeconfig = node.dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nclusters:\n  - cluster:\n      server: {}\n    name: localhost\n\
+             contexts:\n  - context:\n      cluster: localhost\n      user: \"\"\n    name: localhost\n\
+             current-context: localhost\nkind: Config\npreferences: {{}}\nusers: []\n",
+            server.addr()
+        ),
+    )
+    .unwrap();
+    node.start_with(&[
+        "--register-node",
+        &format!("--kubeconfig={}", kubeconfig.display()),
+    ]);
+    let name = node.name.clone();
+    let logs = || node.logs();
+    wait_for("node Ready", API_DEADLINE, logs, || async {
+        let n = get_node(&client, &name).await?;
+        (ready_condition(&n)?.0 == "True").then_some(())
+    })
+    .await;
+    let (ok, out, err) = kubectl(&kubeconfig, &["get", "nodes", "--no-headers"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&name) && out.contains("Ready"), "{out}");
+
+    create_bound_pod(&client, &name, json!({
+        "metadata": {"name": "too-big", "namespace": "default"},
+        "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"],
+                 "resources": {"requests": {"cpu": "100000"}}}]}
+    }))
+    .await;
+    let rejected = wait_for("pod rejected", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "too-big").await?;
+        (phase(&p) == "Failed").then_some(p)
+    })
+    .await;
+    let status = rejected.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("OutOfcpu"));
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("enough resource: cpu"), "{message}");
+    assert!(node.running("too-big").await.is_empty());
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_rotates_before_expiry() {
+    use test_apiserver::{Credentials, Options, bootstrap_token};
+    let server = api_server_with(Options {
+        tls: true,
+        auto_approve_csrs: true,
+        signed_cert_lifetime: Duration::from_secs(20),
+        tokens: vec![bootstrap_token("abcdef", "0123456789abcdef")],
+        ..Default::default()
+    })
+    .await;
+    let client = client(&server).await;
+    let mut node = Node::new("cluster_rotation");
+    node.write_config("rotateCertificates: true\n");
+    let bootstrap = node.dir.path().join("bootstrap.kubeconfig");
+    server
+        .write_kubeconfig(
+            &bootstrap,
+            &Credentials::Token("abcdef.0123456789abcdef".into()),
+        )
+        .unwrap();
+    let kubeconfig = node.dir.path().join("kubelet.conf");
+    let cert_dir = node.dir.path().join("pki");
+    node.start_with(&[
+        &format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+        &format!("--kubeconfig={}", kubeconfig.display()),
+        &format!("--cert-dir={}", cert_dir.display()),
+    ]);
+    let name = node.name.clone();
+    let logs = || node.logs();
+    let csrs: Api<k8s_openapi::api::certificates::v1::CertificateSigningRequest> =
+        Api::all(client.clone());
+    // A second CSR, made by the node itself, at 70-90% of the 20 s life.
+    let renewal = wait_for("rotation CSR", Duration::from_secs(40), logs, || async {
+        let list = csrs.list(&Default::default()).await.ok()?.items;
+        list.into_iter()
+            .find(|c| c.spec.username.as_deref() == Some(format!("system:node:{name}").as_str()))
+    })
+    .await;
+    assert_eq!(
+        renewal.spec.signer_name,
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    );
+    // Past the first certificate's expiry the node still renews its Lease.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let now = k8s_openapi::jiff::Timestamp::from_second(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+    .unwrap();
+    wait_for(
+        "lease renewed with the rotated certificate",
+        Duration::from_secs(30),
+        logs,
+        || async {
+            let l = leases.get_opt(&name).await.ok().flatten()?;
+            (l.spec?.renew_time?.0 >= now).then_some(())
+        },
+    )
+    .await;
+    assert!(node.logs().contains("client certificate rotated"));
+    node.stop();
+}

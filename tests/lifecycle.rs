@@ -1,0 +1,975 @@
+//! Container lifecycle against the real containerd with busybox: init containers,
+//! sidecars, probes, hooks, termination and pod status. Status is read from `/pods` on
+//! the read-only port; what containers did is read from files they write to a hostPath.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kubelet_core::runtime::labels;
+use serde_json::Value;
+use support::http::*;
+use support::*;
+
+/// A node whose kubelet serves `/pods` on a read-only port.
+struct Lab {
+    node: Node,
+    ports: ApiPorts,
+    client: reqwest::Client,
+    marks: PathBuf,
+}
+
+impl Lab {
+    fn new(test: &str) -> Lab {
+        let node = Node::new(test);
+        let marks = node.dir.path().join("marks");
+        std::fs::create_dir_all(&marks).unwrap();
+        Lab {
+            node,
+            ports: ApiPorts::new(),
+            client: insecure_client(),
+            marks,
+        }
+    }
+
+    fn start(&mut self) {
+        let mut flags = self.ports.flags(&self.node);
+        flags.push("--enable-server=false".into());
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        self.node.start_with(&flags);
+    }
+
+    /// A pod manifest: `spec` is the YAML under `spec:` (indented two spaces), with the
+    /// marks hostPath volume and `volumes` (list items) added.
+    fn manifest(&self, name: &str, spec: &str, volumes: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{spec}  volumes:\n  - name: marks\n    hostPath: {{path: {}}}\n{volumes}",
+            self.marks.display()
+        )
+    }
+
+    fn write(&self, name: &str, spec: &str) {
+        self.write_with_volumes(name, spec, "");
+    }
+
+    fn write_with_volumes(&self, name: &str, spec: &str, volumes: &str) {
+        self.node
+            .write_manifest(&format!("{name}.yaml"), &self.manifest(name, spec, volumes));
+    }
+
+    fn mark(&self, file: &str) -> String {
+        std::fs::read_to_string(self.marks.join(file)).unwrap_or_default()
+    }
+
+    /// The pod's status from `/pods`, if it is listed.
+    async fn status(&self, name: &str) -> Option<Value> {
+        let pod = self.node.pod_name(name);
+        let resp = self
+            .client
+            .get(self.ports.read_only_url("/pods"))
+            .send()
+            .await
+            .ok()?;
+        let list: Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["metadata"]["name"] == pod.as_str())
+            .map(|p| p["status"].clone())
+    }
+
+    /// Wait until the pod's status satisfies `check`; returns it.
+    async fn wait_status(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Duration::from_secs(90);
+        let started = Instant::now();
+        let mut last = Value::Null;
+        loop {
+            if let Some(s) = self.status(name).await {
+                if check(&s) {
+                    return s;
+                }
+                last = s;
+            }
+            if started.elapsed() > deadline {
+                panic!(
+                    "timed out waiting for pod {name}: {what}\nlast status: {}\nkubelet log:\n{}",
+                    serde_json::to_string_pretty(&last).unwrap_or_default(),
+                    tail(&self.node.logs(), 150)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Containers of pod `name` in the runtime (any state), by container name.
+    async fn runtime_containers(&self, name: &str) -> Vec<k8s_cri::v1::Container> {
+        let pod = self.node.pod_name(name);
+        self.node
+            .containers()
+            .await
+            .into_iter()
+            .filter(|c| c.labels.get(labels::POD_NAME).map(String::as_str) == Some(&pod))
+            .collect()
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn statuses<'a>(status: &'a Value, list: &str) -> &'a [Value] {
+    status[list].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// A container status by list (`containerStatuses`, `initContainerStatuses`) and name.
+fn cstatus<'a>(status: &'a Value, list: &str, name: &str) -> &'a Value {
+    statuses(status, list)
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or(&Value::Null)
+}
+
+fn main_status<'a>(status: &'a Value, name: &str) -> &'a Value {
+    cstatus(status, "containerStatuses", name)
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    statuses(status, "conditions")
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or(&Value::Null)
+}
+
+fn phase(status: &Value) -> &str {
+    status["phase"].as_str().unwrap_or_default()
+}
+
+fn waiting_reason(c: &Value) -> &str {
+    c["state"]["waiting"]["reason"].as_str().unwrap_or_default()
+}
+
+fn is_running(c: &Value) -> bool {
+    c["state"]["running"].is_object()
+}
+
+fn volume() -> &'static str {
+    "    volumeMounts: [{name: marks, mountPath: /marks}]\n"
+}
+
+/// A busybox container running `script` with the marks volume, plus `extra` YAML lines.
+fn container(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "  - name: {name}\n    image: busybox\n    command: [\"/bin/sh\", \"-c\", {script:?}]\n{}{extra}",
+        volume()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_and_report_progress() {
+    let mut lab = Lab::new("lc-init");
+    lab.write(
+        "init",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  initContainers:\n{}{}  containers:\n{}",
+            container("first", "echo first >> /marks/order; sleep 3", ""),
+            container("second", "echo second >> /marks/order", ""),
+            container("main", "echo main >> /marks/order; sleep 3600", ""),
+        ),
+    );
+    lab.start();
+
+    // While the first init container runs: Pending, Init 0/2, main waits.
+    let s = lab
+        .wait_status("init", "first init container running", |s| {
+            is_running(cstatus(s, "initContainerStatuses", "first"))
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    let init = condition(&s, "Initialized");
+    assert_eq!(init["status"], "False");
+    assert_eq!(init["reason"], "ContainersNotInitialized");
+    assert_eq!(
+        init["message"],
+        "containers with incomplete status: [first second]"
+    );
+    assert_eq!(
+        waiting_reason(cstatus(&s, "initContainerStatuses", "second")),
+        "PodInitializing"
+    );
+    assert_eq!(waiting_reason(main_status(&s, "main")), "PodInitializing");
+
+    // Then all of them, in order, each to success, and main runs.
+    let s = lab
+        .wait_status("init", "main running", |s| {
+            phase(s) == "Running" && is_running(main_status(s, "main"))
+        })
+        .await;
+    assert_eq!(lab.mark("order"), "first\nsecond\nmain\n");
+    for name in ["first", "second"] {
+        let c = cstatus(&s, "initContainerStatuses", name);
+        assert_eq!(c["state"]["terminated"]["reason"], "Completed", "{c:#}");
+        assert_eq!(c["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(c["ready"], true);
+        assert_eq!(c["started"], false);
+    }
+    for kind in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ] {
+        assert_eq!(condition(&s, kind)["status"], "True", "{kind}: {s:#}");
+    }
+    let main = main_status(&s, "main");
+    assert_eq!(
+        (main["ready"].clone(), main["started"].clone()),
+        (true.into(), true.into())
+    );
+    assert!(s["startTime"].is_string(), "{s:#}");
+
+    // The main container dies: it restarts, the init containers do not run again.
+    let id = lab.node.running(&lab.node.pod_name("init")).await["main"]
+        .id
+        .clone();
+    cri().stop_container(&id, 0).await.unwrap();
+    let s = lab
+        .wait_status("init", "main restarted", |s| {
+            main_status(s, "main")["restartCount"] == 1 && is_running(main_status(s, "main"))
+        })
+        .await;
+    assert_eq!(
+        main_status(&s, "main")["lastState"]["terminated"]["exitCode"],
+        137
+    );
+    assert_eq!(lab.mark("order"), "first\nsecond\nmain\nmain\n");
+    lab.node.remove_manifest("init.yaml");
+    lab.node.wait_no_sandboxes().await;
+    lab.node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_init_containers_fail_the_pod_or_retry_per_policy() {
+    let mut lab = Lab::new("lc-initfail");
+    let spec = |policy: &str| {
+        format!(
+            "  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 2\n  initContainers:\n{}  containers:\n{}",
+            container("setup", "exit 1", ""),
+            container("main", "sleep 3600", ""),
+        )
+    };
+    lab.write("never", &spec("Never"));
+    lab.write("onfailure", &spec("OnFailure"));
+    lab.start();
+
+    let s = lab
+        .wait_status("never", "phase Failed", |s| phase(s) == "Failed")
+        .await;
+    let setup = cstatus(&s, "initContainerStatuses", "setup");
+    assert_eq!(setup["state"]["terminated"]["exitCode"], 1, "{s:#}");
+    assert_eq!(setup["state"]["terminated"]["reason"], "Error");
+    assert_eq!(condition(&s, "Initialized")["status"], "False");
+    assert_eq!(condition(&s, "Ready")["reason"], "PodFailed");
+
+    let s = lab
+        .wait_status("onfailure", "init container retried", |s| {
+            cstatus(s, "initContainerStatuses", "setup")["restartCount"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    // The main containers never ran in either pod.
+    for pod in ["never", "onfailure"] {
+        assert!(
+            lab.runtime_containers(pod)
+                .await
+                .iter()
+                .all(|c| c.labels[labels::CONTAINER_NAME] != "main"),
+            "{pod}: main must not start"
+        );
+    }
+    // Back-off between retries: the retried init container waits.
+    lab.wait_status("onfailure", "init container in CrashLoopBackOff", |s| {
+        waiting_reason(cstatus(s, "initContainerStatuses", "setup")) == "CrashLoopBackOff"
+    })
+    .await;
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_start_first_keep_running_and_stop_last() {
+    let mut lab = Lab::new("lc-sidecar");
+    let sidecar = |file: &str| {
+        container(
+            "side",
+            &format!(
+                "echo side-start >> /marks/{file}; trap 'echo side-term >> /marks/{file}; exit 0' TERM; while true; do sleep 0.2; done"
+            ),
+            "    restartPolicy: Always\n",
+        )
+    };
+    // Never: main finishes, then the sidecar is stopped and the pod succeeds.
+    lab.write(
+        "job",
+        &format!(
+            "  restartPolicy: Never\n  terminationGracePeriodSeconds: 5\n  initContainers:\n{}  containers:\n{}",
+            sidecar("job"),
+            container(
+                "main",
+                "echo main-start >> /marks/job; sleep 2; echo main-done >> /marks/job",
+                ""
+            ),
+        ),
+    );
+    // Always: a sidecar that keeps dying is restarted while main runs on.
+    lab.write(
+        "flaky",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  initContainers:\n{}  containers:\n{}",
+            container("side", "sleep 1; exit 1", "    restartPolicy: Always\n"),
+            container("main", "sleep 3600", ""),
+        ),
+    );
+    // Teardown: main stops first, the sidecar after it.
+    lab.write(
+        "service",
+        &format!(
+            "  terminationGracePeriodSeconds: 10\n  initContainers:\n{}  containers:\n{}",
+            sidecar("service"),
+            container(
+                "main",
+                "trap 'sleep 1; echo main-term >> /marks/service; exit 0' TERM; while true; do sleep 0.2; done",
+                ""
+            ),
+        ),
+    );
+    lab.start();
+
+    let s = lab
+        .wait_status("job", "phase Succeeded", |s| phase(s) == "Succeeded")
+        .await;
+    assert_eq!(
+        lab.mark("job"),
+        "side-start\nmain-start\nmain-done\nside-term\n"
+    );
+    let side = cstatus(&s, "initContainerStatuses", "side");
+    assert!(side["state"]["terminated"].is_object(), "{s:#}");
+    assert_eq!(
+        main_status(&s, "main")["state"]["terminated"]["exitCode"],
+        0
+    );
+    assert_eq!(condition(&s, "Ready")["reason"], "PodCompleted");
+
+    let main_id = lab
+        .node
+        .wait_running(&lab.node.pod_name("flaky"), &["main"])
+        .await["main"]
+        .id
+        .clone();
+    let s = lab
+        .wait_status("flaky", "sidecar restarted twice", |s| {
+            cstatus(s, "initContainerStatuses", "side")["restartCount"]
+                .as_i64()
+                .is_some_and(|n| n >= 2)
+        })
+        .await;
+    assert_eq!(phase(&s), "Running", "{s:#}");
+    assert!(is_running(main_status(&s, "main")));
+    assert_eq!(main_status(&s, "main")["restartCount"], 0);
+    assert_eq!(
+        lab.node.running(&lab.node.pod_name("flaky")).await["main"].id,
+        main_id,
+        "main keeps running while its sidecar restarts"
+    );
+
+    let s = lab
+        .wait_status("service", "running and ready", |s| {
+            condition(s, "Ready")["status"] == "True"
+        })
+        .await;
+    assert_eq!(
+        cstatus(&s, "initContainerStatuses", "side")["started"],
+        true
+    );
+    lab.node.remove_manifest("service.yaml");
+    eventually("service pod stopped", DEADLINE, || async {
+        lab.runtime_containers("service")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(lab.mark("service"), "side-start\nmain-term\nside-term\n");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_probes_drive_ready_and_the_pod_conditions() {
+    let mut lab = Lab::new("lc-ready");
+    lab.write(
+        "web",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}{}",
+            container(
+                "web",
+                "mkdir -p /www && echo hi > /www/index.html && httpd -f -p 8080 -h /www",
+                "    ports: [{name: http, containerPort: 8080}]\n    readinessProbe:\n      httpGet: {path: /ready.html, port: http, httpHeaders: [{name: X-Probe, value: yes}]}\n      periodSeconds: 1\n      failureThreshold: 1\n"
+            ),
+            container(
+                "tcp",
+                "sleep 3; mkdir -p /t; httpd -f -p 9090 -h /t",
+                "    readinessProbe:\n      tcpSocket: {port: 9090}\n      periodSeconds: 1\n"
+            ),
+        ),
+    );
+    lab.start();
+    let s = lab
+        .wait_status("web", "both running", |s| {
+            is_running(main_status(s, "web")) && is_running(main_status(s, "tcp"))
+        })
+        .await;
+    assert_eq!(main_status(&s, "web")["ready"], false, "{s:#}");
+    assert_eq!(phase(&s), "Running");
+    let ready = condition(&s, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "ContainersNotReady");
+
+    // The tcp container's port opens after 3 s: it becomes ready; web still is not.
+    let s = lab
+        .wait_status("web", "tcp ready", |s| {
+            main_status(s, "tcp")["ready"] == true
+        })
+        .await;
+    assert_eq!(main_status(&s, "web")["ready"], false);
+    assert_eq!(
+        condition(&s, "ContainersReady")["message"],
+        "containers with unready status: [web]"
+    );
+
+    // Serve the readiness page: web becomes ready, and so does the pod.
+    let pod = lab.node.pod_name("web");
+    let web = lab.node.running(&pod).await["web"].id.clone();
+    assert_eq!(exec(&web, "echo ok > /www/ready.html").await.0, 0);
+    let s = lab
+        .wait_status("web", "pod Ready", |s| {
+            condition(s, "Ready")["status"] == "True"
+        })
+        .await;
+    assert_eq!(condition(&s, "ContainersReady")["status"], "True");
+    assert_eq!(main_status(&s, "web")["ready"], true);
+
+    // Take it away: not ready again (failureThreshold 1), never restarted.
+    assert_eq!(exec(&web, "rm /www/ready.html").await.0, 0);
+    let s = lab
+        .wait_status("web", "pod not Ready again", |s| {
+            condition(s, "Ready")["status"] == "False"
+        })
+        .await;
+    assert_eq!(main_status(&s, "web")["restartCount"], 0);
+    assert_eq!(lab.node.running(&pod).await["web"].id, web);
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_liveness_restarts_the_container_within_the_probe_grace_period() {
+    let mut lab = Lab::new("lc-live");
+    // sh as PID 1 ignores SIGTERM: only SIGKILL ends it, after the probe's 2 s grace
+    // period, not the pod's 120 s.
+    lab.write(
+        "live",
+        &format!(
+            "  terminationGracePeriodSeconds: 120\n  containers:\n{}",
+            container(
+                "main",
+                "echo start >> /marks/live; touch /tmp/alive; sleep 3; rm /tmp/alive; while true; do sleep 1; done",
+                "    livenessProbe:\n      exec: {command: [cat, /tmp/alive]}\n      periodSeconds: 1\n      failureThreshold: 2\n      terminationGracePeriodSeconds: 2\n"
+            ),
+        ),
+    );
+    lab.start();
+    lab.wait_status("live", "running", |s| is_running(main_status(s, "main")))
+        .await;
+    let started = Instant::now();
+    let s = lab
+        .wait_status("live", "restarted after failing liveness", |s| {
+            main_status(s, "main")["restartCount"] == 1 && is_running(main_status(s, "main"))
+        })
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "killed with the probe's grace period: {took:?}"
+    );
+    let last = &main_status(&s, "main")["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 137, "{s:#}");
+    assert_eq!(last["reason"], "Error");
+    assert_eq!(lab.mark("live"), "start\nstart\n");
+    assert!(
+        lab.node.logs().contains("failed liveness probe"),
+        "the kill reason is logged"
+    );
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_probes_gate_liveness_and_readiness() {
+    let mut lab = Lab::new("lc-startup");
+    lab.write(
+        "slow",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "sleep 4; touch /tmp/started; while true; do sleep 1; done",
+                "    startupProbe:\n      exec: {command: [cat, /tmp/started]}\n      periodSeconds: 1\n      failureThreshold: 30\n    livenessProbe:\n      exec: {command: [cat, /tmp/started]}\n      periodSeconds: 1\n      failureThreshold: 1\n    readinessProbe:\n      exec: {command: [cat, /tmp/started]}\n      periodSeconds: 1\n"
+            ),
+        ),
+    );
+    lab.write(
+        "never-starts",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "while true; do sleep 1; done",
+                "    startupProbe:\n      exec: {command: [\"false\"]}\n      periodSeconds: 1\n      failureThreshold: 2\n"
+            ),
+        ),
+    );
+    lab.start();
+    let s = lab
+        .wait_status("slow", "running", |s| is_running(main_status(s, "main")))
+        .await;
+    let main = main_status(&s, "main");
+    assert_eq!(main["started"], false, "{s:#}");
+    assert_eq!(main["ready"], false);
+    // Liveness would fail before the file exists, but waits for startup.
+    let s = lab
+        .wait_status("slow", "started and ready", |s| {
+            main_status(s, "main")["started"] == true && main_status(s, "main")["ready"] == true
+        })
+        .await;
+    assert_eq!(main_status(&s, "main")["restartCount"], 0, "{s:#}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = lab.status("slow").await.unwrap();
+    assert_eq!(main_status(&s, "main")["restartCount"], 0, "{s:#}");
+
+    // A startup probe that never passes kills the container, which restarts.
+    let s = lab
+        .wait_status("never-starts", "restarted", |s| {
+            main_status(s, "main")["restartCount"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+        })
+        .await;
+    assert_eq!(main_status(&s, "main")["started"], false, "{s:#}");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_probes_speak_the_health_checking_protocol() {
+    // A health server on the host, reached from the pod IP through a busybox nc relay
+    // to the pod's gateway (the node).
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("good", tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("bad", tonic_health::ServingStatus::NotServing)
+        .await;
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let incoming = futures::stream::unfold(listener, |l| async move {
+        let conn = l.accept().await.map(|(s, _)| s);
+        Some((conn, l))
+    });
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    let mut lab = Lab::new("lc-grpc");
+    let probe = |service: &str| {
+        format!(
+            "    readinessProbe:\n      grpc: {{port: 9000, service: {service}}}\n      periodSeconds: 1\n      failureThreshold: 1\n"
+        )
+    };
+    lab.write(
+        "grpc",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}{}",
+            container(
+                "good",
+                &format!(
+                    "gw=$(ip route | awk '/default/ {{print $3}}'); exec nc -ll -p 9000 -e nc $gw {port}"
+                ),
+                &probe("good")
+            ),
+            container("bad", "while true; do sleep 1; done", &probe("bad")),
+        ),
+    );
+    lab.start();
+    let s = lab
+        .wait_status("grpc", "good ready", |s| {
+            main_status(s, "good")["ready"] == true
+        })
+        .await;
+    assert_eq!(main_status(&s, "bad")["ready"], false, "{s:#}");
+    assert_eq!(
+        condition(&s, "Ready")["message"],
+        "containers with unready status: [bad]"
+    );
+    // The server goes away: the good one is no longer ready either.
+    server.abort();
+    let _ = server.await;
+    lab.wait_status("grpc", "good unready", |s| {
+        main_status(s, "good")["ready"] == false
+    })
+    .await;
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_start_and_pre_stop_hooks() {
+    let mut lab = Lab::new("lc-hooks");
+    let hook_server = ManifestServer::start("ok").await;
+    let hook_port = hook_server
+        .url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // postStart exec holds the container out of Running until it returns; postStart
+    // httpGet reaches a host address; preStop runs before the stop signal.
+    lab.write(
+        "hooks",
+        &format!(
+            "  terminationGracePeriodSeconds: 10\n  containers:\n{}{}",
+            container(
+                "main",
+                "trap 'echo term >> /marks/stop; exit 0' TERM; echo main >> /marks/start; while true; do sleep 0.2; done",
+                "    lifecycle:\n      postStart:\n        exec: {command: [sh, -c, \"sleep 3; echo post >> /marks/start\"]}\n      preStop:\n        exec: {command: [sh, -c, \"echo prestop >> /marks/stop; sleep 1\"]}\n"
+            ),
+            container(
+                "web",
+                "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+                &format!(
+                    "    lifecycle:\n      postStart:\n        httpGet: {{host: 127.0.0.1, port: {hook_port}, path: /hook}}\n      preStop:\n        sleep: {{seconds: 3}}\n"
+                )
+            ),
+        ),
+    );
+    // A failing postStart hook kills the container, which is restarted.
+    lab.write(
+        "badhook",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "while true; do sleep 1; done",
+                "    lifecycle:\n      postStart:\n        exec: {command: [sh, -c, \"exit 7\"]}\n"
+            ),
+        ),
+    );
+    lab.start();
+
+    // The container runs (it wrote "main") but its hook has not returned: not Running.
+    eventually("main container started", DEADLINE, || async {
+        lab.mark("start").contains("main").then_some(())
+    })
+    .await;
+    if !lab.mark("start").contains("post") {
+        let s = lab.status("hooks").await.unwrap_or_default();
+        assert!(
+            !is_running(main_status(&s, "main")),
+            "not Running while postStart runs: {s:#}"
+        );
+    }
+    let s = lab
+        .wait_status("hooks", "both running", |s| {
+            is_running(main_status(s, "main")) && is_running(main_status(s, "web"))
+        })
+        .await;
+    assert_eq!(lab.mark("start"), "main\npost\n", "{s:#}");
+    let requests = hook_server.requests.lock().unwrap().clone();
+    let hook = requests
+        .iter()
+        .find(|r| r.starts_with("GET /hook "))
+        .unwrap_or_else(|| panic!("no postStart request: {requests:?}"));
+    assert!(
+        hook.to_ascii_lowercase()
+            .contains("user-agent: kube-lifecycle/1.35"),
+        "{hook}"
+    );
+
+    let s = lab
+        .wait_status("badhook", "restarted after the failed hook", |s| {
+            main_status(s, "main")["restartCount"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+                && matches!(
+                    waiting_reason(main_status(s, "main")),
+                    "PostStartHookError" | "CrashLoopBackOff"
+                )
+        })
+        .await;
+    let main = main_status(&s, "main");
+    assert!(main["lastState"]["terminated"].is_object(), "{s:#}");
+    assert!(lab.node.logs().contains("FailedPostStartHook"));
+
+    // Removal: preStop first, then SIGTERM; the sleep hook holds web for 3 s.
+    let removed = Instant::now();
+    lab.node.remove_manifest("hooks.yaml");
+    eventually("hooks pod stopped", DEADLINE, || async {
+        lab.runtime_containers("hooks")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        removed.elapsed() >= Duration::from_secs(3),
+        "the preStop sleep runs before the stop signal: {:?}",
+        removed.elapsed()
+    );
+    assert_eq!(lab.mark("stop"), "prestop\nterm\n");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_messages_and_reasons() {
+    let mut lab = Lab::new("lc-term");
+    let one = |script: &str, extra: &str| {
+        format!(
+            "  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container("main", script, extra)
+        )
+    };
+    lab.write(
+        "file",
+        &one("printf bye > /dev/termination-log; exit 3", ""),
+    );
+    lab.write(
+        "path",
+        &one(
+            "printf done > /tmp/done",
+            "    terminationMessagePath: /tmp/done\n",
+        ),
+    );
+    lab.write(
+        "logs",
+        &one(
+            "i=1; while [ $i -le 100 ]; do echo line $i; i=$((i+1)); done; exit 1",
+            "    terminationMessagePolicy: FallbackToLogsOnError\n",
+        ),
+    );
+    lab.write(
+        "big",
+        &one(
+            "head -c 5000 /dev/zero | tr '\\0' x > /dev/termination-log; printf END >> /dev/termination-log",
+            "",
+        ),
+    );
+    lab.write(
+        "oom",
+        &one(
+            "head -c 300m /dev/zero | tail",
+            "    resources: {limits: {memory: 20Mi}}\n",
+        ),
+    );
+    lab.write(
+        "cannotrun",
+        "  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [/does-not-exist]\n",
+    );
+    lab.start();
+    let terminated = |s: &Value| main_status(s, "main")["state"]["terminated"].clone();
+
+    let done = |s: &Value| matches!(phase(s), "Succeeded" | "Failed");
+
+    let s = lab.wait_status("file", "finished", done).await;
+    assert_eq!(phase(&s), "Failed");
+    let t = terminated(&s);
+    assert_eq!(
+        (t["exitCode"].clone(), t["reason"].clone()),
+        (3.into(), "Error".into()),
+        "{s:#}"
+    );
+    assert_eq!(t["message"], "bye");
+
+    let s = lab.wait_status("path", "finished", done).await;
+    assert_eq!(phase(&s), "Succeeded");
+    let t = terminated(&s);
+    assert_eq!(t["reason"], "Completed", "{s:#}");
+    assert_eq!(t["message"], "done");
+
+    let s = lab.wait_status("logs", "finished", done).await;
+    let t = terminated(&s);
+    let msg = t["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("line 21\n") && msg.ends_with("line 100\n"),
+        "last 80 lines: {msg:?}"
+    );
+
+    let s = lab.wait_status("big", "finished", done).await;
+    let msg = terminated(&s)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(msg.len(), 4096, "at most 4096 bytes");
+    assert!(msg.ends_with("xEND"), "the end of the file is kept");
+
+    let s = lab.wait_status("oom", "finished", done).await;
+    let t = terminated(&s);
+    assert_eq!(t["reason"], "OOMKilled", "{s:#}");
+    assert_eq!(t["exitCode"], 137);
+    assert_eq!(phase(&s), "Failed");
+
+    // A command that cannot run: containerd's reason is StartError, exit code 128 (what
+    // docker called ContainerCannotRun), with the runtime's message.
+    let s = lab.wait_status("cannotrun", "finished", done).await;
+    let t = terminated(&s);
+    assert_eq!(t["reason"], "StartError", "{s:#}");
+    assert_eq!(t["exitCode"], 128);
+    assert!(
+        t["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/does-not-exist"),
+        "{s:#}"
+    );
+    assert_eq!(phase(&s), "Failed");
+
+    // A finished pod's sandbox is stopped; nothing of it keeps running.
+    for pod in ["file", "path", "logs", "big", "oom", "cannotrun"] {
+        assert!(
+            lab.node.running(&lab.node.pod_name(pod)).await.is_empty(),
+            "{pod}"
+        );
+    }
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_deadline_fails_the_pod_and_stops_its_containers() {
+    let mut lab = Lab::new("lc-deadline");
+    lab.write(
+        "deadline",
+        &format!(
+            "  activeDeadlineSeconds: 8\n  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "echo ran >> /marks/deadline; while true; do sleep 1; done",
+                ""
+            ),
+        ),
+    );
+    lab.start();
+    let pod = lab.node.pod_name("deadline");
+    eventually("the container ran", DEADLINE, || async {
+        (lab.mark("deadline") == "ran\n").then_some(())
+    })
+    .await;
+    let s = lab
+        .wait_status("deadline", "phase Failed", |s| phase(s) == "Failed")
+        .await;
+    assert_eq!(s["reason"], "DeadlineExceeded", "{s:#}");
+    assert_eq!(
+        s["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    eventually("containers stopped", DEADLINE, || async {
+        lab.node.running(&pod).await.is_empty().then_some(())
+    })
+    .await;
+    // And they stay stopped: nothing restarts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(lab.node.running(&pod).await.is_empty());
+    assert_eq!(lab.mark("deadline"), "ran\n");
+    let s = lab.status("deadline").await.unwrap();
+    assert_eq!(phase(&s), "Failed");
+    assert!(
+        main_status(&s, "main")["state"]["terminated"].is_object(),
+        "{s:#}"
+    );
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_reasons_in_the_pod_status() {
+    let mut lab = Lab::new("lc-waiting");
+    lab.write(
+        "crash",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container("main", "echo oops; exit 2", ""),
+        ),
+    );
+    lab.write(
+        "badimage",
+        "  containers:\n  - name: main\n    image: no-such-image:1\n",
+    );
+    let missing = lab.node.dir.path().join("missing");
+    lab.write_with_volumes(
+        "badvolume",
+        "  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    volumeMounts: [{name: gone, mountPath: /gone}]\n",
+        &format!(
+            "  - name: gone\n    hostPath: {{path: {}, type: Directory}}\n",
+            missing.display()
+        ),
+    );
+    lab.start();
+
+    let s = lab
+        .wait_status("crash", "CrashLoopBackOff", |s| {
+            waiting_reason(main_status(s, "main")) == "CrashLoopBackOff"
+        })
+        .await;
+    let main = main_status(&s, "main");
+    assert!(
+        main["restartCount"].as_i64().unwrap_or_default() >= 1,
+        "{s:#}"
+    );
+    assert_eq!(main["lastState"]["terminated"]["exitCode"], 2);
+    assert_eq!(main["lastState"]["terminated"]["reason"], "Error");
+    assert!(
+        main["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("back-off 10s restarting failed container=main"),
+        "{main:#}"
+    );
+    assert_eq!(phase(&s), "Running");
+    assert_eq!(condition(&s, "Ready")["reason"], "ContainersNotReady");
+
+    let s = lab
+        .wait_status("badimage", "image pull error", |s| {
+            matches!(
+                waiting_reason(main_status(s, "main")),
+                "ErrImagePull" | "ImagePullBackOff"
+            )
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+
+    let s = lab
+        .wait_status("badvolume", "config error", |s| {
+            waiting_reason(main_status(s, "main")) == "CreateContainerConfigError"
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
