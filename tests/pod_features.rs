@@ -65,7 +65,24 @@ spec:
         .lines()
         .find(|l| l.starts_with("POD_IP="))
         .expect("POD_IP set");
-    assert!(ip_line.starts_with("POD_IP=10.88."), "{ip_line}");
+    let sandbox = node
+        .sandboxes()
+        .await
+        .into_iter()
+        .next()
+        .expect("one sandbox");
+    let sandbox_ip = cri()
+        .pod_sandbox_status(&sandbox.id)
+        .await
+        .unwrap()
+        .network
+        .unwrap()
+        .ip;
+    assert_eq!(
+        ip_line,
+        format!("POD_IP={sandbox_ip}"),
+        "status.podIP is the sandbox's IP"
+    );
     node.stop();
     node.purge_runtime().await;
 }
