@@ -248,7 +248,9 @@ async fn sigpwr_shuts_pods_down_by_priority_within_the_grace_period() {
     assert!(status.success(), "{status}");
     // The stubborn pod took its capped 5 s, the critical one stopped at once, in order.
     assert!(took >= Duration::from_secs(4), "{took:?}");
-    assert!(took < Duration::from_secs(8 + 8), "{took:?}");
+    // Well under the stubborn pod's own 30 s: the group's grace period capped it. (Not a
+    // tighter bound: on a loaded 2-core machine stopping takes a few seconds more.)
+    assert!(took < Duration::from_secs(25), "{took:?}");
     assert!(node.sandboxes().await.is_empty(), "every pod terminated");
     let log = node.logs();
     let first = log

@@ -16,6 +16,7 @@ pub fn free_port() -> u16 {
 
 /// Write the node's config with the read-only node API on `port` and `extra` fields.
 pub fn write_config(node: &Node, port: u16, extra: &str) {
+    let extra = crate::support::with_safe_defaults(extra);
     let text = format!(
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
          staticPodPath: {}\npodLogsDir: {}\ncontainerRuntimeEndpoint: {}\n\

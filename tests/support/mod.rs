@@ -49,6 +49,22 @@ where
     }
 }
 
+/// Tests must not depend on how full this machine's disk or memory is: unless a test sets
+/// them, eviction thresholds sit far below any real state and image GC is off (the shared
+/// containerd's images belong to every test). Returns `extra` with those defaults before it.
+pub fn with_safe_defaults(extra: &str) -> String {
+    let mut defaults = String::new();
+    if !extra.contains("evictionHard:") {
+        defaults.push_str(
+            "evictionHard: {memory.available: \"1Mi\", nodefs.available: \"1%\", nodefs.inodesFree: \"1%\", imagefs.available: \"1%\"}\n",
+        );
+    }
+    if !extra.contains("imageGCHighThresholdPercent:") {
+        defaults.push_str("imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n");
+    }
+    format!("{defaults}{extra}")
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// One test node: directories, config, and the kubelet process when running.
@@ -95,19 +111,7 @@ impl Node {
 
     /// The config file: static pods from the manifest dir, private dirs, fast checks.
     pub fn write_config(&self, extra: &str) {
-        // Tests must not depend on how full this machine's disk or memory is: unless a test
-        // sets them, eviction thresholds sit far below any real state and image GC is off
-        // (the shared containerd's images belong to every test).
-        let mut defaults = String::new();
-        if !extra.contains("evictionHard:") {
-            defaults.push_str(
-                "evictionHard: {memory.available: \"1Mi\", nodefs.available: \"1%\", nodefs.inodesFree: \"1%\", imagefs.available: \"1%\"}\n",
-            );
-        }
-        if !extra.contains("imageGCHighThresholdPercent:") {
-            defaults.push_str("imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n");
-        }
-        let extra = format!("{defaults}{extra}");
+        let extra = with_safe_defaults(extra);
         let text = format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
              staticPodPath: {}\npodLogsDir: {}\ncontainerRuntimeEndpoint: {}\n\

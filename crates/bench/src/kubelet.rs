@@ -42,6 +42,11 @@ pub fn manifest(name: &str, arg: u64) -> String {
 impl Kubelet {
     /// `max_pods`: the bench runs N pods plus an extra one (the remove reaction), so above
     /// the default of 110 it raises maxPods.
+    ///
+    /// Image GC and disk-pressure eviction are off (memory eviction stays at its default):
+    /// the disk of a shared development machine can sit near the 85% / 15% thresholds,
+    /// and then a bench kubelet would evict its own pods mid-measurement and delete images
+    /// other kubelets and tests on the same containerd use.
     pub fn start(
         bin: &Path,
         dir: &Path,
@@ -63,7 +68,10 @@ impl Kubelet {
                  staticPodPath: {}\npodLogsDir: {}\ncontainerRuntimeEndpoint: {endpoint}\n\
                  fileCheckFrequency: 20s\nenableServer: false\naddress: 127.0.0.1\n\
                  readOnlyPort: {read_only_port}\nhealthzPort: {healthz_port}\n\
-                 healthzBindAddress: 127.0.0.1\nmaxPods: {max_pods}\n",
+                 healthzBindAddress: 127.0.0.1\nmaxPods: {max_pods}\n\
+                 imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n\
+                 evictionHard: {{memory.available: 100Mi, nodefs.available: \"0%\", \
+                 nodefs.inodesFree: \"0%\", imagefs.available: \"0%\", imagefs.inodesFree: \"0%\"}}\n",
                 manifests.display(),
                 logs.display(),
             ),

@@ -17,7 +17,7 @@ mod procfs;
 mod report;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -151,6 +151,8 @@ pub struct Startup {
     pub per_pod: Dist,
     /// Floor only: until the last StartContainer returned (s).
     pub returned_all: Option<f64>,
+    /// Kubelet only: CRI calls it made meanwhile, by operation (from its /metrics).
+    pub cri_ops: Option<BTreeMap<String, f64>>,
 }
 
 /// One kill → replacement-running sample.
@@ -187,7 +189,12 @@ pub struct Row {
     /// ImageFsInfo (s).
     pub stats_parts: [Dist; 3],
     pub teardown: Vec<f64>,
+    /// CRI calls the kubelet made during each teardown round (from its /metrics).
+    pub teardown_ops: Vec<Option<BTreeMap<String, f64>>>,
     pub after_teardown: Option<Usage>,
+    /// Anonymous RSS (MiB) 2 s after each round's teardown: growth from round to round
+    /// with nothing running would be a leak.
+    pub anon_after_rounds: Vec<f64>,
     pub kubelet_exit: Option<f64>,
     pub leftovers: usize,
     pub log_problems: Vec<String>,
@@ -584,6 +591,7 @@ async fn floor_round(
                 all: per_pod.max().unwrap_or(0.0),
                 per_pod,
                 returned_all: Some(returned_all),
+                cri_ops: None,
             });
         }
         Err(e) => errors.push(format!("{e:#}")),
@@ -618,8 +626,13 @@ async fn kubelet_round(
     row.kubelet_start
         .push(kubelet_startup(ctx, k, &files).await?);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    row.teardown.push(kubelet_teardown(ctx, k, &files).await?);
+    let (took, ops) = kubelet_teardown(ctx, k, &files).await?;
+    row.teardown.push(took);
+    row.teardown_ops.push(ops);
     tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(s) = procfs::snapshot(k.pid()) {
+        row.anon_after_rounds.push(s.anon_kib as f64 / 1024.0);
+    }
     Ok(())
 }
 
@@ -632,16 +645,19 @@ async fn kubelet_startup(
         .iter()
         .map(|(f, _)| k.pod_name(f.trim_end_matches(".yaml")))
         .collect();
+    let before = nodeapi::runtime_ops(k.read_only_port).await;
     let t0 = Instant::now();
     for (file, text) in files {
         k.write_manifest(file, text)?;
     }
     let seen = wait_all_running(&ctx.cri, &k.name, &names, t0, deadline_for(files.len())).await?;
+    let after = nodeapi::runtime_ops(k.read_only_port).await;
     let per_pod = Dist::from_durations(seen.values().copied());
     Ok(Startup {
         all: per_pod.max().unwrap_or(0.0),
         per_pod,
         returned_all: None,
+        cri_ops: before.zip(after).map(|(b, a)| nodeapi::ops_delta(&b, &a)),
     })
 }
 
@@ -649,14 +665,19 @@ async fn kubelet_teardown(
     ctx: &Ctx<'_>,
     k: &Kubelet,
     files: &[(String, String)],
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Option<BTreeMap<String, f64>>)> {
+    let before = nodeapi::runtime_ops(k.read_only_port).await;
     let t0 = Instant::now();
     for (file, _) in files {
         k.remove_manifest(file)?;
     }
     let took =
         wait_no_sandboxes(&ctx.cri, selector(&k.name), t0, deadline_for(files.len())).await?;
-    Ok(took.as_secs_f64())
+    let after = nodeapi::runtime_ops(k.read_only_port).await;
+    Ok((
+        took.as_secs_f64(),
+        before.zip(after).map(|(b, a)| nodeapi::ops_delta(&b, &a)),
+    ))
 }
 
 async fn kubelet_n(
@@ -716,12 +737,17 @@ async fn kubelet_n(
 
     // 5. Teardown.
     progress(format!("N={n}: round 1: teardown"));
-    row.teardown.push(kubelet_teardown(ctx, k, &files).await?);
+    let (took, ops) = kubelet_teardown(ctx, k, &files).await?;
+    row.teardown.push(took);
+    row.teardown_ops.push(ops);
 
     // Memory once every pod is gone again (does it come back down?).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let window = Duration::from_secs(if ctx.args.quick { 2 } else { 5 });
     row.after_teardown = Some(procfs::measure(k.pid(), window).await?);
+    if let Some(s) = procfs::snapshot(k.pid()) {
+        row.anon_after_rounds.push(s.anon_kib as f64 / 1024.0);
+    }
     Ok(())
 }
 
@@ -811,7 +837,14 @@ const REACTION_DEADLINE: Duration = Duration::from_secs(30);
 async fn kill_reaction(ctx: &Ctx<'_>, n: usize, k: &Kubelet, row: &mut Row) -> anyhow::Result<()> {
     let kills = if ctx.args.quick { 3 } else { 5 };
     let cri = &ctx.cri;
-    for i in 0..kills.min(n) {
+    let samples = kills.min(n);
+    for i in 0..samples {
+        // The kubelet relists once a second and right after it acted; killing straight
+        // after the previous replacement ran would always land just after a relist (the
+        // worst case). Wait 1 s plus an offset spread evenly over the period instead, so
+        // the samples cover every phase as a kill at a random time would.
+        let offset = Duration::from_millis((1000 * i / samples) as u64);
+        tokio::time::sleep(Duration::from_secs(1) + offset).await;
         let pod = k.pod_name(&format!("bench-{i:03}"));
         let sel = pod_selector(&k.name, &pod);
         let old = containers(cri, sel.clone())

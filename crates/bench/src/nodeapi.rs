@@ -1,6 +1,7 @@
 //! Node API latency over the read-only port (plain HTTP): a tiny HTTP/1.1 GET with
 //! `Connection: close`, so nothing but the kubelet's answer is measured.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -115,6 +116,45 @@ async fn measure_inner(port: u16, path: &str, samples: usize) -> anyhow::Result<
         bytes,
         pods,
     })
+}
+
+/// `kubelet_runtime_operations_total` by operation type, from `/metrics` (None when the
+/// kubelet does not serve it).
+pub async fn runtime_ops(port: u16) -> Option<BTreeMap<String, f64>> {
+    let (status, body, _) = tokio::time::timeout(Duration::from_secs(10), get(port, "/metrics"))
+        .await
+        .ok()?
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut ops = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("kubelet_runtime_operations_total{operation_type=\"")
+        else {
+            continue;
+        };
+        let Some((op, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        if let Ok(v) = value.trim().parse::<f64>() {
+            ops.insert(op.to_string(), v);
+        }
+    }
+    Some(ops)
+}
+
+/// `after - before`, operations that did not change left out.
+pub fn ops_delta(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect()
 }
 
 pub async fn measure(port: u16, path: &str, samples: usize) -> ApiResult {

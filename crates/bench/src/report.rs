@@ -442,6 +442,35 @@ pub fn render(r: &Results) -> String {
                 list(row.floor_teardown.iter().copied()),
             );
         }
+        let per_pod_ops = |ops: &std::collections::BTreeMap<String, f64>| {
+            let total: f64 = ops.values().sum();
+            let mut v: Vec<_> = ops.iter().collect();
+            v.sort_by(|a, b| b.1.partial_cmp(a.1).unwrap());
+            format!(
+                "{total:.0} calls, {:.1}/pod: {}",
+                total / row.n as f64,
+                v.iter()
+                    .map(|(k, n)| format!("{k} {n:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        if let Some(ops) = row.kubelet_start.first().and_then(|s| s.cri_ops.as_ref()) {
+            let _ = writeln!(
+                notes,
+                "  N={}: CRI calls by the kubelet during startup (round 1): {}",
+                row.n,
+                per_pod_ops(ops)
+            );
+        }
+        if let Some(Some(ops)) = row.teardown_ops.first() {
+            let _ = writeln!(
+                notes,
+                "  N={}: CRI calls by the kubelet during teardown (round 1): {}",
+                row.n,
+                per_pod_ops(ops)
+            );
+        }
         if !row.stats_parts[0].is_empty() {
             let _ = writeln!(
                 notes,
@@ -451,6 +480,18 @@ pub fn render(r: &Results) -> String {
                 opt_secs(row.stats_parts[0].median()),
                 opt_secs(row.stats_parts[1].median()),
                 opt_secs(row.stats_parts[2].median()),
+            );
+        }
+        if row.anon_after_rounds.len() > 1 {
+            let _ = writeln!(
+                notes,
+                "  N={}: anonymous RSS after each round's teardown (0 pods): {} MiB",
+                row.n,
+                row.anon_after_rounds
+                    .iter()
+                    .map(|v| format!("{v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         if let Some(x) = row.kubelet_exit {
