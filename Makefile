@@ -49,7 +49,7 @@ test: env
 	$(CURDIR)/scripts/test.sh
 
 # BENCH_FLAGS: options of kubelet-bench, e.g. make bench BENCH_FLAGS='--pods 1,5 --quick'
-# (--pods LIST, --quick, --idle SECS, --steady SECS, --keep). About 12 minutes by default.
+# (--pods LIST, --quick, --idle SECS, --steady SECS, --keep). 9-12 minutes by default.
 # A measuring tool: it prints numbers and never fails on them. See docs/benchmarks.md.
 BENCH_FLAGS ?=
 

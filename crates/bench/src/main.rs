@@ -38,6 +38,7 @@ kubelet-bench: the kubelet's own cost in time, CPU and memory, against the CRI f
 
 usage: kubelet-bench [--pods 1,30,110] [--quick] [--kubelet PATH] [--endpoint unix:///...]
                      [--idle SECS] [--steady SECS] [--rounds R] [--keep]
+       kubelet-bench --cleanup
 
   --pods LIST     pod counts to measure, in order (default 1,30,110)
   --quick         short windows (idle 5 s, steady 10 s) and fewer samples
@@ -48,6 +49,8 @@ usage: kubelet-bench [--pods 1,30,110] [--quick] [--kubelet PATH] [--endpoint un
   --rounds R      startup and teardown rounds per N, floor and kubelet alternating
                   (default 3; --quick: 1); the table shows medians
   --keep          keep the work directory (kubelet logs) and print where it is
+  --cleanup       only remove sandboxes left by bench runs whose process is gone (a run
+                  whose containerd went away could not clean up), then exit
 ";
 
 #[derive(Debug, Clone)]
@@ -62,6 +65,8 @@ pub struct Args {
     /// Startup and teardown are measured this many times per N (floor and kubelet
     /// alternating); the table shows medians.
     pub rounds: usize,
+    /// Only remove what earlier, interrupted bench runs left in the runtime, then exit.
+    pub cleanup: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -77,6 +82,7 @@ fn parse_args() -> anyhow::Result<Args> {
         steady: Duration::from_secs(60),
         keep: false,
         rounds: 3,
+        cleanup: false,
     };
     let (mut idle, mut steady, mut rounds) = (None, None, None);
     let mut it = std::env::args().skip(1);
@@ -112,6 +118,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--idle" => idle = Some(Duration::from_secs_f64(value()?.parse()?)),
             "--steady" => steady = Some(Duration::from_secs_f64(value()?.parse()?)),
             "--keep" => args.keep = true,
+            "--cleanup" => args.cleanup = true,
             "--rounds" => rounds = Some(value()?.parse::<usize>()?.max(1)),
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -133,7 +140,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "no CRI endpoint: set CONTAINER_RUNTIME_ENDPOINT (eval \"$(scripts/node-env.sh env)\") or pass --endpoint"
         );
     }
-    if !args.kubelet.is_file() {
+    if !args.kubelet.is_file() && !args.cleanup {
         anyhow::bail!(
             "kubelet binary {} not found: cargo build --release, or pass --kubelet",
             args.kubelet.display()
@@ -346,11 +353,21 @@ async fn async_main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = cri.version().await {
+        eprintln!(
+            "kubelet-bench: the container runtime at {} does not answer: {e}",
+            args.endpoint
+        );
+        return ExitCode::from(2);
+    }
     let stale = purge(&cri, is_stale_bench_node).await;
-    if stale > 0 {
+    if stale > 0 || args.cleanup {
         progress(format!(
-            "removed {stale} sandboxes left by an earlier, interrupted bench run"
+            "removed {stale} sandboxes left by earlier, interrupted bench runs"
         ));
+    }
+    if args.cleanup {
+        return ExitCode::SUCCESS;
     }
     let dir = match tempfile::Builder::new().prefix("kubelet-bench-").tempdir() {
         Ok(d) => d,

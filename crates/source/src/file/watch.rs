@@ -39,6 +39,16 @@ impl Target {
 
     /// True when an event concerns this target.
     fn matches(&self, event: &Event) -> bool {
+        // Opens and reads (including the source's own re-list) change nothing; reacting to
+        // them made every re-list trigger the next one. A finished write still counts.
+        if let notify::EventKind::Access(kind) = event.kind
+            && !matches!(
+                kind,
+                notify::event::AccessKind::Close(notify::event::AccessMode::Write)
+            )
+        {
+            return false;
+        }
         event.paths.iter().any(|p| {
             if p == &self.dir {
                 return true;
