@@ -136,7 +136,8 @@ impl Dispatcher {
         done: &mpsc::UnboundedSender<String>,
         shutdown: &CancellationToken,
     ) {
-        let desired = self.desired.borrow_and_update().clone_shallow();
+        // A map of Arcs: the clone is cheap and frees the watch lock.
+        let desired = self.desired.borrow_and_update().clone();
         let snapshot = self.snapshots.borrow_and_update().clone();
 
         // Workers whose task is gone (panicked) are dropped so they can be re-created.
@@ -400,19 +401,5 @@ fn pod_from_runtime(o: &ObservedPod) -> Pod {
             ..Default::default()
         }),
         ..Default::default()
-    }
-}
-
-/// DesiredPods is a map of Arcs: a shallow copy is cheap and frees the watch lock.
-trait CloneShallow {
-    fn clone_shallow(&self) -> DesiredPods;
-}
-
-impl CloneShallow for DesiredPods {
-    fn clone_shallow(&self) -> DesiredPods {
-        DesiredPods {
-            pods: self.pods.clone(),
-            all_sources_ready: self.all_sources_ready,
-        }
     }
 }
