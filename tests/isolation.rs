@@ -344,3 +344,495 @@ async fn host_network_pods_share_the_node_network_and_hosts_file() {
     node.stop();
     node.purge_runtime().await;
 }
+
+/// Remove the cgroup directories `rels` (deepest first) in every hierarchy; what is
+/// still in use stays.
+fn remove_cgroups(rels: &[String]) {
+    for mount in kubelet_core::cm::cgroup_mounts() {
+        for rel in rels {
+            let _ = std::fs::remove_dir(mount.join(rel));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_cgroups_follow_the_burstable_requests() {
+    let mut node = Node::new("qos");
+    // A cgroup root of its own: other kubelets on this machine write /kubepods.
+    let root = format!("kubelet-rs-it-qos-{}", std::process::id());
+    node.write_config(&format!("cgroupRoot: /{root}\n"));
+    let pod = |name: &str, resources: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {resources}\n"
+        )
+    };
+    node.write_manifest("a.yaml", &pod("a", "{requests: {cpu: 250m}}"));
+    node.write_manifest(
+        "b.yaml",
+        &pod("b", "{requests: {cpu: 500m}, limits: {memory: 64Mi}}"),
+    );
+    node.write_manifest("c.yaml", &pod("c", "{}"));
+    node.start();
+    let c = node.wait_running(&node.pod_name("c"), &["main"]).await["main"].clone();
+    node.wait_running(&node.pod_name("a"), &["main"]).await;
+    node.wait_running(&node.pod_name("b"), &["main"]).await;
+    let kubepods = format!("{root}/kubepods");
+    let shares = |tier: &str| {
+        let file = cgroup_dir("cpu", &format!("{kubepods}/{tier}")).join("cpu.shares");
+        std::fs::read_to_string(file).ok().map(|s| s.trim().to_string())
+    };
+    let wait_shares = |want: &'static str| async move {
+        eventually(
+            &format!("kubepods/burstable cpu.shares = {want}"),
+            DEADLINE,
+            || async { (shares("burstable").as_deref() == Some(want)).then_some(()) },
+        )
+        .await
+    };
+    // 250m + 500m = 750m → 768 shares; BestEffort always 2.
+    wait_shares("768").await;
+    assert_eq!(shares("besteffort").as_deref(), Some("2"));
+    let uid = &c.labels[labels::POD_UID];
+    assert!(
+        cgroup_dir("cpu", &format!("{kubepods}/besteffort/pod{uid}")).is_dir(),
+        "the BestEffort pod cgroup sits under the QoS cgroup"
+    );
+    node.remove_manifest("b.yaml");
+    wait_shares("256").await;
+    node.remove_manifest("a.yaml");
+    node.remove_manifest("c.yaml");
+    wait_shares("2").await;
+    assert_eq!(shares("besteffort").as_deref(), Some("2"));
+    node.wait_no_sandboxes().await;
+    node.stop();
+    remove_cgroups(&[
+        format!("{kubepods}/burstable"),
+        format!("{kubepods}/besteffort"),
+        kubepods.clone(),
+        root.clone(),
+    ]);
+}
+
+/// The host supports 2 MiB huge pages (reserved or not).
+fn has_2mi_hugepages() -> bool {
+    std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hugepages_medium_mounts_hugetlbfs_with_the_requested_page_size() {
+    if !has_2mi_hugepages() {
+        eprintln!("skipped: no 2 MiB huge pages on this host");
+        return;
+    }
+    let mut node = Node::new("hugepages-volume");
+    node.write_manifest(
+        "hp.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: hp}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    resources:
+      limits: {hugepages-2Mi: 4Mi, memory: 16Mi, cpu: 100m}
+    volumeMounts: [{name: pages, mountPath: /hugepages}]
+  volumes:
+  - {name: pages, emptyDir: {medium: HugePages}}
+"#,
+    );
+    node.write_manifest(
+        "mixed.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: mixed}\nspec:\n  containers:\n  - name: main\n    image: busybox\n    resources: {limits: {memory: 16Mi}}\n    volumeMounts: [{name: pages, mountPath: /hugepages}]\n  volumes:\n  - {name: pages, emptyDir: {medium: HugePages}}\n",
+    );
+    node.start();
+    let c = node.wait_running(&node.pod_name("hp"), &["main"]).await["main"].clone();
+    let (_, mounts) = exec(&c.id, "grep ' /hugepages ' /proc/mounts").await;
+    assert!(
+        mounts.contains(" /hugepages hugetlbfs ") && mounts.contains("pagesize=2M"),
+        "{mounts}"
+    );
+    // No huge page request: the volume cannot be set up and the pod does not start.
+    let logs = eventually("volume error logged", DEADLINE, || async {
+        let l = node.logs();
+        l.contains("no resource request for huge pages").then_some(l)
+    })
+    .await;
+    assert!(logs.contains("\"pages\""), "the volume is named: {logs}");
+    assert!(node.running(&node.pod_name("mixed")).await.is_empty());
+    node.remove_manifest("hp.yaml");
+    node.remove_manifest("mixed.yaml");
+    node.wait_no_sandboxes().await;
+    node.stop();
+}
+
+/// A kubelet started by the test itself; killed if the test fails.
+struct OwnKubelet(std::process::Child);
+
+impl Drop for OwnKubelet {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The hugetlb controller is not mounted on these VMs (cgroup v1 without a hugetlb
+/// hierarchy), so the kubelet runs in a mount namespace of its own where it is: the pod
+/// cgroup's hugetlb limits are then read through /proc/<pid>/root. containerd and runc do
+/// not see that hierarchy, so only the kubelet's own pod-level limits are checked here;
+/// the CRI hugepage limits are unit-tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hugepages_limits_reach_the_pod_hugetlb_cgroup() {
+    if !has_2mi_hugepages() {
+        eprintln!("skipped: no 2 MiB huge pages on this host");
+        return;
+    }
+    let node = Node::new("hugetlb");
+    let hierarchy = node.dir.path().join("hugetlb");
+    std::fs::create_dir_all(&hierarchy).unwrap();
+    let mount = format!(
+        "mount -t cgroup -o hugetlb kubelet-rs-hugetlb {}",
+        hierarchy.display()
+    );
+    let probe = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &mount])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot mount a hugetlb cgroup hierarchy here");
+        return;
+    }
+    node.write_manifest(
+        "hp.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hp}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {limits: {hugepages-2Mi: 6Mi, memory: 16Mi, cpu: 100m}}\n  - name: side\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {limits: {hugepages-2Mi: 2Mi, memory: 16Mi, cpu: 100m}}\n",
+    );
+    let log = std::fs::File::create(node.log_path()).unwrap();
+    let script = format!("{mount} && exec \"$0\" \"$@\"");
+    let kubelet = OwnKubelet(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .arg(env!("CARGO_BIN_EXE_kubelet"))
+            .args(node.args())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn kubelet"),
+    );
+    let c = node.wait_running(&node.pod_name("hp"), &["main", "side"]).await["main"].clone();
+    let uid = &c.labels[labels::POD_UID];
+    // Through the kubelet's mount namespace.
+    let seen = std::path::PathBuf::from(format!("/proc/{}/root", kubelet.0.id()))
+        .join(hierarchy.strip_prefix("/").unwrap());
+    let pod_dir = seen.join(format!("kubepods/pod{uid}"));
+    assert_eq!(
+        read(&pod_dir.join("hugetlb.2MB.limit_in_bytes")),
+        (8u64 << 20).to_string(),
+        "the pod's summed hugepages-2Mi"
+    );
+    if pod_dir.join("hugetlb.1GB.limit_in_bytes").exists() {
+        assert_eq!(read(&pod_dir.join("hugetlb.1GB.limit_in_bytes")), "0");
+    }
+    node.remove_manifest("hp.yaml");
+    node.wait_no_sandboxes().await;
+    eventually("pod hugetlb cgroup removed", DEADLINE, || async {
+        (!pod_dir.exists()).then_some(())
+    })
+    .await;
+    // Leave no QoS cgroups in that hierarchy, so it goes with the namespace.
+    for tier in ["burstable", "besteffort", ""] {
+        let _ = std::fs::remove_dir(seen.join("kubepods").join(tier));
+    }
+    drop(kubelet);
+}
+
+/// A hex capability mask from /proc/<pid>/status.
+fn cap_eff(status: &str) -> u64 {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap_or_else(|| panic!("no CapEff in {status}"))
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+fn status_field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .trim()
+        .to_string()
+}
+
+const CAP_NET_ADMIN: u64 = 1 << 12;
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileges_seccomp_sysctls_namespaces_and_oom_scores() {
+    let mut node = Node::new("privileges");
+    node.write_config("allowedUnsafeSysctls: [\"kernel.msg*\"]\n");
+    let profiles = node.root_dir.join("seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("allow.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#,
+    )
+    .unwrap();
+    node.write_manifest(
+        "caps.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: caps}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    sysctls: [{name: kernel.msgmax, value: "12345"}]
+  containers:
+  - name: priv
+    image: busybox
+    command: ["sleep", "3600"]
+    securityContext: {privileged: true}
+  - name: netadmin
+    image: busybox
+    command: ["sleep", "3600"]
+    securityContext:
+      capabilities: {add: [NET_ADMIN]}
+      seccompProfile: {type: Unconfined}
+  - name: local
+    image: busybox
+    command: ["sleep", "3600"]
+    securityContext:
+      runAsNonRoot: true
+      runAsUser: 1000
+      seccompProfile: {type: Localhost, localhostProfile: profiles/allow.json}
+"#,
+    );
+    node.write_manifest(
+        "shared.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: shared}\nspec:\n  terminationGracePeriodSeconds: 1\n  shareProcessNamespace: true\n  containers:\n  - {name: main, image: busybox, command: [sleep, \"3600\"]}\n  - {name: peer, image: busybox, command: [sleep, \"3601\"]}\n",
+    );
+    node.write_manifest(
+        "hostns.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hostns}\nspec:\n  terminationGracePeriodSeconds: 1\n  hostPID: true\n  hostIPC: true\n  containers:\n  - {name: main, image: busybox, command: [sleep, \"3600\"]}\n",
+    );
+    node.write_manifest(
+        "burst.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: burst}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {requests: {memory: 32Mi}}\n",
+    );
+    node.write_manifest(
+        "guar.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: guar}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {limits: {cpu: 100m, memory: 32Mi}}\n",
+    );
+    node.start();
+    let caps = node
+        .wait_running(&node.pod_name("caps"), &["priv", "netadmin", "local"])
+        .await;
+    let shared = node
+        .wait_running(&node.pod_name("shared"), &["main", "peer"])
+        .await;
+    let hostns = node.wait_running(&node.pod_name("hostns"), &["main"]).await["main"].clone();
+    let burst = node.wait_running(&node.pod_name("burst"), &["main"]).await["main"].clone();
+    let guar = node.wait_running(&node.pod_name("guar"), &["main"]).await["main"].clone();
+
+    // privileged: every capability; capabilities.add: the default set plus NET_ADMIN.
+    let (_, status) = exec(&caps["priv"].id, "cat /proc/self/status").await;
+    assert_ne!(cap_eff(&status) & CAP_SYS_ADMIN, 0, "{status}");
+    let (_, status) = exec(&caps["netadmin"].id, "cat /proc/1/status").await;
+    assert_ne!(cap_eff(&status) & CAP_NET_ADMIN, 0, "{status}");
+    assert_eq!(cap_eff(&status) & CAP_SYS_ADMIN, 0, "{status}");
+    // seccomp Unconfined: no filter; Localhost: the profile's filter (mode 2).
+    assert_eq!(status_field(&status, "Seccomp:"), "0");
+    let (_, status) = exec(&caps["local"].id, "cat /proc/1/status").await;
+    assert_eq!(status_field(&status, "Seccomp:"), "2");
+    assert_eq!(
+        status_field(&status, "Uid:").split_whitespace().next(),
+        Some("1000"),
+        "runAsNonRoot is satisfied by runAsUser"
+    );
+    // An unsafe sysctl allowed by allowedUnsafeSysctls reaches the pod's IPC namespace.
+    let (_, msgmax) = exec(&caps["priv"].id, "cat /proc/sys/kernel/msgmax").await;
+    assert_eq!(msgmax.trim(), "12345");
+    let host_msgmax = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap();
+    assert_ne!(host_msgmax.trim(), "12345", "the host keeps its own value");
+
+    // Namespaces, compared by inode with the host's (the test runs in containerd's).
+    let ns = |what: &str| std::fs::read_link(format!("/proc/self/ns/{what}")).unwrap();
+    let ns_in = |id: String, what: &'static str| async move {
+        let (_, link) = exec(&id, &format!("readlink /proc/self/ns/{what}")).await;
+        link.trim().to_string()
+    };
+    let host_pid = ns("pid").to_string_lossy().into_owned();
+    let host_ipc = ns("ipc").to_string_lossy().into_owned();
+    assert_eq!(ns_in(hostns.id.clone(), "pid").await, host_pid, "hostPID");
+    assert_eq!(ns_in(hostns.id.clone(), "ipc").await, host_ipc, "hostIPC");
+    let main_pid = ns_in(shared["main"].id.clone(), "pid").await;
+    assert_eq!(
+        ns_in(shared["peer"].id.clone(), "pid").await,
+        main_pid,
+        "shareProcessNamespace"
+    );
+    assert_ne!(main_pid, host_pid);
+    let (_, ps) = exec(&shared["main"].id, "ps").await;
+    assert!(ps.contains("sleep 3601"), "the peer's process is visible: {ps}");
+    let other = ns_in(caps["priv"].id.clone(), "pid").await;
+    let other2 = ns_in(caps["netadmin"].id.clone(), "pid").await;
+    assert_ne!(other, other2, "containers of a pod have their own PID namespaces by default");
+    assert_ne!(ns_in(caps["priv"].id.clone(), "ipc").await, host_ipc);
+
+    // oom_score_adj by QoS class (of the container's first process).
+    let adj = |id: String| async move {
+        let (_, v) = exec(&id, "cat /proc/1/oom_score_adj").await;
+        v.trim().parse::<i64>().unwrap()
+    };
+    assert_eq!(adj(caps["netadmin"].id.clone()).await, 1000, "BestEffort");
+    let capacity = {
+        let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kib: i64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kib * 1024
+    };
+    let expected = (1000 - 1000 * (32i64 << 20) / capacity).clamp(3, 999);
+    assert_eq!(adj(burst.id.clone()).await, expected, "Burstable");
+    // Guaranteed asks for -997; containerd here may not go below its own score
+    // (restrict_oom_score_adj, as negative scores are refused on these VMs).
+    let containerd_adj: i64 = std::env::var("KUBELET_ENV_DIR")
+        .ok()
+        .and_then(|d| std::fs::read_to_string(format!("{d}/containerd.pid")).ok())
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{}/oom_score_adj", pid.trim())).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(adj(guar.id.clone()).await, containerd_adj.max(-997), "Guaranteed");
+    node.stop();
+    node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_paths_host_path_types_and_volume_cleanup() {
+    let mut node = Node::new("subpaths");
+    let host = node.dir.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::os::unix::fs::symlink("/etc", host.join("out")).unwrap();
+    node.write_manifest(
+        "paths.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: paths}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo hi > /data/out.txt; echo there > /fixed/f.txt; sleep 3600"]
+    env:
+    - name: POD
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    volumeMounts:
+    - {{name: scratch, mountPath: /data, subPathExpr: "$(POD)/data"}}
+    - {{name: host, mountPath: /fixed, subPath: sub}}
+  volumes:
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+"#,
+            host = host.display()
+        ),
+    );
+    node.write_manifest(
+        "wrongtype.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: wrongtype}}\nspec:\n  containers:\n  - {{name: main, image: busybox, command: [sleep, \"3600\"], volumeMounts: [{{name: h, mountPath: /h}}]}}\n  volumes:\n  - {{name: h, hostPath: {{path: {}, type: File}}}}\n",
+            host.display()
+        ),
+    );
+    node.write_manifest(
+        "escape.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: escape}}\nspec:\n  containers:\n  - {{name: main, image: busybox, command: [sleep, \"3600\"], volumeMounts: [{{name: h, mountPath: /h, subPath: out}}]}}\n  volumes:\n  - {{name: h, hostPath: {{path: {}}}}}\n",
+            host.display()
+        ),
+    );
+    node.start();
+    let c = node.wait_running(&node.pod_name("paths"), &["main"]).await["main"].clone();
+    let uid = c.labels[labels::POD_UID].clone();
+    let pod_dir = node.root_dir.join("pods").join(&uid);
+    let expanded = pod_dir
+        .join("volumes/kubernetes.io~empty-dir/scratch")
+        .join(node.pod_name("paths"))
+        .join("data/out.txt");
+    let text = eventually("subPathExpr file written", DEADLINE, || async {
+        std::fs::read_to_string(&expanded).ok()
+    })
+    .await;
+    assert_eq!(text.trim(), "hi");
+    let text = eventually("subPath file written", DEADLINE, || async {
+        std::fs::read_to_string(host.join("sub/f.txt")).ok()
+    })
+    .await;
+    assert_eq!(text.trim(), "there");
+
+    let logs = eventually("volume errors logged", DEADLINE, || async {
+        let l = node.logs();
+        (l.contains("is not a file") && l.contains("resolves outside the volume")).then_some(l)
+    })
+    .await;
+    assert!(logs.contains("hostPath type check failed"), "{logs}");
+    assert!(node.running(&node.pod_name("wrongtype")).await.is_empty());
+    assert!(node.running(&node.pod_name("escape")).await.is_empty());
+
+    node.remove_manifest("paths.yaml");
+    eventually("pod directory removed", DEADLINE, || async {
+        (!pod_dir.exists()).then_some(())
+    })
+    .await;
+    assert!(host.join("sub/f.txt").exists(), "hostPath content stays");
+    node.stop();
+    node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_allocatable_are_rejected_with_upstream_reasons() {
+    let mut node = Node::new("overcommit");
+    let request_pod = |name: &str, requests: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {{requests: {requests}}}\n"
+        )
+    };
+    node.write_manifest("hungry.yaml", &request_pod("hungry", "{memory: 1Pi}"));
+    node.write_manifest("greedy.yaml", &request_pod("greedy", "{cpu: \"5000\"}"));
+    node.write_manifest("fits.yaml", &request_pod("fits", "{cpu: 10m, memory: 8Mi}"));
+    node.start();
+    node.wait_running(&node.pod_name("fits"), &["main"]).await;
+    let logs = eventually("rejections logged", DEADLINE, || async {
+        let l = node.logs();
+        (l.contains("OutOfmemory") && l.contains("OutOfcpu")).then_some(l)
+    })
+    .await;
+    assert!(
+        logs.contains("Node didn't have enough resource: memory, requested: 1125899906842624"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("Node didn't have enough resource: cpu, requested: 5000000"),
+        "{logs}"
+    );
+    assert!(node.running(&node.pod_name("hungry")).await.is_empty());
+    assert!(node.running(&node.pod_name("greedy")).await.is_empty());
+    assert_eq!(node.sandboxes().await.len(), 1, "rejected pods are never started");
+    node.stop();
+    node.purge_runtime().await;
+}

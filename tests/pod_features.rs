@@ -276,3 +276,170 @@ async fn missing_image_is_retried_with_backoff_and_does_not_block_other_pods() {
     node.stop();
     node.purge_runtime().await;
 }
+
+/// `MemTotal` in bytes, read here independently of the kubelet.
+fn mem_total_bytes() -> i128 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: i128 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal");
+    kib * 1024
+}
+
+/// Memory held by reserved huge pages of every size.
+fn hugepages_bytes() -> i128 {
+    let Ok(dirs) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return 0;
+    };
+    dirs.flatten()
+        .filter_map(|d| {
+            let name = d.file_name().to_string_lossy().into_owned();
+            let kib: i128 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            let pages: i128 = std::fs::read_to_string(d.path().join("nr_hugepages"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib * 1024 * pages)
+        })
+        .sum()
+}
+
+/// Size of the filesystem holding `path`.
+fn fs_size(path: &std::path::Path) -> i128 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs filled by the call; `c` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_blocks as i128 * st.f_frsize as i128
+}
+
+fn env_of(env: &str, name: &str) -> String {
+    env.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} not in {env}"))
+        .to_string()
+}
+
+/// The `size=` a tmpfs of `bytes` shows in /proc/mounts (whole pages, in KiB).
+fn tmpfs_size_option(bytes: i128) -> String {
+    format!("size={}k", (bytes + 4095) / 4096 * 4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_field_refs_default_to_node_allocatable_and_size_memory_volumes() {
+    let mut node = Node::new("allocatable");
+    node.write_config(
+        "systemReserved: {cpu: 100m, memory: 100Mi}\n\
+         kubeReserved: {memory: 50Mi, ephemeral-storage: 1Gi}\n\
+         evictionHard: {memory.available: 10Mi, nodefs.available: 2Gi, nodefs.inodesFree: \"1%\", imagefs.available: \"1%\"}\n\
+         imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n",
+    );
+    let env_item = |name: &str, resource: &str, divisor: &str| {
+        format!(
+            "    - name: {name}\n      valueFrom: {{resourceFieldRef: {{resource: {resource}, divisor: {divisor}}}}}\n"
+        )
+    };
+    let env: String = [
+        env_item("CPU_LIMIT_MILLI", "limits.cpu", "1m"),
+        env_item("CPU_LIMIT", "limits.cpu", "1"),
+        env_item("MEM_LIMIT", "limits.memory", "1"),
+        env_item("EPH_LIMIT_MI", "limits.ephemeral-storage", "1Mi"),
+        env_item("MEM_REQUEST", "requests.memory", "1"),
+        env_item("CPU_REQUEST_MILLI", "requests.cpu", "1m"),
+    ]
+    .concat();
+    let pod = |name: &str, resources: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    resources: {resources}
+    env:
+{env}    volumeMounts:
+    - {{name: info, mountPath: /info}}
+    - {{name: ram, mountPath: /ram}}
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: mem_limit_ki, resourceFieldRef: {{containerName: main, resource: limits.memory, divisor: 1Ki}}}}
+      - {{path: cpu_limit_milli, resourceFieldRef: {{containerName: main, resource: limits.cpu, divisor: 1m}}}}
+  - name: ram
+    emptyDir: {{medium: Memory}}
+"#
+        )
+    };
+    // No limits at all, and a memory limit with a cpu request.
+    node.write_manifest("unbounded.yaml", &pod("unbounded", "{}"));
+    node.write_manifest(
+        "bounded.yaml",
+        &pod(
+            "bounded",
+            "{requests: {cpu: 150m}, limits: {memory: 48Mi}}",
+        ),
+    );
+    node.start();
+    let unbounded = node.wait_running(&node.pod_name("unbounded"), &["main"]).await["main"].clone();
+    let bounded = node.wait_running(&node.pod_name("bounded"), &["main"]).await["main"].clone();
+
+    // What the node can give pods, computed here from the machine and the config.
+    let cpu_milli = std::thread::available_parallelism().unwrap().get() as i128 * 1000 - 100;
+    let memory = mem_total_bytes() - (100 << 20) - (50 << 20) - (10 << 20) - hugepages_bytes();
+    let ephemeral = fs_size(node.dir.path()) - (1 << 30) - (2 << 30);
+    let ceil = |v: i128, d: i128| (v + d - 1) / d;
+
+    let (_, env) = exec(&unbounded.id, "env").await;
+    assert_eq!(env_of(&env, "CPU_LIMIT_MILLI"), cpu_milli.to_string());
+    assert_eq!(env_of(&env, "CPU_LIMIT"), ceil(cpu_milli, 1000).to_string());
+    assert_eq!(env_of(&env, "MEM_LIMIT"), memory.to_string());
+    assert_eq!(
+        env_of(&env, "EPH_LIMIT_MI"),
+        ceil(ephemeral, 1 << 20).to_string()
+    );
+    assert_eq!(env_of(&env, "MEM_REQUEST"), "0", "requests never default to the node");
+    assert_eq!(env_of(&env, "CPU_REQUEST_MILLI"), "0");
+    let (_, file) = exec(&unbounded.id, "cat /info/mem_limit_ki").await;
+    assert_eq!(file, ceil(memory, 1024).to_string());
+    let (_, file) = exec(&unbounded.id, "cat /info/cpu_limit_milli").await;
+    assert_eq!(file, cpu_milli.to_string());
+    // A memory-backed emptyDir of a pod without a memory limit: node allocatable.
+    let (_, mounts) = exec(&unbounded.id, "grep ' /ram ' /proc/mounts").await;
+    assert!(
+        mounts.starts_with("tmpfs /ram tmpfs") && mounts.contains(&tmpfs_size_option(memory)),
+        "expected {} (allocatable {memory} bytes): {mounts}",
+        tmpfs_size_option(memory)
+    );
+
+    // The declared memory limit wins; the unset cpu limit is still the node's.
+    let (_, env) = exec(&bounded.id, "env").await;
+    assert_eq!(env_of(&env, "MEM_LIMIT"), (48u64 << 20).to_string());
+    assert_eq!(env_of(&env, "MEM_REQUEST"), (48u64 << 20).to_string());
+    assert_eq!(env_of(&env, "CPU_LIMIT_MILLI"), cpu_milli.to_string());
+    assert_eq!(env_of(&env, "CPU_REQUEST_MILLI"), "150");
+    let (_, file) = exec(&bounded.id, "cat /info/mem_limit_ki").await;
+    assert_eq!(file, (48 * 1024).to_string());
+    // ... and sizes its memory-backed emptyDir.
+    let (_, mounts) = exec(&bounded.id, "grep ' /ram ' /proc/mounts").await;
+    assert!(
+        mounts.contains(&tmpfs_size_option(48 << 20)),
+        "{mounts}"
+    );
+    node.remove_manifest("unbounded.yaml");
+    node.remove_manifest("bounded.yaml");
+    node.wait_no_sandboxes().await;
+    node.stop();
+}

@@ -91,6 +91,7 @@ impl Floor {
                 memory_capacity: kubelet_core::cm::memory_capacity(),
                 cluster_domain: s.config.cluster_domain.clone(),
                 seccomp_default: s.config.seccomp_default,
+                node: Default::default(),
             },
             cgroups,
             image_ref: image_ref.to_string(),

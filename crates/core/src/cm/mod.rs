@@ -2,8 +2,11 @@
 //! memory values for CRI, and removal of pod cgroups (containerd never removes them).
 
 pub mod admission;
+pub mod node;
+pub mod qos;
 pub mod quantity;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_cri::v1 as cri;
@@ -135,7 +138,7 @@ impl CgroupLayout {
 }
 
 /// Pod-level limits written into the pod cgroup (upstream pod container manager).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PodLimits {
     pub cpu_shares: i64,
     /// CFS quota in µs per period; 0 = unlimited.
@@ -145,36 +148,129 @@ pub struct PodLimits {
     pub memory_bytes: i64,
     /// <= 0 = unlimited.
     pub pids: i64,
+    /// Huge page size in bytes → bytes the pod requested; sizes not listed get 0.
+    pub hugepages: BTreeMap<i128, i128>,
 }
 
-/// Limits of the whole pod: shares from the summed requests; quota and memory only when
-/// every container has a limit (otherwise the pod is unbounded), as upstream.
-pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i64) -> PodLimits {
-    let containers: Vec<&Container> = pod.spec.iter().flat_map(|s| s.containers.iter()).collect();
-    let sum = |limits: bool, name: &str| -> Option<i128> {
-        containers
-            .iter()
-            .map(|c| resource(c, limits, name))
-            .sum::<Option<i128>>()
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+/// The pod's total of one resource in milli-units, as upstream's PodRequests/PodLimits:
+/// regular containers and sidecars (restartable init containers) summed, or the largest
+/// init container plus the sidecars started before it when that is more; plus the pod
+/// overhead (for limits only when some container set one). Requests default to limits.
+fn pod_total(pod: &Pod, limits: bool, name: &str) -> i128 {
+    let Some(spec) = pod.spec.as_ref() else {
+        return 0;
     };
-    let requests: i128 = containers
-        .iter()
-        .map(|c| {
-            resource(c, false, "cpu")
-                .or_else(|| resource(c, true, "cpu"))
-                .unwrap_or(0)
-        })
-        .sum();
-    let quota = match (cfs_quota, sum(true, "cpu")) {
-        (true, Some(milli)) => cpu_quota(milli, cfs_period_us),
-        _ => 0,
+    let of = |c: &Container| {
+        if limits {
+            resource(c, true, name)
+        } else {
+            resource(c, false, name).or_else(|| resource(c, true, name))
+        }
+    };
+    let mut total: Option<i128> = spec.containers.iter().filter_map(of).reduce(|a, b| a + b);
+    let mut sidecars: i128 = 0;
+    let mut init_max: Option<i128> = None;
+    for c in spec.init_containers.iter().flatten() {
+        let own = of(c);
+        let effective = if is_sidecar(c) {
+            if let Some(v) = own {
+                total = Some(total.unwrap_or(0) + v);
+                sidecars += v;
+            }
+            own.map(|_| sidecars)
+        } else {
+            own.map(|v| v + sidecars)
+        };
+        if let Some(v) = effective {
+            init_max = Some(init_max.map_or(v, |m| m.max(v)));
+        }
+    }
+    let total = match (total, init_max) {
+        (Some(t), Some(i)) => Some(t.max(i)),
+        (t, i) => t.or(i),
+    };
+    let overhead = spec
+        .overhead
+        .as_ref()
+        .and_then(|o| o.get(name))
+        .and_then(|q| quantity::parse_milli(&q.0).ok())
+        .unwrap_or(0);
+    match total {
+        Some(t) => t + overhead,
+        None if limits => 0,
+        None => overhead,
+    }
+}
+
+/// Whether every container (init containers too) sets a limit for `name`.
+fn limits_declared(pod: &Pod, name: &str) -> bool {
+    all_containers(pod).all(|c| resource(c, true, name).is_some())
+}
+
+/// The memory limit of the pod cgroup in bytes (upstream ResourceConfigForPod): the
+/// summed limits for Guaranteed pods, for Burstable pods only when every container has
+/// one, none for BestEffort.
+pub fn pod_memory_limit(pod: &Pod) -> Option<i128> {
+    let declared = match qos_class(pod) {
+        QosClass::Guaranteed => true,
+        QosClass::Burstable => limits_declared(pod, "memory"),
+        QosClass::BestEffort => false,
+    };
+    let bytes = pod_total(pod, true, "memory") / 1000;
+    (declared && bytes > 0).then_some(bytes)
+}
+
+/// Huge page size in bytes → bytes the pod requests (upstream HugePageLimits).
+fn pod_hugepages(pod: &Pod) -> BTreeMap<i128, i128> {
+    let names: std::collections::BTreeSet<String> = all_containers(pod)
+        .filter_map(|c| c.resources.as_ref())
+        .flat_map(|r| r.requests.iter().flatten().chain(r.limits.iter().flatten()))
+        .map(|(k, _)| k.clone())
+        .filter(|k| node::hugepage_size_of(k).is_some())
+        .collect();
+    let mut out = BTreeMap::new();
+    for name in names {
+        if let Some(size) = node::hugepage_size_of(&name) {
+            *out.entry(size).or_insert(0) += pod_total(pod, false, &name) / 1000;
+        }
+    }
+    out
+}
+
+/// Limits of the whole pod as upstream: shares from the summed requests (2 for
+/// BestEffort); a CFS quota and a memory limit for Guaranteed pods, and for Burstable
+/// pods only when every container has that limit (otherwise the pod is unbounded).
+pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i64) -> PodLimits {
+    let qos = qos_class(pod);
+    let (cpu_declared, memory_declared) = match qos {
+        QosClass::Guaranteed => (true, true),
+        QosClass::Burstable => (limits_declared(pod, "cpu"), limits_declared(pod, "memory")),
+        QosClass::BestEffort => (false, false),
+    };
+    let quota = if cfs_quota && cpu_declared {
+        cpu_quota(pod_total(pod, true, "cpu"), cfs_period_us)
+    } else {
+        0
     };
     PodLimits {
-        cpu_shares: cpu_shares(requests),
+        cpu_shares: if qos == QosClass::BestEffort {
+            2
+        } else {
+            cpu_shares(pod_total(pod, false, "cpu"))
+        },
         cpu_quota: quota,
         cpu_period: cfs_period_us,
-        memory_bytes: sum(true, "memory").map(|m| (m / 1000) as i64).unwrap_or(0),
+        memory_bytes: if memory_declared {
+            (pod_total(pod, true, "memory") / 1000) as i64
+        } else {
+            0
+        },
         pids: pids_limit,
+        hugepages: pod_hugepages(pod),
     }
 }
 
@@ -186,54 +282,87 @@ impl CgroupLayout {
             return Ok(());
         }
         let rel = self.pod_cgroup(pod);
+        let host_sizes: Vec<i128> = node::host_hugepages(Path::new(HUGEPAGES_DIR))
+            .iter()
+            .map(|h| h.page_bytes)
+            .collect();
+        let files = pod_cgroup_files(limits, &host_sizes);
         for mount in cgroup_mounts() {
             let dir = mount.join(rel.trim_start_matches('/'));
             if let Err(err) = std::fs::create_dir_all(&dir) {
                 return Err(format!("creating pod cgroup {}: {err}", dir.display()));
             }
-            let unlimited_quota = if limits.cpu_quota > 0 {
-                limits.cpu_quota.to_string()
-            } else {
-                "-1".into()
-            };
-            let v2_max = |v: i64| if v > 0 { v.to_string() } else { "max".into() };
-            let writes: Vec<(&str, String)> = vec![
-                // cgroup v1
-                ("cpu.shares", limits.cpu_shares.to_string()),
-                ("cpu.cfs_period_us", limits.cpu_period.to_string()),
-                ("cpu.cfs_quota_us", unlimited_quota),
-                (
-                    "memory.limit_in_bytes",
-                    if limits.memory_bytes > 0 {
-                        limits.memory_bytes.to_string()
-                    } else {
-                        "-1".into()
-                    },
-                ),
-                ("pids.max", v2_max(limits.pids)),
-                // cgroup v2
-                (
-                    "cpu.max",
-                    format!("{} {}", v2_max(limits.cpu_quota), limits.cpu_period),
-                ),
-                (
-                    "cpu.weight",
-                    shares_to_weight(limits.cpu_shares).to_string(),
-                ),
-                ("memory.max", v2_max(limits.memory_bytes)),
-            ];
-            for (file, value) in writes {
-                let path = dir.join(file);
-                if !path.exists() {
-                    continue;
-                }
-                if let Err(err) = std::fs::write(&path, &value) {
-                    return Err(format!("writing {value} to {}: {err}", path.display()));
-                }
-            }
+            write_existing(&dir, &files)?;
         }
         Ok(())
     }
+}
+
+/// The control files of a pod cgroup and their values, for cgroup v1 and v2 alike (each
+/// hierarchy has only some of them).
+fn pod_cgroup_files(limits: &PodLimits, host_sizes: &[i128]) -> Vec<(String, String)> {
+    let v1_unlimited = |v: i64| if v > 0 { v.to_string() } else { "-1".into() };
+    let v2_max = |v: i64| if v > 0 { v.to_string() } else { "max".into() };
+    let mut files: Vec<(String, String)> = [
+        // cgroup v1
+        ("cpu.shares", limits.cpu_shares.to_string()),
+        ("cpu.cfs_period_us", limits.cpu_period.to_string()),
+        ("cpu.cfs_quota_us", v1_unlimited(limits.cpu_quota)),
+        ("memory.limit_in_bytes", v1_unlimited(limits.memory_bytes)),
+        // both
+        ("pids.max", v2_max(limits.pids)),
+        // cgroup v2
+        (
+            "cpu.max",
+            format!("{} {}", v2_max(limits.cpu_quota), limits.cpu_period),
+        ),
+        (
+            "cpu.weight",
+            shares_to_weight(limits.cpu_shares).to_string(),
+        ),
+        ("memory.max", v2_max(limits.memory_bytes)),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v))
+    .collect();
+    files.extend(hugetlb_writes(&limits.hugepages, host_sizes));
+    files
+}
+
+/// Write each file that exists in `dir`; the others belong to hierarchies `dir` is not in.
+fn write_existing(dir: &Path, files: &[(String, String)]) -> Result<(), String> {
+    for (file, value) in files {
+        let path = dir.join(file);
+        if !path.exists() {
+            continue;
+        }
+        if let Err(err) = std::fs::write(&path, value) {
+            return Err(format!("writing {value} to {}: {err}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Where the kernel lists the huge page sizes it supports.
+pub const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
+
+/// hugetlb cgroup files for every host page size (v1 `limit_in_bytes`, v2 `max`, and
+/// their reservation twins): the given limit, 0 for sizes not listed.
+fn hugetlb_writes(limits: &BTreeMap<i128, i128>, host_sizes: &[i128]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for size in host_sizes {
+        let name = node::hugepage_cgroup_size(*size);
+        let value = limits.get(size).copied().unwrap_or(0).to_string();
+        for file in [
+            format!("hugetlb.{name}.limit_in_bytes"),
+            format!("hugetlb.{name}.rsvd.limit_in_bytes"),
+            format!("hugetlb.{name}.max"),
+            format!("hugetlb.{name}.rsvd.max"),
+        ] {
+            out.push((file, value.clone()));
+        }
+    }
+    out
 }
 
 /// cgroup v2 cpu.weight from v1 shares (the runc/upstream conversion).
@@ -315,6 +444,7 @@ pub fn container_resources(
     cfs_quota: bool,
     cfs_period_us: i64,
     memory_capacity: i128,
+    hugepage_sizes: &[i128],
 ) -> cri::LinuxContainerResources {
     let cpu_limit = resource(container, true, "cpu");
     let cpu_request = resource(container, false, "cpu").or(cpu_limit).unwrap_or(0);
@@ -331,8 +461,33 @@ pub fn container_resources(
         cpu_period: if quota > 0 { cfs_period_us } else { 0 },
         memory_limit_in_bytes: memory_limit,
         oom_score_adj: oom_score_adj(pod, container, memory_capacity),
+        hugepage_limits: hugepage_limits(container, hugepage_sizes),
         ..Default::default()
     }
+}
+
+/// CRI hugepage limits (upstream GetHugepageLimitsFromResources): every page size of the
+/// host, limited to what the container's `hugepages-<size>` limit says, else to 0.
+pub fn hugepage_limits(container: &Container, host_sizes: &[i128]) -> Vec<cri::HugepageLimit> {
+    let asked: BTreeMap<i128, i128> = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, q)| {
+            let size = node::hugepage_size_of(name)?;
+            let bytes = quantity::parse_value(&q.0).ok()?;
+            Some((size, bytes))
+        })
+        .collect();
+    host_sizes
+        .iter()
+        .map(|size| cri::HugepageLimit {
+            page_size: node::hugepage_cgroup_size(*size),
+            limit: asked.get(size).copied().unwrap_or(0).max(0) as u64,
+        })
+        .collect()
 }
 
 /// Physical memory from /proc/meminfo, in bytes (0 when unreadable).
@@ -424,6 +579,40 @@ mod tests {
             systemd.pod_cgroup(&pod_with(&[("cpu", "1")], &[])),
             "kubepods-burstable-podabc.slice"
         );
+        assert_eq!(
+            systemd.pod_cgroup(&pod_with(&[], &[("cpu", "1"), ("memory", "1Gi")])),
+            "kubepods-podabc.slice"
+        );
+        assert_eq!(
+            systemd.pod_cgroup(&pod_with(&[], &[])),
+            "kubepods-besteffort-podabc.slice"
+        );
+        // cgroupsPerQOS: false puts every pod directly under the cgroup root.
+        let flat = CgroupLayout {
+            per_qos: false,
+            root: "/custom/".into(),
+            systemd: false,
+        };
+        assert_eq!(flat.pod_cgroup(&pod_with(&[("cpu", "1")], &[])), "/custom");
+    }
+
+    #[test]
+    fn oom_score_adj_by_qos() {
+        let capacity = 8i128 << 30;
+        let guaranteed = pod_with(&[], &[("cpu", "1"), ("memory", "1Gi")]);
+        let c = |p: &Pod| p.spec.as_ref().unwrap().containers[0].clone();
+        // Negative values are refused on these VMs; the computed values are checked here.
+        assert_eq!(oom_score_adj(&guaranteed, &c(&guaranteed), capacity), -997);
+        let best_effort = pod_with(&[], &[]);
+        assert_eq!(oom_score_adj(&best_effort, &c(&best_effort), capacity), 1000);
+        let half = pod_with(&[("memory", "4Gi")], &[]);
+        assert_eq!(oom_score_adj(&half, &c(&half), capacity), 500);
+        // Clamped to [3, 999]: a tiny request stays below BestEffort, a huge one above
+        // Guaranteed-like values.
+        let tiny = pod_with(&[("memory", "1")], &[]);
+        assert_eq!(oom_score_adj(&tiny, &c(&tiny), capacity), 999);
+        let huge = pod_with(&[("memory", "8Gi")], &[("memory", "16Gi")]);
+        assert_eq!(oom_score_adj(&huge, &c(&huge), capacity), 3);
     }
 
     #[test]
@@ -442,6 +631,134 @@ mod tests {
         assert_eq!(shares_to_weight(1024), 39);
     }
 
+    fn container(name: &str, requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
+        let map = |kv: &[(&str, &str)]| {
+            (!kv.is_empty()).then(|| {
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect()
+            })
+        };
+        Container {
+            name: name.into(),
+            resources: Some(ResourceRequirements {
+                requests: map(requests),
+                limits: map(limits),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pod_totals_count_init_containers_and_sidecars_as_upstream() {
+        let mut sidecar = container("side", &[("cpu", "100m")], &[("memory", "10Mi")]);
+        sidecar.restart_policy = Some("Always".into());
+        let pod = Pod {
+            spec: Some(PodSpec {
+                init_containers: Some(vec![
+                    container("init1", &[("cpu", "900m")], &[("memory", "100Mi")]),
+                    sidecar,
+                    container("init2", &[("cpu", "850m")], &[("memory", "50Mi")]),
+                ]),
+                containers: vec![
+                    container("a", &[("cpu", "200m")], &[("memory", "20Mi")]),
+                    container("b", &[("cpu", "300m")], &[("memory", "20Mi")]),
+                ],
+                overhead: Some([("cpu".to_string(), Quantity("50m".into()))].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // Regular 500m + sidecar 100m = 600m; init2 runs beside the sidecar: 950m; the
+        // largest wins, plus the overhead.
+        assert_eq!(pod_total(&pod, false, "cpu"), 1000);
+        // Limits: regular 40Mi + sidecar 10Mi = 50Mi; init1 alone 100Mi wins. Memory
+        // has no overhead.
+        assert_eq!(pod_total(&pod, true, "memory"), (100 << 20) * 1000);
+        assert_eq!(pod_memory_limit(&pod), Some(100 << 20));
+        let l = pod_limits(&pod, true, 100_000, -1);
+        assert_eq!(l.cpu_shares, 1024);
+        assert_eq!(l.cpu_quota, 0, "no cpu limits declared: no pod quota");
+        assert_eq!(l.memory_bytes, 100 << 20);
+        // One container without a memory limit leaves the pod unbounded.
+        let mut partial = pod.clone();
+        partial.spec.as_mut().unwrap().containers[0] = container("a", &[("cpu", "1")], &[]);
+        assert_eq!(pod_memory_limit(&partial), None);
+        assert_eq!(pod_limits(&partial, true, 100_000, -1).memory_bytes, 0);
+        assert_eq!(pod_memory_limit(&pod_with(&[], &[])), None, "BestEffort");
+        assert_eq!(pod_limits(&pod_with(&[], &[]), true, 100_000, -1).cpu_shares, 2);
+    }
+
+    #[test]
+    fn hugepages_in_cri_and_pod_cgroup() {
+        let c = container(
+            "c",
+            &[],
+            &[("hugepages-2Mi", "6Mi"), ("memory", "64Mi"), ("cpu", "1")],
+        );
+        let limits = hugepage_limits(&c, &[2 << 20, 1 << 30]);
+        let got: Vec<(&str, u64)> = limits
+            .iter()
+            .map(|h| (h.page_size.as_str(), h.limit))
+            .collect();
+        assert_eq!(got, vec![("2MB", 6 << 20), ("1GB", 0)]);
+        assert!(hugepage_limits(&c, &[]).is_empty(), "no host sizes, no limits");
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![c.clone(), c],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let l = pod_limits(&pod, true, 100_000, -1);
+        assert_eq!(l.hugepages, BTreeMap::from([(2 << 20, 12 << 20)]));
+        let writes = hugetlb_writes(&l.hugepages, &[2 << 20, 1 << 30]);
+        assert!(writes.contains(&("hugetlb.2MB.limit_in_bytes".into(), (12u64 << 20).to_string())));
+        assert!(writes.contains(&("hugetlb.2MB.max".into(), (12u64 << 20).to_string())));
+        assert!(writes.contains(&("hugetlb.1GB.limit_in_bytes".into(), "0".into())));
+    }
+
+    #[test]
+    fn pod_cgroup_files_for_v1_and_v2() {
+        let p = pod_with(
+            &[("cpu", "50m"), ("memory", "32Mi")],
+            &[("cpu", "150m"), ("memory", "32Mi")],
+        );
+        let limits = pod_limits(&p, true, 100_000, 100);
+        // A fake cgroup v2 directory: only the v2 files exist, so only they are written.
+        let tmp = tempfile::tempdir().unwrap();
+        for f in ["cpu.max", "cpu.weight", "memory.max", "pids.max", "hugetlb.2MB.max"] {
+            std::fs::write(tmp.path().join(f), "").unwrap();
+        }
+        write_existing(tmp.path(), &pod_cgroup_files(&limits, &[2 << 20])).unwrap();
+        let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
+        assert_eq!(read("cpu.max"), "15000 100000");
+        assert_eq!(read("cpu.weight"), shares_to_weight(51).to_string());
+        assert_eq!(read("memory.max"), (32u64 << 20).to_string());
+        assert_eq!(read("pids.max"), "100");
+        assert_eq!(read("hugetlb.2MB.max"), "0");
+        assert!(!tmp.path().join("cpu.shares").exists(), "v1 files are not created");
+        // Unbounded pods: "max" on v2, -1 on v1.
+        let unbounded = pod_limits(&pod_with(&[("cpu", "50m")], &[]), true, 50_000, -1);
+        let files: BTreeMap<String, String> =
+            pod_cgroup_files(&unbounded, &[]).into_iter().collect();
+        assert_eq!(files["cpu.max"], "max 50000");
+        assert_eq!(files["memory.max"], "max");
+        assert_eq!(files["pids.max"], "max");
+        assert_eq!(files["cpu.cfs_quota_us"], "-1");
+        assert_eq!(files["memory.limit_in_bytes"], "-1");
+        assert_eq!(files["cpu.cfs_period_us"], "50000");
+    }
+
+    #[test]
+    fn cgroup_v2_weights_from_shares() {
+        // runc's conversion: 2 → 1, 1024 → 39, 262144 → 10000.
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
     #[test]
     fn seed_deployment_resources() {
         // hello-dep of the seeds: cpu 50m/150m, memory 32Mi limit.
@@ -450,7 +767,7 @@ mod tests {
             &[("cpu", "150m"), ("memory", "32Mi")],
         );
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let r = container_resources(&p, c, true, 100_000, 8 << 30);
+        let r = container_resources(&p, c, true, 100_000, 8 << 30, &[]);
         assert_eq!(r.cpu_shares, 51);
         assert_eq!(r.cpu_quota, 15_000);
         assert_eq!(r.cpu_period, 100_000);

@@ -52,6 +52,8 @@ pub struct WorkerContext {
     pub container: ContainerSettings,
     pub root_dir: PathBuf,
     pub cgroups: CgroupLayout,
+    /// The burstable/besteffort QoS cgroups, kept in step with the active pods.
+    pub qos: Arc<crate::cm::qos::QosCgroups>,
     /// podPidsLimit (<= 0: unlimited).
     pub pod_pids_limit: i64,
     pub relist: RelistTrigger,
@@ -274,6 +276,7 @@ impl PodWorker {
         }
         self.notes.last_phase = status.phase.clone();
         self.ctx.statuses.set(pod, status);
+        self.ctx.qos.track(pod, !terminal);
         self.backoff.gc(now);
         if terminal && !acted {
             self.stop_finished_sandbox(observed).await;
@@ -435,7 +438,12 @@ impl PodWorker {
             Some(api) => Some(crate::objects::prefetch(api.as_ref(), pod, true).await),
             None => None,
         };
-        let volumes = match volume::prepare_with(&self.ctx.root_dir, pod, self.api_data.as_ref()) {
+        let volumes = match volume::prepare_with(
+            &self.ctx.root_dir,
+            pod,
+            self.api_data.as_ref(),
+            &self.ctx.container.node,
+        ) {
             Ok(v) => v,
             Err(err) => {
                 tracing::error!(pod = %pod_ref(pod), error = %err, "failed to set up volumes");
@@ -935,6 +943,7 @@ impl PodWorker {
             tracing::warn!(dir = %logs.display(), error = %err, "failed to remove pod log directory");
         }
         self.ctx.cgroups.remove_pod_cgroups(&self.uid);
+        self.ctx.qos.forget(&self.uid);
     }
 }
 
@@ -1036,7 +1045,7 @@ impl PodWorker {
             return;
         }
         let data = crate::objects::prefetch(api.as_ref(), pod, false).await;
-        match volume::refresh(&self.ctx.root_dir, pod, Some(&data)) {
+        match volume::refresh(&self.ctx.root_dir, pod, Some(&data), &self.ctx.container.node) {
             Ok(()) => self.last_mount_error = None,
             Err(err) => {
                 if self.last_mount_error.as_deref() != Some(err.as_str()) {

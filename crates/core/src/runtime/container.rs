@@ -10,6 +10,7 @@ use super::envvars::{self, EnvContext};
 use super::labels;
 use super::security::{self, ImageUser};
 use crate::cm;
+use crate::cm::node::NodeAllocatable;
 use crate::volume::{self, VolumePaths};
 
 /// Node-level settings container configs depend on.
@@ -23,6 +24,9 @@ pub struct ContainerSettings {
     pub memory_capacity: i128,
     pub cluster_domain: String,
     pub seccomp_default: bool,
+    /// Node allocatable: the downward API's default for unset limits, and the host's
+    /// huge page sizes (every one gets a CRI hugepage limit).
+    pub node: NodeAllocatable,
 }
 
 /// Everything about the running pod a container config needs.
@@ -53,6 +57,7 @@ pub fn container_config(
         pod_ips: inputs.pod_ips,
         host_ips: &settings.host_ips,
         api: inputs.api,
+        node: &settings.node,
     };
     let env = envvars::resolve(pod, c, &ctx)?;
     let lookup = |name: &str| {
@@ -150,6 +155,7 @@ pub fn container_config(
                 settings.cpu_cfs_quota,
                 settings.cpu_cfs_period_us,
                 settings.memory_capacity,
+                &settings.node.hugepages.keys().copied().collect::<Vec<_>>(),
             )),
             security_context: Some(security::container_security_context(
                 pod,
@@ -221,6 +227,7 @@ mod tests {
             memory_capacity: 1 << 30,
             cluster_domain: String::new(),
             seccomp_default: false,
+            node: NodeAllocatable::default(),
         };
         let cfg = container_config(
             &ContainerInputs {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 
+use crate::cm::node::NodeAllocatable;
 use crate::cm::quantity;
 use crate::objects::PodApiData;
 
@@ -17,6 +18,8 @@ pub struct EnvContext<'a> {
     /// ConfigMaps, Secrets and Services fetched for the pod (cluster mode); `None` in
     /// standalone mode, where references to them are errors unless optional.
     pub api: Option<&'a PodApiData>,
+    /// Unset cpu, memory and ephemeral-storage limits read as this in `resourceFieldRef`.
+    pub node: &'a NodeAllocatable,
 }
 
 /// Expand `$(NAME)` references in `input` using `lookup`.
@@ -222,23 +225,39 @@ fn resolve_one(
             });
     }
     if let Some(res) = &from.resource_field_ref {
+        // Upstream merges node allocatable into the limits of the pod's regular containers
+        // and of the container itself; a named init container keeps its own.
+        let spec = pod.spec.as_ref();
         let target = match res.container_name.as_deref() {
-            Some(name) if !name.is_empty() && name != container.name => pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.iter().find(|c| c.name == name))
-                .ok_or_else(|| {
-                    format!(
-                        "env {}: resourceFieldRef names unknown container {name:?}",
-                        var.name
-                    )
-                })?,
-            _ => container,
+            Some(name) if !name.is_empty() && name != container.name => {
+                let regular = spec.and_then(|s| s.containers.iter().find(|c| c.name == name));
+                let init = || {
+                    spec.and_then(|s| {
+                        s.init_containers
+                            .iter()
+                            .flatten()
+                            .find(|c| c.name == name)
+                    })
+                };
+                match (regular, init()) {
+                    (Some(c), _) => (c, true),
+                    (None, Some(c)) => (c, false),
+                    (None, None) => {
+                        return Err(format!(
+                            "env {}: resourceFieldRef names unknown container {name:?}",
+                            var.name
+                        ));
+                    }
+                }
+            }
+            _ => (container, true),
         };
+        let (target, with_defaults) = target;
         return quantity::resource_field_value(
             target,
             &res.resource,
             res.divisor.as_ref().map(|d| d.0.as_str()),
+            with_defaults.then_some(ctx.node),
         )
         .map(Some)
         .map_err(|e| format!("env {}: {e}", var.name));
@@ -383,6 +402,7 @@ mod tests {
             pod_ips: &["10.88.0.5".into()],
             host_ips: &[],
             api: None,
+            node: &NodeAllocatable::default(),
         };
         let env = resolve(&pod, &c, &ctx).expect("resolves");
         assert_eq!(

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::atomic_writer::FileProjection;
-use crate::objects::{PodApiData, TokenRequestSpec, refs::DEFAULT_TOKEN_EXPIRATION};
+use crate::cm::node::NodeAllocatable;
+use crate::objects::{ObjectError, PodApiData, TokenRequestSpec, refs::DEFAULT_TOKEN_EXPIRATION};
 
 pub type Payload = BTreeMap<String, FileProjection>;
 
@@ -39,7 +40,12 @@ pub fn in_memory(volume: &Volume) -> bool {
 }
 
 /// The files of an API-backed volume. Errors read like upstream's FailedMount reasons.
-pub fn payload(pod: &Pod, volume: &Volume, api: Option<&PodApiData>) -> Result<Payload, String> {
+pub fn payload(
+    pod: &Pod,
+    volume: &Volume,
+    api: Option<&PodApiData>,
+    node: &NodeAllocatable,
+) -> Result<Payload, String> {
     let Some(api) = api else {
         return Err(format!(
             "volume type of {:?} needs an API server (--kubeconfig); standalone mode has none",
@@ -47,16 +53,24 @@ pub fn payload(pod: &Pod, volume: &Volume, api: Option<&PodApiData>) -> Result<P
         ));
     };
     if let Some(src) = &volume.config_map {
-        let mode = mode_of(src.default_mode, DEFAULT_MODE);
-        return config_map_files(api, &src.name, src.items.as_deref(), src.optional, mode);
+        let source = KeySource {
+            items: src.items.as_deref(),
+            optional: src.optional == Some(true),
+            mode: mode_of(src.default_mode, DEFAULT_MODE),
+        };
+        return source.files(config_map_keys(api, &src.name));
     }
     if let Some(src) = &volume.secret {
         let name = src.secret_name.clone().unwrap_or_default();
-        let mode = mode_of(src.default_mode, DEFAULT_MODE);
-        return secret_files(api, &name, src.items.as_deref(), src.optional, mode);
+        let source = KeySource {
+            items: src.items.as_deref(),
+            optional: src.optional == Some(true),
+            mode: mode_of(src.default_mode, DEFAULT_MODE),
+        };
+        return source.files(secret_keys(api, &name));
     }
     if let Some(src) = &volume.projected {
-        return projected_files(pod, src, api);
+        return projected_files(pod, src, api, node);
     }
     Err(format!("volume {:?} is not an API volume", volume.name))
 }
@@ -65,70 +79,71 @@ fn mode_of(mode: Option<i32>, default: u32) -> u32 {
     mode.map(|m| m as u32 & 0o777).unwrap_or(default)
 }
 
-fn config_map_files(
-    api: &PodApiData,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: Option<bool>,
-    mode: u32,
-) -> Result<Payload, String> {
-    let cm: &ConfigMap = match api.config_map(name) {
-        Ok(cm) => cm,
-        Err(e) if e.is_not_found() && optional == Some(true) => return Ok(Payload::new()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let mut all: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-    for (k, v) in cm.data.iter().flatten() {
-        all.insert(k, v.clone().into_bytes());
-    }
-    for (k, v) in cm.binary_data.iter().flatten() {
-        all.insert(k, v.0.clone());
-    }
-    project(
-        all,
-        items,
-        optional,
-        mode,
-        "configmap references non-existent config key",
-    )
+/// Every key of an object with its bytes, and the message for a listed key it lacks.
+struct Keys<'a> {
+    all: BTreeMap<&'a str, Vec<u8>>,
+    missing: &'static str,
 }
 
-fn secret_files(
-    api: &PodApiData,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: Option<bool>,
-    mode: u32,
-) -> Result<Payload, String> {
-    let secret: &Secret = match api.secret(name) {
-        Ok(s) => s,
-        Err(e) if e.is_not_found() && optional == Some(true) => return Ok(Payload::new()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let all: BTreeMap<&str, Vec<u8>> = secret
+fn config_map_keys<'a>(api: &'a PodApiData, name: &str) -> Result<Keys<'a>, ObjectError> {
+    let cm: &ConfigMap = api.config_map(name)?;
+    let text = cm
         .data
         .iter()
         .flatten()
-        .map(|(k, v)| (k.as_str(), v.0.clone()))
-        .collect();
-    project(
-        all,
-        items,
-        optional,
-        mode,
-        "references non-existent secret key",
-    )
+        .map(|(k, v)| (k.as_str(), v.clone().into_bytes()));
+    let binary = cm
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.0.clone()));
+    Ok(Keys {
+        all: text.chain(binary).collect(),
+        missing: "configmap references non-existent config key",
+    })
+}
+
+fn secret_keys<'a>(api: &'a PodApiData, name: &str) -> Result<Keys<'a>, ObjectError> {
+    let secret: &Secret = api.secret(name)?;
+    Ok(Keys {
+        all: secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.0.clone()))
+            .collect(),
+        missing: "references non-existent secret key",
+    })
+}
+
+/// How a ConfigMap or Secret becomes files: which keys, whether it may be missing, and
+/// the default file mode.
+struct KeySource<'a> {
+    items: Option<&'a [KeyToPath]>,
+    optional: bool,
+    mode: u32,
+}
+
+impl KeySource<'_> {
+    /// A missing optional object is no files; any other lookup error is the error.
+    fn files(&self, keys: Result<Keys<'_>, ObjectError>) -> Result<Payload, String> {
+        match keys {
+            Ok(keys) => project(keys, self.items, self.optional, self.mode),
+            Err(e) if e.is_not_found() && self.optional => Ok(Payload::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// All keys (path = key) or the listed items; a listed key that is missing is an error
 /// unless the source is optional.
 fn project(
-    all: BTreeMap<&str, Vec<u8>>,
+    keys: Keys<'_>,
     items: Option<&[KeyToPath]>,
-    optional: Option<bool>,
+    optional: bool,
     mode: u32,
-    missing: &str,
 ) -> Result<Payload, String> {
+    let Keys { all, missing } = keys;
     let mut out = Payload::new();
     match items.filter(|i| !i.is_empty()) {
         None => {
@@ -148,7 +163,7 @@ fn project(
                             },
                         );
                     }
-                    None if optional == Some(true) => {}
+                    None if optional => {}
                     None => return Err(format!("{missing}: {}", item.key)),
                 }
             }
@@ -161,6 +176,7 @@ fn projected_files(
     pod: &Pod,
     src: &ProjectedVolumeSource,
     api: &PodApiData,
+    node: &NodeAllocatable,
 ) -> Result<Payload, String> {
     let mode = mode_of(src.default_mode, DEFAULT_MODE);
     let service_account = pod
@@ -172,15 +188,25 @@ fn projected_files(
     let mut out = Payload::new();
     for source in src.sources.iter().flatten() {
         let part = if let Some(cm) = &source.config_map {
-            config_map_files(api, &cm.name, cm.items.as_deref(), cm.optional, mode)?
+            let source = KeySource {
+                items: cm.items.as_deref(),
+                optional: cm.optional == Some(true),
+                mode,
+            };
+            source.files(config_map_keys(api, &cm.name))?
         } else if let Some(s) = &source.secret {
-            secret_files(api, &s.name, s.items.as_deref(), s.optional, mode)?
+            let source = KeySource {
+                items: s.items.as_deref(),
+                optional: s.optional == Some(true),
+                mode,
+            };
+            source.files(secret_keys(api, &s.name))?
         } else if let Some(d) = &source.downward_api {
             let as_volume = DownwardAPIVolumeSource {
                 items: d.items.clone(),
                 default_mode: Some(mode as i32),
             };
-            super::downward_payload(pod, &as_volume)?
+            super::downward_payload(pod, &as_volume, node)?
         } else if let Some(t) = &source.service_account_token {
             let spec = TokenRequestSpec {
                 service_account: service_account.clone(),
@@ -215,8 +241,11 @@ fn projected_files(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::ObjectError;
     use std::sync::Arc;
+
+    fn payload(pod: &Pod, volume: &Volume, api: Option<&PodApiData>) -> Result<Payload, String> {
+        super::payload(pod, volume, api, &NodeAllocatable::default())
+    }
 
     fn data() -> PodApiData {
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({

@@ -8,6 +8,8 @@ use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{DownwardAPIVolumeSource, Pod, Volume, VolumeMount};
 
+use crate::cm::node::{self, NodeAllocatable};
+
 pub mod api_volumes;
 pub mod atomic_writer;
 pub mod hosts;
@@ -20,17 +22,21 @@ pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
     root_dir.join("pods").join(uid)
 }
 
-/// Set up every volume of the pod; the error names the volume and the reason.
+/// Set up every volume of the pod without node facts (memory-backed emptyDirs are sized
+/// only by `sizeLimit` and the pod's memory limit); the error names the volume and the
+/// reason.
 pub fn prepare(root_dir: &Path, pod: &Pod) -> Result<VolumePaths, String> {
-    prepare_with(root_dir, pod, None)
+    prepare_with(root_dir, pod, None, &NodeAllocatable::default())
 }
 
-/// [`prepare`] with the API objects the pod references (cluster mode): configMap, secret
-/// and projected volumes need them.
+/// [`prepare`] with the API objects the pod references (cluster mode: configMap, secret
+/// and projected volumes need them) and the node's allocatable resources (downward API
+/// defaults, the size of memory-backed emptyDirs).
 pub fn prepare_with(
     root_dir: &Path,
     pod: &Pod,
     api: Option<&crate::objects::PodApiData>,
+    node: &NodeAllocatable,
 ) -> Result<VolumePaths, String> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut paths = VolumePaths::new();
@@ -40,7 +46,7 @@ pub fn prepare_with(
         .and_then(|s| s.security_context.as_ref())
         .and_then(|sc| sc.fs_group);
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let path = prepare_one(root_dir, &uid, pod, volume, api).map_err(|e| {
+        let path = prepare_one(root_dir, &uid, pod, volume, api, node).map_err(|e| {
             format!(
                 "MountVolume.SetUp failed for volume {:?} : {e}",
                 volume.name
@@ -81,6 +87,7 @@ pub fn refresh(
     root_dir: &Path,
     pod: &Pod,
     api: Option<&crate::objects::PodApiData>,
+    node: &NodeAllocatable,
 ) -> Result<(), String> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
@@ -92,7 +99,7 @@ pub fn refresh(
         if !dir.join("..data").exists() {
             continue;
         }
-        prepare_one(root_dir, &uid, pod, volume, api).map_err(|e| {
+        prepare_one(root_dir, &uid, pod, volume, api, node).map_err(|e| {
             format!(
                 "MountVolume.SetUp failed for volume {:?} : {e}",
                 volume.name
@@ -120,14 +127,15 @@ fn prepare_one(
     pod: &Pod,
     volume: &Volume,
     api: Option<&crate::objects::PodApiData>,
+    node: &NodeAllocatable,
 ) -> Result<PathBuf, String> {
     if api_volumes::is_api_volume(volume) {
-        let payload = api_volumes::payload(pod, volume, api)?;
+        let payload = api_volumes::payload(pod, volume, api, node)?;
         let dir = volume_dir(root_dir, uid, volume);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if api_volumes::in_memory(volume) && !is_mount_point(&dir) {
             // Secrets stay off the disk when tmpfs can be mounted (needs root).
-            if let Err(err) = mount_tmpfs(&dir, None) {
+            if let Err(err) = mount_fs("tmpfs", &dir, "tmpfs", "mode=0777") {
                 tracing::debug!(dir = %dir.display(), error = %err, "secret volume stays on disk");
             }
         }
@@ -138,7 +146,7 @@ fn prepare_one(
         let dir = pod_dir(root_dir, uid)
             .join("volumes/kubernetes.io~downward-api")
             .join(&volume.name);
-        atomic_writer::write(&dir, &downward_payload(pod, downward)?)?;
+        atomic_writer::write(&dir, &downward_payload(pod, downward, node)?)?;
         return Ok(dir);
     }
     if let Some(empty) = &volume.empty_dir {
@@ -149,12 +157,25 @@ fn prepare_one(
         // Writable by any container user, as upstream.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
             .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
-        if empty.medium.as_deref() == Some("Memory") && !is_mount_point(&dir) {
-            let size = match &empty.size_limit {
-                Some(q) => Some(crate::cm::quantity::parse_value(&q.0)?),
+        let medium = empty.medium.as_deref().unwrap_or_default();
+        if medium == "Memory" && !is_mount_point(&dir) {
+            let size_limit = match &empty.size_limit {
+                Some(q) => Some(
+                    crate::cm::quantity::parse_value(&q.0)
+                        .map_err(|e| format!("sizeLimit: {e}"))?,
+                ),
                 None => None,
             };
-            mount_tmpfs(&dir, size)?;
+            let options = match memory_medium_size(pod, size_limit, node.memory_bytes) {
+                Some(bytes) => format!("mode=0777,size={bytes}"),
+                None => "mode=0777".into(),
+            };
+            mount_fs("tmpfs", &dir, "tmpfs", &options)?;
+        } else if medium.starts_with("HugePages") && !is_mount_point(&dir) {
+            let option = hugepages_mount_option(pod, medium)?;
+            mount_fs("nodev", &dir, "hugetlbfs", &option)?;
+        } else if !matches!(medium, "" | "Memory") && !medium.starts_with("HugePages") {
+            return Err(format!("unknown emptyDir medium {medium:?}"));
         }
         return Ok(dir);
     }
@@ -169,6 +190,79 @@ fn prepare_one(
     )
 }
 
+/// The size of a memory-backed emptyDir (upstream SizeMemoryBackedVolumes): node
+/// allocatable memory, or the pod's memory limit when that is smaller, or the volume's
+/// `sizeLimit` when that is smaller still. `None` (the kernel's default, half the RAM)
+/// only when none of them is known.
+pub fn memory_medium_size(
+    pod: &Pod,
+    size_limit: Option<i128>,
+    node_memory: i128,
+) -> Option<i128> {
+    let mut size = (node_memory > 0).then_some(node_memory);
+    for candidate in [crate::cm::pod_memory_limit(pod), size_limit] {
+        if let Some(c) = candidate.filter(|c| *c > 0)
+            && size.is_none_or(|s| c <= s)
+        {
+            size = Some(c);
+        }
+    }
+    size
+}
+
+/// The `pagesize=` option of a HugePages emptyDir (upstream getPageSizeMountOption):
+/// `HugePages-<size>` names the size, which some container must request; plain
+/// `HugePages` takes the one size the containers request.
+pub fn hugepages_mount_option(pod: &Pod, medium: &str) -> Result<String, String> {
+    let wanted = match medium.strip_prefix("HugePages-") {
+        Some(size) => Some(
+            crate::cm::quantity::parse_value(size)
+                .ok()
+                .filter(|b| *b > 0)
+                .ok_or_else(|| format!("invalid huge page size in medium {medium:?}"))?,
+        ),
+        None if medium == "HugePages" => None,
+        None => return Err(format!("unknown emptyDir medium {medium:?}")),
+    };
+    let spec = pod.spec.as_ref();
+    let containers = spec
+        .into_iter()
+        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()));
+    let mut found: Option<(i128, String)> = None;
+    for c in containers {
+        let res = c.resources.as_ref();
+        let names = res
+            .into_iter()
+            .flat_map(|r| r.requests.iter().flatten().chain(r.limits.iter().flatten()))
+            .map(|(k, _)| k);
+        for name in names {
+            let Some(size) = node::hugepage_size_of(name) else {
+                continue;
+            };
+            let text = name.trim_start_matches("hugepages-").to_string();
+            match wanted {
+                Some(w) if w == size => found = Some((size, text)),
+                Some(_) => {}
+                None => match &found {
+                    Some((s, _)) if *s != size => {
+                        return Err(format!(
+                            "medium: {medium} can't be used if container requests multiple huge page sizes"
+                        ));
+                    }
+                    _ => found = Some((size, text)),
+                },
+            }
+        }
+    }
+    found
+        .map(|(_, text)| format!("pagesize={text}"))
+        .ok_or_else(|| {
+            format!(
+                "medium {medium}: hugePages storage requested, but there is no resource request for huge pages"
+            )
+        })
+}
+
 /// `key="value"` lines sorted by key, as upstream formats labels and annotations.
 fn format_map(map: Option<&std::collections::BTreeMap<String, String>>) -> String {
     map.into_iter()
@@ -181,6 +275,7 @@ fn format_map(map: Option<&std::collections::BTreeMap<String, String>>) -> Strin
 pub(crate) fn downward_payload(
     pod: &Pod,
     source: &DownwardAPIVolumeSource,
+    node: &NodeAllocatable,
 ) -> Result<std::collections::BTreeMap<String, atomic_writer::FileProjection>, String> {
     let default_mode = source.default_mode.unwrap_or(0o644) as u32;
     let mut payload = std::collections::BTreeMap::new();
@@ -195,6 +290,7 @@ pub(crate) fn downward_payload(
                         pod_ips: &[],
                         host_ips: &[],
                         api: None,
+                        node,
                     };
                     crate::runtime::envvars::field_value(pod, path, &ctx).ok_or_else(|| {
                         format!("item {:?}: unsupported fieldRef {path:?}", item.path)
@@ -206,14 +302,17 @@ pub(crate) fn downward_payload(
             let container = pod
                 .spec
                 .iter()
-                .flat_map(|s| s.containers.iter())
+                .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
                 .find(|c| c.name == name)
                 .ok_or_else(|| format!("item {:?}: unknown container {name:?}", item.path))?;
+            // Volumes default every named container's unset limits to the node's.
             crate::cm::quantity::resource_field_value(
                 container,
                 &res.resource,
                 res.divisor.as_ref().map(|d| d.0.as_str()),
-            )?
+                Some(node),
+            )
+            .map_err(|e| format!("item {:?}: {e}", item.path))?
         } else {
             return Err(format!(
                 "item {:?}: needs fieldRef or resourceFieldRef",
@@ -361,27 +460,26 @@ fn is_mount_point(dir: &Path) -> bool {
     mount_points_under(dir).iter().any(|p| p == dir)
 }
 
-fn mount_tmpfs(dir: &Path, size: Option<i128>) -> Result<(), String> {
-    let target =
-        std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-    let options = match size {
-        Some(bytes) => format!("mode=0777,size={bytes}"),
-        None => "mode=0777".into(),
-    };
-    let data = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
+/// Mount a `fstype` filesystem (tmpfs, hugetlbfs) at `dir`, nosuid and nodev.
+fn mount_fs(source: &str, dir: &Path, fstype: &str, options: &str) -> Result<(), String> {
+    let cstr = |s: &[u8]| std::ffi::CString::new(s).map_err(|e| e.to_string());
+    let target = cstr(dir.as_os_str().as_encoded_bytes())?;
+    let source_c = cstr(source.as_bytes())?;
+    let fstype_c = cstr(fstype.as_bytes())?;
+    let data = cstr(options.as_bytes())?;
     // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
     let rc = unsafe {
         libc::mount(
-            c"tmpfs".as_ptr(),
+            source_c.as_ptr(),
             target.as_ptr(),
-            c"tmpfs".as_ptr(),
+            fstype_c.as_ptr(),
             libc::MS_NOSUID | libc::MS_NODEV,
             data.as_ptr().cast(),
         )
     };
     if rc != 0 {
         return Err(format!(
-            "mounting tmpfs at {}: {}",
+            "mounting {fstype} ({options}) at {}: {}",
             dir.display(),
             std::io::Error::last_os_error()
         ));
@@ -474,6 +572,73 @@ mod tests {
         );
         let ok = mount_source(&paths, &m, Some("a/b")).unwrap();
         assert!(ok.ends_with("vol/a/b") && ok.is_dir());
+    }
+
+    fn pod_with_container(resources: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"uid": "u1"},
+            "spec": {"containers": [{"name": "c", "resources": resources}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn memory_medium_sizes_as_upstream() {
+        let best_effort = pod_with_container(serde_json::json!({}));
+        let limited = pod_with_container(serde_json::json!({"limits": {"memory": "64Mi"}}));
+        let gib = 1i128 << 30;
+        // Node allocatable by default, the pod limit when smaller, sizeLimit when smaller still.
+        assert_eq!(memory_medium_size(&best_effort, None, gib), Some(gib));
+        assert_eq!(memory_medium_size(&limited, None, gib), Some(64 << 20));
+        assert_eq!(memory_medium_size(&limited, Some(16 << 20), gib), Some(16 << 20));
+        // A sizeLimit over what the pod may use is ignored.
+        assert_eq!(memory_medium_size(&limited, Some(2 * gib), gib), Some(64 << 20));
+        assert_eq!(memory_medium_size(&best_effort, Some(2 * gib), gib), Some(gib));
+        // Without node facts only what the pod says counts.
+        assert_eq!(memory_medium_size(&best_effort, None, 0), None);
+        assert_eq!(memory_medium_size(&best_effort, Some(16 << 20), 0), Some(16 << 20));
+    }
+
+    #[test]
+    fn hugepages_medium_page_size() {
+        let two_mi = pod_with_container(serde_json::json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "8Mi"}}));
+        assert_eq!(hugepages_mount_option(&two_mi, "HugePages").unwrap(), "pagesize=2Mi");
+        assert_eq!(hugepages_mount_option(&two_mi, "HugePages-2Mi").unwrap(), "pagesize=2Mi");
+        assert!(
+            hugepages_mount_option(&two_mi, "HugePages-1Gi")
+                .unwrap_err()
+                .contains("no resource request for huge pages")
+        );
+        let both = pod_with_container(serde_json::json!({"limits": {"hugepages-2Mi": "4Mi", "hugepages-1Gi": "1Gi"}}));
+        assert!(
+            hugepages_mount_option(&both, "HugePages")
+                .unwrap_err()
+                .contains("multiple huge page sizes")
+        );
+        assert_eq!(hugepages_mount_option(&both, "HugePages-1Gi").unwrap(), "pagesize=1Gi");
+        let none = pod_with_container(serde_json::json!({}));
+        assert!(hugepages_mount_option(&none, "HugePages").is_err());
+    }
+
+    #[test]
+    fn downward_api_resource_items_default_to_node_allocatable() {
+        let pod = pod_with_container(serde_json::json!({"requests": {"cpu": "250m"}}));
+        let source: DownwardAPIVolumeSource = serde_json::from_value(serde_json::json!({"items": [
+            {"path": "cpu_limit", "resourceFieldRef": {"containerName": "c", "resource": "limits.cpu", "divisor": "1m"}},
+            {"path": "mem_limit", "resourceFieldRef": {"containerName": "c", "resource": "limits.memory", "divisor": "1Mi"}},
+            {"path": "cpu_request", "resourceFieldRef": {"containerName": "c", "resource": "requests.cpu", "divisor": "1m"}}
+        ]}))
+        .unwrap();
+        let node = NodeAllocatable {
+            cpu_milli: 1900,
+            memory_bytes: 3 << 30,
+            ..Default::default()
+        };
+        let files = downward_payload(&pod, &source, &node).unwrap();
+        let text = |k: &str| String::from_utf8(files[k].data.clone()).unwrap();
+        assert_eq!(text("cpu_limit"), "1900");
+        assert_eq!(text("mem_limit"), "3072");
+        assert_eq!(text("cpu_request"), "250");
     }
 
     #[test]

@@ -1,0 +1,179 @@
+//! The QoS-level cgroups of upstream's QoS container manager, for the cgroupfs driver:
+//! `kubepods/besteffort` always has the minimum 2 cpu shares, `kubepods/burstable` the
+//! shares of the summed cpu requests of the node's active Burstable pods (2 at least);
+//! both have unbounded hugetlb limits. Rewritten whenever the active pods or their
+//! requests change. Memory limits on these cgroups come upstream only with the alpha
+//! `QOSReserved` feature gate; kubelet-rs does not implement it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{CgroupLayout, HUGEPAGES_DIR, QosClass, cgroup_mounts, cpu_shares, node};
+
+/// Values upstream writes on hugetlb limits it means as unbounded.
+const UNBOUNDED_HUGETLB: i128 = 1 << 62;
+
+/// The shares of the two QoS cgroups for the given Burstable pods' cpu requests.
+pub fn qos_shares(burstable_cpu_requests_milli: impl Iterator<Item = i128>) -> (i64, i64) {
+    (cpu_shares(burstable_cpu_requests_milli.sum()), 2)
+}
+
+/// What the QoS cgroups should hold, and what was last written.
+#[derive(Debug, Default)]
+struct State {
+    /// Active Burstable pods by UID → their cpu request in millicores.
+    burstable: BTreeMap<String, i128>,
+    /// Burstable shares last written (None: nothing written yet).
+    written: Option<i64>,
+}
+
+/// Keeps `kubepods/burstable` and `kubepods/besteffort` in step with the active pods.
+#[derive(Debug)]
+pub struct QosCgroups {
+    layout: CgroupLayout,
+    state: Mutex<State>,
+}
+
+impl QosCgroups {
+    pub fn new(layout: CgroupLayout) -> Self {
+        QosCgroups {
+            layout,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn managed(&self) -> bool {
+        self.layout.per_qos && !self.layout.systemd
+    }
+
+    /// Record whether `pod` is active (admitted and not finished) and rewrite the QoS
+    /// cgroups if the Burstable total changed.
+    pub fn track(&self, pod: &Pod, active: bool) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let request =
+            (active && super::qos_class(pod) == QosClass::Burstable).then(|| pod_cpu_request(pod));
+        self.set(&uid, request);
+    }
+
+    /// The pod is gone from the node.
+    pub fn forget(&self, uid: &str) {
+        self.set(uid, None);
+    }
+
+    fn set(&self, uid: &str, burstable_request: Option<i128>) {
+        if !self.managed() || uid.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match burstable_request {
+            Some(milli) => state.burstable.insert(uid.to_string(), milli),
+            None => state.burstable.remove(uid),
+        };
+        let (burstable, _) = qos_shares(state.burstable.values().copied());
+        if state.written == Some(burstable) {
+            return;
+        }
+        match self.write(burstable) {
+            Ok(()) => {
+                tracing::debug!(burstable_shares = burstable, "updated QoS cgroups");
+                state.written = Some(burstable);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot update QoS cgroups"),
+        }
+    }
+
+    /// Create the QoS cgroups in every hierarchy and write their values (files a
+    /// hierarchy lacks are skipped).
+    fn write(&self, burstable_shares: i64) -> Result<(), String> {
+        let root = self.layout.root.trim_matches('/');
+        let kubepods = if root.is_empty() {
+            "kubepods".to_string()
+        } else {
+            format!("{root}/kubepods")
+        };
+        let sizes: Vec<String> = node::host_hugepages(Path::new(HUGEPAGES_DIR))
+            .iter()
+            .map(|h| node::hugepage_cgroup_size(h.page_bytes))
+            .collect();
+        for mount in cgroup_mounts() {
+            for (tier, shares) in [("burstable", burstable_shares), ("besteffort", 2)] {
+                let dir = mount.join(&kubepods).join(tier);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                let mut writes = vec![
+                    ("cpu.shares".to_string(), shares.to_string()),
+                    (
+                        "cpu.weight".to_string(),
+                        super::shares_to_weight(shares).to_string(),
+                    ),
+                ];
+                for size in &sizes {
+                    let v1 = UNBOUNDED_HUGETLB.to_string();
+                    writes.push((format!("hugetlb.{size}.limit_in_bytes"), v1));
+                    writes.push((format!("hugetlb.{size}.max"), "max".into()));
+                }
+                for (file, value) in writes {
+                    let path = dir.join(&file);
+                    if path.exists() {
+                        std::fs::write(&path, &value)
+                            .map_err(|e| format!("writing {value} to {}: {e}", path.display()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pod's cpu request as upstream sums it for the Burstable tier.
+fn pod_cpu_request(pod: &Pod) -> i128 {
+    super::pod_total(pod, false, "cpu")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(uid: &str, cpu_request: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                uid: Some(uid.into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "c".into(),
+                    resources: cpu_request.map(|q| ResourceRequirements {
+                        requests: Some([("cpu".to_string(), Quantity(q.into()))].into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shares_follow_the_burstable_requests() {
+        assert_eq!(qos_shares([].into_iter()), (2, 2));
+        assert_eq!(qos_shares([250, 500].into_iter()), (768, 2));
+        assert_eq!(pod_cpu_request(&pod("a", Some("250m"))), 250);
+
+        // Unmanaged layouts (systemd, no per-QoS cgroups) never touch the filesystem.
+        let systemd = QosCgroups::new(CgroupLayout {
+            per_qos: true,
+            root: "/".into(),
+            systemd: true,
+        });
+        systemd.track(&pod("a", Some("250m")), true);
+        assert!(systemd.state.lock().unwrap().burstable.is_empty());
+    }
+}
