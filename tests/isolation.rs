@@ -379,7 +379,9 @@ async fn qos_cgroups_follow_the_burstable_requests() {
     let kubepods = format!("{root}/kubepods");
     let shares = |tier: &str| {
         let file = cgroup_dir("cpu", &format!("{kubepods}/{tier}")).join("cpu.shares");
-        std::fs::read_to_string(file).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|s| s.trim().to_string())
     };
     let wait_shares = |want: &'static str| async move {
         eventually(
@@ -457,7 +459,8 @@ spec:
     // No huge page request: the volume cannot be set up and the pod does not start.
     let logs = eventually("volume error logged", DEADLINE, || async {
         let l = node.logs();
-        l.contains("no resource request for huge pages").then_some(l)
+        l.contains("no resource request for huge pages")
+            .then_some(l)
     })
     .await;
     assert!(logs.contains("\"pages\""), "the volume is named: {logs}");
@@ -529,7 +532,10 @@ async fn hugepages_limits_reach_the_pod_hugetlb_cgroup() {
             .spawn()
             .expect("spawn kubelet"),
     );
-    let c = node.wait_running(&node.pod_name("hp"), &["main", "side"]).await["main"].clone();
+    let c = node
+        .wait_running(&node.pod_name("hp"), &["main", "side"])
+        .await["main"]
+        .clone();
     let uid = &c.labels[labels::POD_UID];
     // Through the kubelet's mount namespace.
     let seen = std::path::PathBuf::from(format!("/proc/{}/root", kubelet.0.id()))
@@ -684,10 +690,16 @@ spec:
     );
     assert_ne!(main_pid, host_pid);
     let (_, ps) = exec(&shared["main"].id, "ps").await;
-    assert!(ps.contains("sleep 3601"), "the peer's process is visible: {ps}");
+    assert!(
+        ps.contains("sleep 3601"),
+        "the peer's process is visible: {ps}"
+    );
     let other = ns_in(caps["priv"].id.clone(), "pid").await;
     let other2 = ns_in(caps["netadmin"].id.clone(), "pid").await;
-    assert_ne!(other, other2, "containers of a pod have their own PID namespaces by default");
+    assert_ne!(
+        other, other2,
+        "containers of a pod have their own PID namespaces by default"
+    );
     assert_ne!(ns_in(caps["priv"].id.clone(), "ipc").await, host_ipc);
 
     // oom_score_adj by QoS class (of the container's first process).
@@ -716,7 +728,11 @@ spec:
         .and_then(|pid| std::fs::read_to_string(format!("/proc/{}/oom_score_adj", pid.trim())).ok())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    assert_eq!(adj(guar.id.clone()).await, containerd_adj.max(-997), "Guaranteed");
+    assert_eq!(
+        adj(guar.id.clone()).await,
+        containerd_adj.max(-997),
+        "Guaranteed"
+    );
     node.stop();
     node.purge_runtime().await;
 }
@@ -832,7 +848,11 @@ async fn requests_over_allocatable_are_rejected_with_upstream_reasons() {
     );
     assert!(node.running(&node.pod_name("hungry")).await.is_empty());
     assert!(node.running(&node.pod_name("greedy")).await.is_empty());
-    assert_eq!(node.sandboxes().await.len(), 1, "rejected pods are never started");
+    assert_eq!(
+        node.sandboxes().await.len(),
+        1,
+        "rejected pods are never started"
+    );
     node.stop();
     node.purge_runtime().await;
 }

@@ -387,14 +387,17 @@ spec:
     node.write_manifest("unbounded.yaml", &pod("unbounded", "{}"));
     node.write_manifest(
         "bounded.yaml",
-        &pod(
-            "bounded",
-            "{requests: {cpu: 150m}, limits: {memory: 48Mi}}",
-        ),
+        &pod("bounded", "{requests: {cpu: 150m}, limits: {memory: 48Mi}}"),
     );
     node.start();
-    let unbounded = node.wait_running(&node.pod_name("unbounded"), &["main"]).await["main"].clone();
-    let bounded = node.wait_running(&node.pod_name("bounded"), &["main"]).await["main"].clone();
+    let unbounded = node
+        .wait_running(&node.pod_name("unbounded"), &["main"])
+        .await["main"]
+        .clone();
+    let bounded = node
+        .wait_running(&node.pod_name("bounded"), &["main"])
+        .await["main"]
+        .clone();
 
     // What the node can give pods, computed here from the machine and the config.
     let cpu_milli = std::thread::available_parallelism().unwrap().get() as i128 * 1000 - 100;
@@ -410,7 +413,11 @@ spec:
         env_of(&env, "EPH_LIMIT_MI"),
         ceil(ephemeral, 1 << 20).to_string()
     );
-    assert_eq!(env_of(&env, "MEM_REQUEST"), "0", "requests never default to the node");
+    assert_eq!(
+        env_of(&env, "MEM_REQUEST"),
+        "0",
+        "requests never default to the node"
+    );
     assert_eq!(env_of(&env, "CPU_REQUEST_MILLI"), "0");
     let (_, file) = exec(&unbounded.id, "cat /info/mem_limit_ki").await;
     assert_eq!(file, ceil(memory, 1024).to_string());
@@ -434,10 +441,7 @@ spec:
     assert_eq!(file, (48 * 1024).to_string());
     // ... and sizes its memory-backed emptyDir.
     let (_, mounts) = exec(&bounded.id, "grep ' /ram ' /proc/mounts").await;
-    assert!(
-        mounts.contains(&tmpfs_size_option(48 << 20)),
-        "{mounts}"
-    );
+    assert!(mounts.contains(&tmpfs_size_option(48 << 20)), "{mounts}");
     node.remove_manifest("unbounded.yaml");
     node.remove_manifest("bounded.yaml");
     node.wait_no_sandboxes().await;

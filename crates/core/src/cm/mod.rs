@@ -604,7 +604,10 @@ mod tests {
         // Negative values are refused on these VMs; the computed values are checked here.
         assert_eq!(oom_score_adj(&guaranteed, &c(&guaranteed), capacity), -997);
         let best_effort = pod_with(&[], &[]);
-        assert_eq!(oom_score_adj(&best_effort, &c(&best_effort), capacity), 1000);
+        assert_eq!(
+            oom_score_adj(&best_effort, &c(&best_effort), capacity),
+            1000
+        );
         let half = pod_with(&[("memory", "4Gi")], &[]);
         assert_eq!(oom_score_adj(&half, &c(&half), capacity), 500);
         // Clamped to [3, 999]: a tiny request stays below BestEffort, a huge one above
@@ -687,7 +690,10 @@ mod tests {
         assert_eq!(pod_memory_limit(&partial), None);
         assert_eq!(pod_limits(&partial, true, 100_000, -1).memory_bytes, 0);
         assert_eq!(pod_memory_limit(&pod_with(&[], &[])), None, "BestEffort");
-        assert_eq!(pod_limits(&pod_with(&[], &[]), true, 100_000, -1).cpu_shares, 2);
+        assert_eq!(
+            pod_limits(&pod_with(&[], &[]), true, 100_000, -1).cpu_shares,
+            2
+        );
     }
 
     #[test]
@@ -703,7 +709,10 @@ mod tests {
             .map(|h| (h.page_size.as_str(), h.limit))
             .collect();
         assert_eq!(got, vec![("2MB", 6 << 20), ("1GB", 0)]);
-        assert!(hugepage_limits(&c, &[]).is_empty(), "no host sizes, no limits");
+        assert!(
+            hugepage_limits(&c, &[]).is_empty(),
+            "no host sizes, no limits"
+        );
         let pod = Pod {
             spec: Some(PodSpec {
                 containers: vec![c.clone(), c],
@@ -714,7 +723,10 @@ mod tests {
         let l = pod_limits(&pod, true, 100_000, -1);
         assert_eq!(l.hugepages, BTreeMap::from([(2 << 20, 12 << 20)]));
         let writes = hugetlb_writes(&l.hugepages, &[2 << 20, 1 << 30]);
-        assert!(writes.contains(&("hugetlb.2MB.limit_in_bytes".into(), (12u64 << 20).to_string())));
+        assert!(writes.contains(&(
+            "hugetlb.2MB.limit_in_bytes".into(),
+            (12u64 << 20).to_string()
+        )));
         assert!(writes.contains(&("hugetlb.2MB.max".into(), (12u64 << 20).to_string())));
         assert!(writes.contains(&("hugetlb.1GB.limit_in_bytes".into(), "0".into())));
     }
@@ -728,7 +740,13 @@ mod tests {
         let limits = pod_limits(&p, true, 100_000, 100);
         // A fake cgroup v2 directory: only the v2 files exist, so only they are written.
         let tmp = tempfile::tempdir().unwrap();
-        for f in ["cpu.max", "cpu.weight", "memory.max", "pids.max", "hugetlb.2MB.max"] {
+        for f in [
+            "cpu.max",
+            "cpu.weight",
+            "memory.max",
+            "pids.max",
+            "hugetlb.2MB.max",
+        ] {
             std::fs::write(tmp.path().join(f), "").unwrap();
         }
         write_existing(tmp.path(), &pod_cgroup_files(&limits, &[2 << 20])).unwrap();
@@ -738,7 +756,10 @@ mod tests {
         assert_eq!(read("memory.max"), (32u64 << 20).to_string());
         assert_eq!(read("pids.max"), "100");
         assert_eq!(read("hugetlb.2MB.max"), "0");
-        assert!(!tmp.path().join("cpu.shares").exists(), "v1 files are not created");
+        assert!(
+            !tmp.path().join("cpu.shares").exists(),
+            "v1 files are not created"
+        );
         // Unbounded pods: "max" on v2, -1 on v1.
         let unbounded = pod_limits(&pod_with(&[("cpu", "50m")], &[]), true, 50_000, -1);
         let files: BTreeMap<String, String> =

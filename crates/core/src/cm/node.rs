@@ -64,7 +64,11 @@ pub fn host_hugepages(dir: &Path) -> Vec<HugePages> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let kib: i128 = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let kib: i128 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             let pages = std::fs::read_to_string(e.path().join("nr_hugepages"))
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
@@ -235,7 +239,10 @@ mod tests {
             &map(&[("memory.available", "100Mi"), ("nodefs.available", "10%")]),
         );
         assert_eq!(a.cpu_milli, 3250);
-        assert_eq!(a.memory_bytes, (8 << 30) - (1 << 30) - (100 << 20) - (20 << 20));
+        assert_eq!(
+            a.memory_bytes,
+            (8 << 30) - (1 << 30) - (100 << 20) - (20 << 20)
+        );
         // 10% in single precision, as upstream.
         let ten_percent = ((100i128 << 30) as f64 * f64::from(10f32 / 100.0)) as i128;
         assert_eq!(

@@ -115,8 +115,8 @@ pub fn resource_field_value(
         quantity_of(container, false, name).or(own_limit)
     }
     .unwrap_or(0);
-    let divisor = parse_milli(divisor.unwrap_or("1"))
-        .map_err(|e| format!("divisor of {resource:?}: {e}"))?;
+    let divisor =
+        parse_milli(divisor.unwrap_or("1")).map_err(|e| format!("divisor of {resource:?}: {e}"))?;
     let divisor = if divisor == 0 { 1000 } else { divisor };
     let (value, divisor) = if name == "cpu" {
         (value, divisor)
@@ -178,22 +178,41 @@ mod tests {
             ephemeral_storage_bytes: 10 << 30,
             hugepages: Default::default(),
         };
-        let c = container(&[("cpu", "250m")], &[("memory", "64Mi"), ("hugepages-2Mi", "4Mi")]);
+        let c = container(
+            &[("cpu", "250m")],
+            &[("memory", "64Mi"), ("hugepages-2Mi", "4Mi")],
+        );
         let v = |r: &str, d: Option<&str>, n| resource_field_value(&c, r, d, n).unwrap();
         assert_eq!(v("limits.memory", Some("1Mi"), Some(&node)), "64");
-        assert_eq!(v("requests.memory", None, Some(&node)), (64u64 << 20).to_string());
+        assert_eq!(
+            v("requests.memory", None, Some(&node)),
+            (64u64 << 20).to_string()
+        );
         // No cpu limit: the node's allocatable, rounded up per divisor.
         assert_eq!(v("limits.cpu", None, Some(&node)), "2");
         assert_eq!(v("limits.cpu", Some("1m"), Some(&node)), "1500");
-        assert_eq!(v("limits.cpu", None, None), "0", "no node facts, no default");
+        assert_eq!(
+            v("limits.cpu", None, None),
+            "0",
+            "no node facts, no default"
+        );
         assert_eq!(v("requests.cpu", None, Some(&node)), "1");
         assert_eq!(v("requests.cpu", Some("1m"), Some(&node)), "250");
-        assert_eq!(v("limits.ephemeral-storage", Some("1Gi"), Some(&node)), "10");
+        assert_eq!(
+            v("limits.ephemeral-storage", Some("1Gi"), Some(&node)),
+            "10"
+        );
         assert_eq!(v("requests.ephemeral-storage", None, Some(&node)), "0");
         assert_eq!(v("limits.hugepages-2Mi", Some("1Mi"), Some(&node)), "4");
         // Memory divisors below one unit count as one byte; a zero divisor is 1.
-        assert_eq!(v("limits.memory", Some("1m"), None), (64u64 << 20).to_string());
-        assert_eq!(v("limits.memory", Some("0"), None), (64u64 << 20).to_string());
+        assert_eq!(
+            v("limits.memory", Some("1m"), None),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            v("limits.memory", Some("0"), None),
+            (64u64 << 20).to_string()
+        );
         assert_eq!(v("limits.memory", Some("1G"), None), "1");
         for bad in ["limits.gpu", "limits", "status.cpu", "requests.hugepages-x"] {
             assert!(

@@ -1045,7 +1045,12 @@ impl PodWorker {
             return;
         }
         let data = crate::objects::prefetch(api.as_ref(), pod, false).await;
-        match volume::refresh(&self.ctx.root_dir, pod, Some(&data), &self.ctx.container.node) {
+        match volume::refresh(
+            &self.ctx.root_dir,
+            pod,
+            Some(&data),
+            &self.ctx.container.node,
+        ) {
             Ok(()) => self.last_mount_error = None,
             Err(err) => {
                 if self.last_mount_error.as_deref() != Some(err.as_str()) {

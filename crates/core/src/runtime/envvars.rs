@@ -232,12 +232,7 @@ fn resolve_one(
             Some(name) if !name.is_empty() && name != container.name => {
                 let regular = spec.and_then(|s| s.containers.iter().find(|c| c.name == name));
                 let init = || {
-                    spec.and_then(|s| {
-                        s.init_containers
-                            .iter()
-                            .flatten()
-                            .find(|c| c.name == name)
-                    })
+                    spec.and_then(|s| s.init_containers.iter().flatten().find(|c| c.name == name))
                 };
                 match (regular, init()) {
                     (Some(c), _) => (c, true),

@@ -197,6 +197,26 @@ pub fn port_mappings(pod: &Pod) -> Vec<cri::PortMapping> {
         .collect()
 }
 
+/// Whether any container of the pod is privileged: the runtime then needs a privileged
+/// sandbox (containerd refuses privileged containers in an unprivileged one), as upstream.
+pub fn has_privileged_container(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let privileged = |sc: Option<&k8s_openapi::api::core::v1::SecurityContext>| {
+        sc.and_then(|s| s.privileged).unwrap_or(false)
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| privileged(c.security_context.as_ref()))
+        || spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .any(|c| privileged(c.security_context.as_ref()))
+}
+
 pub fn sandbox_config(
     pod: &Pod,
     attempt: u32,
@@ -239,9 +259,14 @@ pub fn sandbox_config(
                 run_as_group: psc
                     .and_then(|p| p.run_as_group)
                     .map(|value| cri::Int64Value { value }),
+                // Upstream adds the fsGroup to the sandbox's groups too.
                 supplemental_groups: psc
                     .and_then(|p| p.supplemental_groups.clone())
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(psc.and_then(|p| p.fs_group))
+                    .collect(),
+                privileged: has_privileged_container(pod),
                 ..Default::default()
             }),
             sysctls,
@@ -350,10 +375,36 @@ mod tests {
         assert_eq!(cfg.port_mappings.len(), 1);
         assert_eq!(cfg.port_mappings[0].host_port, 8080);
         assert_eq!(
-            cfg.linux.unwrap().cgroup_parent,
+            cfg.linux.as_ref().unwrap().cgroup_parent,
             "/kubepods/besteffort/podu1"
         );
         assert_eq!(cfg.hostname, "web-node1");
+        let sc = cfg.linux.unwrap().security_context.unwrap();
+        assert!(!sc.privileged);
+    }
+
+    #[test]
+    fn a_privileged_container_makes_a_privileged_sandbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = pod("Default", false);
+        let spec = p.spec.as_mut().unwrap();
+        spec.init_containers = Some(vec![Container {
+            name: "init".into(),
+            security_context: Some(k8s_openapi::api::core::v1::SecurityContext {
+                privileged: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        spec.security_context = Some(k8s_openapi::api::core::v1::PodSecurityContext {
+            supplemental_groups: Some(vec![4000]),
+            fs_group: Some(2000),
+            ..Default::default()
+        });
+        let cfg = sandbox_config(&p, 0, &settings(tmp.path(), &[]));
+        let sc = cfg.linux.unwrap().security_context.unwrap();
+        assert!(sc.privileged);
+        assert_eq!(sc.supplemental_groups, vec![4000, 2000]);
     }
 
     #[test]

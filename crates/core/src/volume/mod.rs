@@ -194,11 +194,7 @@ fn prepare_one(
 /// allocatable memory, or the pod's memory limit when that is smaller, or the volume's
 /// `sizeLimit` when that is smaller still. `None` (the kernel's default, half the RAM)
 /// only when none of them is known.
-pub fn memory_medium_size(
-    pod: &Pod,
-    size_limit: Option<i128>,
-    node_memory: i128,
-) -> Option<i128> {
+pub fn memory_medium_size(pod: &Pod, size_limit: Option<i128>, node_memory: i128) -> Option<i128> {
     let mut size = (node_memory > 0).then_some(node_memory);
     for candidate in [crate::cm::pod_memory_limit(pod), size_limit] {
         if let Some(c) = candidate.filter(|c| *c > 0)
@@ -225,9 +221,11 @@ pub fn hugepages_mount_option(pod: &Pod, medium: &str) -> Result<String, String>
         None => return Err(format!("unknown emptyDir medium {medium:?}")),
     };
     let spec = pod.spec.as_ref();
-    let containers = spec
-        .into_iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()));
+    let containers = spec.into_iter().flat_map(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+    });
     let mut found: Option<(i128, String)> = None;
     for c in containers {
         let res = c.resources.as_ref();
@@ -302,7 +300,11 @@ pub(crate) fn downward_payload(
             let container = pod
                 .spec
                 .iter()
-                .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+                .flat_map(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                })
                 .find(|c| c.name == name)
                 .ok_or_else(|| format!("item {:?}: unknown container {name:?}", item.path))?;
             // Volumes default every named container's unset limits to the node's.
@@ -590,32 +592,57 @@ mod tests {
         // Node allocatable by default, the pod limit when smaller, sizeLimit when smaller still.
         assert_eq!(memory_medium_size(&best_effort, None, gib), Some(gib));
         assert_eq!(memory_medium_size(&limited, None, gib), Some(64 << 20));
-        assert_eq!(memory_medium_size(&limited, Some(16 << 20), gib), Some(16 << 20));
+        assert_eq!(
+            memory_medium_size(&limited, Some(16 << 20), gib),
+            Some(16 << 20)
+        );
         // A sizeLimit over what the pod may use is ignored.
-        assert_eq!(memory_medium_size(&limited, Some(2 * gib), gib), Some(64 << 20));
-        assert_eq!(memory_medium_size(&best_effort, Some(2 * gib), gib), Some(gib));
+        assert_eq!(
+            memory_medium_size(&limited, Some(2 * gib), gib),
+            Some(64 << 20)
+        );
+        assert_eq!(
+            memory_medium_size(&best_effort, Some(2 * gib), gib),
+            Some(gib)
+        );
         // Without node facts only what the pod says counts.
         assert_eq!(memory_medium_size(&best_effort, None, 0), None);
-        assert_eq!(memory_medium_size(&best_effort, Some(16 << 20), 0), Some(16 << 20));
+        assert_eq!(
+            memory_medium_size(&best_effort, Some(16 << 20), 0),
+            Some(16 << 20)
+        );
     }
 
     #[test]
     fn hugepages_medium_page_size() {
-        let two_mi = pod_with_container(serde_json::json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "8Mi"}}));
-        assert_eq!(hugepages_mount_option(&two_mi, "HugePages").unwrap(), "pagesize=2Mi");
-        assert_eq!(hugepages_mount_option(&two_mi, "HugePages-2Mi").unwrap(), "pagesize=2Mi");
+        let two_mi = pod_with_container(
+            serde_json::json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "8Mi"}}),
+        );
+        assert_eq!(
+            hugepages_mount_option(&two_mi, "HugePages").unwrap(),
+            "pagesize=2Mi"
+        );
+        assert_eq!(
+            hugepages_mount_option(&two_mi, "HugePages-2Mi").unwrap(),
+            "pagesize=2Mi"
+        );
         assert!(
             hugepages_mount_option(&two_mi, "HugePages-1Gi")
                 .unwrap_err()
                 .contains("no resource request for huge pages")
         );
-        let both = pod_with_container(serde_json::json!({"limits": {"hugepages-2Mi": "4Mi", "hugepages-1Gi": "1Gi"}}));
+        let both = pod_with_container(
+            serde_json::json!({"limits": {"hugepages-2Mi": "4Mi", "hugepages-1Gi": "1Gi"}}),
+        );
         assert!(
             hugepages_mount_option(&both, "HugePages")
                 .unwrap_err()
                 .contains("multiple huge page sizes")
         );
-        assert_eq!(hugepages_mount_option(&both, "HugePages-1Gi").unwrap(), "pagesize=1Gi");
+        assert_eq!(
+            hugepages_mount_option(&both, "HugePages-1Gi").unwrap(),
+            "pagesize=1Gi"
+        );
         let none = pod_with_container(serde_json::json!({}));
         assert!(hugepages_mount_option(&none, "HugePages").is_err());
     }
