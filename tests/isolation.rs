@@ -363,10 +363,38 @@ async fn qos_cgroups_follow_the_burstable_requests() {
         &pod("b", "{requests: {cpu: 500m}, limits: {memory: 64Mi}}"),
     );
     node.write_manifest("c.yaml", &pod("c", "{}"));
-    node.start();
+    node.write_manifest("g.yaml", &pod("g", "{limits: {cpu: 100m, memory: 32Mi}}"));
+    let read_only = support::http::free_port();
+    node.start_with(&[&format!("--read-only-port={read_only}")]);
     let c = node.wait_running(&node.pod_name("c"), &["main"]).await["main"].clone();
-    node.wait_running(&node.pod_name("a"), &["main"]).await;
+    let a = node.wait_running(&node.pod_name("a"), &["main"]).await["main"].clone();
     node.wait_running(&node.pod_name("b"), &["main"]).await;
+    let g = node.wait_running(&node.pod_name("g"), &["main"]).await["main"].clone();
+    // status.qosClass, as the read-only API serves the pods.
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{read_only}/pods");
+    let pods: serde_json::Value = eventually("pods served", DEADLINE, || async {
+        let body = client.get(&url).send().await.ok()?.text().await.ok()?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .filter(|v| v["items"].as_array().is_some_and(|i| i.len() == 4))
+    })
+    .await;
+    let qos_of = |name: &str| {
+        let items = pods["items"].as_array().unwrap();
+        let pod = items
+            .iter()
+            .find(|p| p["metadata"]["name"] == node.pod_name(name).as_str())
+            .unwrap_or_else(|| panic!("{name} not served: {pods}"));
+        pod["status"]["qosClass"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(qos_of("a"), "Burstable");
+    assert_eq!(qos_of("b"), "Burstable");
+    assert_eq!(qos_of("c"), "BestEffort");
+    assert_eq!(qos_of("g"), "Guaranteed");
     let kubepods = format!("{root}/kubepods");
     let shares = |tier: &str| {
         let file = cgroup_dir("cpu", &format!("{kubepods}/{tier}")).join("cpu.shares");
@@ -385,15 +413,26 @@ async fn qos_cgroups_follow_the_burstable_requests() {
     // 250m + 500m = 750m → 768 shares; BestEffort always 2.
     wait_shares("768").await;
     assert_eq!(shares("besteffort").as_deref(), Some("2"));
-    let uid = &c.labels[labels::POD_UID];
+    let pod_cgroup = |c: &k8s_cri::v1::Container, tier: &str| {
+        cgroup_dir(
+            "cpu",
+            &format!("{kubepods}/{tier}pod{}", c.labels[labels::POD_UID]),
+        )
+    };
     assert!(
-        cgroup_dir("cpu", &format!("{kubepods}/besteffort/pod{uid}")).is_dir(),
-        "the BestEffort pod cgroup sits under the QoS cgroup"
+        pod_cgroup(&c, "besteffort/").is_dir(),
+        "the BestEffort pod cgroup sits under its QoS cgroup"
+    );
+    assert!(pod_cgroup(&a, "burstable/").is_dir());
+    assert!(
+        pod_cgroup(&g, "").is_dir(),
+        "Guaranteed pods sit directly under kubepods"
     );
     node.remove_manifest("b.yaml");
     wait_shares("256").await;
     node.remove_manifest("a.yaml");
     node.remove_manifest("c.yaml");
+    node.remove_manifest("g.yaml");
     wait_shares("2").await;
     assert_eq!(shares("besteffort").as_deref(), Some("2"));
     node.wait_no_sandboxes().await;
@@ -846,4 +885,42 @@ async fn requests_over_allocatable_are_rejected_with_upstream_reasons() {
     );
     node.stop();
     node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cfs_quota_settings_reach_container_and_pod_cgroups() {
+    let limited = "apiVersion: v1\nkind: Pod\nmetadata: {name: limited}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {limits: {cpu: 150m, memory: 32Mi}}\n";
+    // cpuCFSQuota: false leaves cpu limits unenforced; a custom period scales the quota.
+    let mut off = Node::new("cfs-off");
+    off.write_config("cpuCFSQuota: false\n");
+    off.write_manifest("limited.yaml", limited);
+    let mut custom = Node::new("cfs-period");
+    custom.write_config("featureGates: {CustomCPUCFSQuotaPeriod: true}\ncpuCFSQuotaPeriod: 50ms\n");
+    custom.write_manifest("limited.yaml", limited);
+    off.start();
+    custom.start();
+    for (node, quota, period) in [(&off, "-1", "100000"), (&custom, "7500", "50000")] {
+        let c = node
+            .wait_running(&node.pod_name("limited"), &["main"])
+            .await["main"]
+            .clone();
+        let pod_rel = format!("kubepods/pod{}", c.labels[labels::POD_UID]);
+        for rel in [pod_rel.clone(), format!("{pod_rel}/{}", c.id)] {
+            let dir = cgroup_dir("cpu", &rel);
+            assert_eq!(read(&dir.join("cpu.cfs_quota_us")), quota, "{}", node.name);
+            if quota != "-1" {
+                assert_eq!(
+                    read(&dir.join("cpu.cfs_period_us")),
+                    period,
+                    "{}",
+                    node.name
+                );
+            }
+        }
+        node.remove_manifest("limited.yaml");
+    }
+    off.wait_no_sandboxes().await;
+    custom.wait_no_sandboxes().await;
+    off.stop();
+    custom.stop();
 }
