@@ -924,3 +924,79 @@ async fn cfs_quota_settings_reach_container_and_pod_cgroups() {
     off.stop();
     custom.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_policies_default_none_and_host_network() {
+    let mut node = Node::new("dns");
+    let resolv = node.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 9.9.9.9\nsearch example.test\n").unwrap();
+    node.write_config(&format!(
+        "clusterDNS: [10.96.0.10]\nclusterDomain: cluster.local\nresolvConf: {}\n",
+        resolv.display()
+    ));
+    let pod = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n{spec}  containers:\n  - {{name: main, image: busybox, command: [sleep, \"3600\"]}}\n"
+        )
+    };
+    node.write_manifest("dflt.yaml", &pod("dflt", "  dnsPolicy: Default\n"));
+    node.write_manifest(
+        "none.yaml",
+        &pod(
+            "none",
+            "  dnsPolicy: None\n  dnsConfig:\n    nameservers: [1.2.3.4]\n    searches: [a.example]\n    options: [{name: ndots, value: \"1\"}]\n",
+        ),
+    );
+    node.write_manifest(
+        "hostdns.yaml",
+        &pod(
+            "hostdns",
+            "  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n",
+        ),
+    );
+    node.write_manifest(
+        "hostfirst.yaml",
+        &pod(
+            "hostfirst",
+            "  hostNetwork: true\n  dnsPolicy: ClusterFirst\n",
+        ),
+    );
+    node.start();
+    let resolv_of = |name: &'static str| {
+        let node = &node;
+        async move {
+            let c = node.wait_running(&node.pod_name(name), &["main"]).await["main"].clone();
+            exec(&c.id, "cat /etc/resolv.conf").await.1
+        }
+    };
+    let dflt = resolv_of("dflt").await;
+    assert!(
+        dflt.contains("nameserver 9.9.9.9") && dflt.contains("search example.test"),
+        "Default uses resolvConf: {dflt}"
+    );
+    assert!(!dflt.contains("10.96.0.10"), "{dflt}");
+    let none = resolv_of("none").await;
+    assert!(
+        none.contains("nameserver 1.2.3.4")
+            && none.contains("search a.example")
+            && none.contains("ndots:1"),
+        "{none}"
+    );
+    assert!(
+        !none.contains("9.9.9.9") && !none.contains("10.96.0.10"),
+        "None uses dnsConfig only: {none}"
+    );
+    let hostdns = resolv_of("hostdns").await;
+    assert!(
+        hostdns.contains("nameserver 10.96.0.10")
+            && hostdns.contains("search default.svc.cluster.local"),
+        "ClusterFirstWithHostNet: {hostdns}"
+    );
+    let hostfirst = resolv_of("hostfirst").await;
+    assert!(
+        hostfirst.contains("nameserver 9.9.9.9") && !hostfirst.contains("10.96.0.10"),
+        "ClusterFirst on the host network falls back to Default: {hostfirst}"
+    );
+    node.stop();
+    node.purge_runtime().await;
+}

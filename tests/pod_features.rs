@@ -18,6 +18,7 @@ kind: Pod
 metadata:
   name: envy
   labels: {{app: web}}
+  annotations: {{team: blue}}
 spec:
   containers:
   - name: main
@@ -34,6 +35,20 @@ spec:
       valueFrom: {{fieldRef: {{fieldPath: "metadata.labels['app']"}}}}
     - name: POD_IP
       valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}
+    - name: POD_IPS
+      valueFrom: {{fieldRef: {{fieldPath: status.podIPs}}}}
+    - name: NS
+      valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
+    - name: UID
+      valueFrom: {{fieldRef: {{fieldPath: metadata.uid}}}}
+    - name: NODE
+      valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}
+    - name: SA
+      valueFrom: {{fieldRef: {{fieldPath: spec.serviceAccountName}}}}
+    - name: HOST_IP
+      valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}
+    - name: TEAM
+      valueFrom: {{fieldRef: {{fieldPath: "metadata.annotations['team']"}}}}
     volumeMounts:
     - {{name: data, mountPath: /data}}
   volumes:
@@ -82,6 +97,22 @@ spec:
         ip_line,
         format!("POD_IP={sandbox_ip}"),
         "status.podIP is the sandbox's IP"
+    );
+    assert!(env.contains(&format!("POD_IPS={sandbox_ip}\n")), "{env}");
+    assert!(env.contains("NS=default\n"), "{env}");
+    let uid = node.running(&node.pod_name("envy")).await["main"].labels[labels::POD_UID].clone();
+    assert!(env.contains(&format!("UID={uid}\n")), "{env}");
+    assert!(env.contains(&format!("NODE={}\n", node.name)), "{env}");
+    // Static pods may not name a service account (upstream rule): the field is empty.
+    assert!(env.contains("SA=\n"), "{env}");
+    assert!(env.contains("TEAM=blue\n"), "{env}");
+    let host_ip = env
+        .lines()
+        .find_map(|l| l.strip_prefix("HOST_IP="))
+        .expect("HOST_IP set");
+    assert!(
+        host_ip.parse::<std::net::IpAddr>().is_ok(),
+        "status.hostIP is the node's address: {host_ip:?}"
     );
     node.stop();
     node.purge_runtime().await;
