@@ -538,6 +538,8 @@ async fn hugepages_limits_reach_the_pod_hugetlb_cgroup() {
         "mount -t cgroup -o hugetlb kubelet-rs-hugetlb {}",
         hierarchy.display()
     );
+    // Mounting binds the controller to a hierarchy (or reuses the host's, if it had one).
+    let was_bound = hugetlb_hierarchy_bound();
     let probe = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &mount])
         .status();
@@ -585,11 +587,36 @@ async fn hugepages_limits_reach_the_pod_hugetlb_cgroup() {
         (!pod_dir.exists()).then_some(())
     })
     .await;
-    // Leave no QoS cgroups in that hierarchy, so it goes with the namespace.
-    for tier in ["burstable", "besteffort", ""] {
-        let _ = std::fs::remove_dir(seen.join("kubepods").join(tier));
-    }
     drop(kubelet);
+    // Mounted once more to remove the QoS cgroups: an empty hierarchy is destroyed when
+    // its last mount goes, which leaves the machine as it was.
+    let cleanup = format!(
+        "{mount} && cd {} && rmdir kubepods/burstable kubepods/besteffort kubepods; true",
+        hierarchy.display()
+    );
+    let _ = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &cleanup])
+        .status();
+    // The removed cgroups die asynchronously; a later mount cycle releases the hierarchy.
+    for _ in 0..50 {
+        if was_bound || !hugetlb_hierarchy_bound() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let _ = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &mount])
+            .status();
+    }
+}
+
+/// Whether the hugetlb controller is bound to a hierarchy (/proc/cgroups).
+fn hugetlb_hierarchy_bound() -> bool {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("hugetlb\t"))
+        .and_then(|rest| rest.split('\t').next())
+        .is_some_and(|h| h != "0")
 }
 
 /// A hex capability mask from /proc/<pid>/status.
