@@ -28,6 +28,9 @@ struct State {
     burstable: BTreeMap<String, i128>,
     /// Burstable shares last written (None: nothing written yet).
     written: Option<i64>,
+    /// A failure was already logged as a warning (later ones go to debug: every pod sync
+    /// retries, e.g. when the kubelet runs without the right to write cgroups).
+    warned: bool,
 }
 
 /// Keeps `kubepods/burstable` and `kubepods/besteffort` in step with the active pods.
@@ -81,7 +84,11 @@ impl QosCgroups {
                 tracing::debug!(burstable_shares = burstable, "updated QoS cgroups");
                 state.written = Some(burstable);
             }
-            Err(err) => tracing::warn!(error = %err, "cannot update QoS cgroups"),
+            Err(err) if !state.warned => {
+                state.warned = true;
+                tracing::warn!(error = %err, "cannot update QoS cgroups");
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot update QoS cgroups"),
         }
     }
 

@@ -228,13 +228,12 @@ fn resolve_one(
         // Upstream merges node allocatable into the limits of the pod's regular containers
         // and of the container itself; a named init container keeps its own.
         let spec = pod.spec.as_ref();
-        let target = match res.container_name.as_deref() {
+        let (target, with_defaults) = match res.container_name.as_deref() {
             Some(name) if !name.is_empty() && name != container.name => {
                 let regular = spec.and_then(|s| s.containers.iter().find(|c| c.name == name));
-                let init = || {
-                    spec.and_then(|s| s.init_containers.iter().flatten().find(|c| c.name == name))
-                };
-                match (regular, init()) {
+                let init =
+                    spec.and_then(|s| s.init_containers.iter().flatten().find(|c| c.name == name));
+                match (regular, init) {
                     (Some(c), _) => (c, true),
                     (None, Some(c)) => (c, false),
                     (None, None) => {
@@ -247,7 +246,6 @@ fn resolve_one(
             }
             _ => (container, true),
         };
-        let (target, with_defaults) = target;
         return quantity::resource_field_value(
             target,
             &res.resource,
