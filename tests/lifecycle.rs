@@ -1096,7 +1096,10 @@ async fn pre_stop_runs_from_the_annotations_when_the_manifest_is_gone() {
     )
     .unwrap();
     assert_eq!(hook["exec"]["command"][0], "sh", "{hook}");
-    assert_eq!(status.annotations[labels::POD_TERMINATION_GRACE_PERIOD], "6");
+    assert_eq!(
+        status.annotations[labels::POD_TERMINATION_GRACE_PERIOD],
+        "6"
+    );
 
     // The manifest goes away while the kubelet is down: after the restart the pod is an
     // orphan with no spec; it is torn down with the hook and grace period from the
@@ -1246,12 +1249,12 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
     // Not before the initial delay: first probe 4 s after the start, then two more 1 s
     // apart (both times have whole seconds).
     let start: k8s_openapi::jiff::Timestamp = started_at.parse().unwrap();
-    let ready_at: k8s_openapi::jiff::Timestamp = condition(&s, "ContainersReady")
-        ["lastTransitionTime"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_else(|e| panic!("ContainersReady time: {e}: {s:#}"));
+    let ready_at: k8s_openapi::jiff::Timestamp =
+        condition(&s, "ContainersReady")["lastTransitionTime"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|e| panic!("ContainersReady time: {e}: {s:#}"));
     let took = ready_at.duration_since(start).as_secs_f64();
     assert!(
         took >= 5.0,
@@ -1259,7 +1262,9 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
     );
     // The slow probe would have passed (sleep exits 0 after 3 s) without its timeout.
     let slow = lab
-        .wait_status("slowprobe", "running", |s| is_running(main_status(s, "main")))
+        .wait_status("slowprobe", "running", |s| {
+            is_running(main_status(s, "main"))
+        })
         .await;
     assert_eq!(main_status(&slow, "main")["ready"], false, "{slow:#}");
     assert_eq!(main_status(&slow, "main")["restartCount"], 0);
@@ -1305,6 +1310,96 @@ async fn stop_signal_then_sigkill_after_the_pod_grace_period() {
         removed.elapsed()
     );
     assert_eq!(lab.mark("grace"), "term\n", "one stop signal");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_under_never_sleep_hooks_and_image_reasons() {
+    let mut lab = Lab::new("lc-misc");
+    // A failed liveness probe kills the container; under Never it stays dead.
+    lab.write(
+        "dead",
+        &format!(
+            "  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "echo ran >> /marks/dead; while true; do sleep 1; done",
+                "    livenessProbe:\n      exec: {command: [\"false\"]}\n      periodSeconds: 1\n      failureThreshold: 1\n"
+            ),
+        ),
+    );
+    // A postStart sleep holds the container out of Running for its duration.
+    lab.write(
+        "sleephook",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "echo started >> /marks/sleephook; while true; do sleep 1; done",
+                "    lifecycle:\n      postStart:\n        sleep: {seconds: 3}\n"
+            ),
+        ),
+    );
+    lab.write(
+        "neverpull",
+        "  containers:\n  - name: main\n    image: never-pulled-here:1\n    imagePullPolicy: Never\n",
+    );
+    lab.write(
+        "invalid",
+        "  containers:\n  - name: main\n    image: \"Busybox:Bad Name\"\n",
+    );
+    lab.start();
+
+    let started = eventually("sleephook container started", DEADLINE, || async {
+        lab.mark("sleephook").contains("started").then(Instant::now)
+    })
+    .await;
+    let s = lab
+        .wait_status("sleephook", "running", |s| {
+            is_running(main_status(s, "main"))
+        })
+        .await;
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(2500),
+        "Running {held:?} after the process started; the postStart sleep is 3 s: {s:#}"
+    );
+
+    let s = lab
+        .wait_status("dead", "phase Failed", |s| phase(s) == "Failed")
+        .await;
+    let main = main_status(&s, "main");
+    assert_eq!(main["restartCount"], 0, "{s:#}");
+    assert_eq!(main["state"]["terminated"]["exitCode"], 137, "{s:#}");
+    assert_eq!(main["state"]["terminated"]["reason"], "Error");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lab.mark("dead"), "ran\n", "never restarted");
+    // Nothing is left to run: the whole pod is stopped (upstream KillPod), its sandbox too.
+    eventually("dead pod's sandbox stopped", DEADLINE, || async {
+        let pod = lab.node.pod_name("dead");
+        lab.node
+            .sandboxes()
+            .await
+            .iter()
+            .filter(|s| s.labels.get(labels::POD_NAME) == Some(&pod))
+            .all(|s| s.state != k8s_cri::v1::PodSandboxState::SandboxReady as i32)
+            .then_some(())
+    })
+    .await;
+
+    let s = lab
+        .wait_status("neverpull", "ErrImageNeverPull", |s| {
+            waiting_reason(main_status(s, "main")) == "ErrImageNeverPull"
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    let s = lab
+        .wait_status("invalid", "InvalidImageName", |s| {
+            waiting_reason(main_status(s, "main")) == "InvalidImageName"
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
     lab.node.stop();
     lab.node.purge_runtime().await;
 }

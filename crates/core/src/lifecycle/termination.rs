@@ -111,8 +111,9 @@ pub async fn message(cri: &CriClient, exit: &Exit<'_>) -> Option<String> {
     // As upstream: a container that could not even start has no logs worth reading, as
     // far as docker's reason says so. containerd's `StartError` is not excluded (upstream
     // reads the, empty, log of such a container too).
-    let fallback =
-        policy == "FallbackToLogsOnError" && exit.exit_code != 0 && exit.reason != "ContainerCannotRun";
+    let fallback = policy == "FallbackToLogsOnError"
+        && exit.exit_code != 0
+        && exit.reason != "ContainerCannotRun";
     let host_file = status
         .mounts
         .iter()

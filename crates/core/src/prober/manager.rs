@@ -115,7 +115,10 @@ impl ProbeManager {
                 let cancel = self.root.child_token();
                 let first_attempt = FirstAttempt::new(self.attempts.clone());
                 let due_ns = running.started_at.saturating_add(
-                    Timing::of(probe).initial_delay.as_nanos().min(i64::MAX as u128) as i64,
+                    Timing::of(probe)
+                        .initial_delay
+                        .as_nanos()
+                        .min(i64::MAX as u128) as i64,
                 );
                 let adopted = running.started_at > 0
                     && running.started_at < self.created_ns
@@ -195,7 +198,11 @@ impl ProbeManager {
             }
         };
         let settled = tokio::time::timeout(limit, wait).await.is_ok();
-        tracing::debug!(settled, waited_ms = started.elapsed().as_millis() as u64, "first probe results of adopted containers");
+        tracing::debug!(
+            settled,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "first probe results of adopted containers"
+        );
         for w in self.workers.values_mut() {
             w.adopted = false;
         }
@@ -418,7 +425,11 @@ mod tests {
         let t = std::time::Instant::now();
         m.settle_adopted(Duration::from_secs(30)).await;
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-        assert!(m.workers.values().all(|w| !w.adopted && w.first_attempt.is_done()));
+        assert!(
+            m.workers
+                .values()
+                .all(|w| !w.adopted && w.first_attempt.is_done())
+        );
         // A container this kubelet started is never waited for.
         let mut fresh = observed("c2", ContainerState::Running);
         fresh.containers[0].started_at = now_ns() + 1_000_000_000;

@@ -112,7 +112,10 @@ pub fn container_annotations(
     if let Some(grace) = pod.metadata.deletion_grace_period_seconds {
         ann.insert(POD_DELETION_GRACE_PERIOD.to_string(), grace.to_string());
     }
-    if let Some(handler) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+    if let Some(handler) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
         && let Ok(json) = serde_json::to_string(handler)
     {
         ann.insert(CONTAINER_PRE_STOP_HANDLER.to_string(), json);
@@ -125,7 +128,12 @@ pub fn container_annotations(
 
 fn container_type(pod: &Pod, name: &str) -> Option<&'static str> {
     let spec = pod.spec.as_ref()?;
-    if spec.init_containers.iter().flatten().any(|c| c.name == name) {
+    if spec
+        .init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == name)
+    {
         Some("init")
     } else if spec.containers.iter().any(|c| c.name == name) {
         Some("container")
@@ -148,9 +156,7 @@ fn container_type(pod: &Pod, name: &str) -> Option<&'static str> {
 pub fn restore_container(name: &str, annotations: &HashMap<String, String>) -> Container {
     let mut container = Container {
         name: name.to_string(),
-        termination_message_path: annotations
-            .get(CONTAINER_TERMINATION_MESSAGE_PATH)
-            .cloned(),
+        termination_message_path: annotations.get(CONTAINER_TERMINATION_MESSAGE_PATH).cloned(),
         ..Default::default()
     };
     if let Some(raw) = annotations.get(CONTAINER_PORTS) {
@@ -283,9 +289,7 @@ mod tests {
 
     #[test]
     fn pre_stop_and_ports_survive_the_spec() {
-        use k8s_openapi::api::core::v1::{
-            ContainerPort, ExecAction, Lifecycle, LifecycleHandler,
-        };
+        use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, Lifecycle, LifecycleHandler};
         let handler = LifecycleHandler {
             exec: Some(ExecAction {
                 command: Some(vec!["sh".into(), "-c".into(), "echo bye".into()]),
@@ -329,7 +333,10 @@ mod tests {
             "the preStop handler round-trips"
         );
         assert_eq!(restored.ports, c.ports);
-        assert_eq!(restored.termination_message_path.as_deref(), Some("/tmp/msg"));
+        assert_eq!(
+            restored.termination_message_path.as_deref(),
+            Some("/tmp/msg")
+        );
         // The deletion grace period wins over the pod's termination grace period.
         assert_eq!(restored_grace_seconds(&ann), Some(7));
         let mut ann = ann;
