@@ -1,112 +1,106 @@
-//! Image garbage collection on a PRIVATE containerd started by this test (own socket,
-//! root and state; images pulled from the local registry through the main environment's
-//! registry config), so removing unused images never touches the images other tests use
-//! on the shared containerd. Pods use the main environment's CNI network (host-local IPAM
-//! hands out distinct addresses to both containerds).
+//! Image garbage collection on a PRIVATE node environment started by this test with
+//! scripts/node-env.sh in its own env dir (own containerd socket, root and state, own
+//! registry port, bridge and pod CIDR), so removing unused images never touches the
+//! images other tests use on the shared containerd. Images are pulled from the shared
+//! environment's registry (read only): the private env's registry hosts are pointed at it.
 
 #[path = "support/housekeeping.rs"]
 mod hk;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kubelet_core::runtime::cri::CriClient;
 use support::Node;
 
-struct PrivateContainerd {
+/// A node environment of our own: `node-env.sh up` in a temporary env dir, removed with
+/// `node-env.sh clean` on that same dir (never the shared one).
+struct PrivateEnv {
     dir: tempfile::TempDir,
-    child: Child,
+    vars: Vec<(&'static str, String)>,
+    cleaned: bool,
 }
 
-impl PrivateContainerd {
-    async fn start() -> PrivateContainerd {
-        let env_dir = std::env::var("KUBELET_ENV_DIR").unwrap_or_else(|_| {
-            let ep = support::endpoint();
-            Path::new(ep.trim_start_matches("unix://"))
-                .parent()
-                .unwrap()
-                .display()
-                .to_string()
-        });
+fn node_env_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/node-env.sh")
+}
+
+impl PrivateEnv {
+    async fn start() -> PrivateEnv {
         let dir = tempfile::Builder::new()
-            .prefix("ctd")
+            .prefix("hkenv")
             .tempdir_in("/tmp")
             .unwrap();
-        let d = dir.path();
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-oom_score = 0
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = "{d}/debug.sock"
-[metrics]
-  address = ""
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = "{d}/opt"
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = "registry.k8s.io/pause:3.10"
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    enable_selinux = false
-    disable_apparmor = true
-    restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
-      default_runtime_name = "runc"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-          SystemdCgroup = false
-          Root = "{state}/runc"
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
-      conf_dir = "{env_dir}/cni/net.d"
-      max_conf_num = 1
-    [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = "{env_dir}/certs.d"
-"#,
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = d.join("c.sock").display(),
-            d = d.display(),
-        );
-        std::fs::write(d.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start containerd");
-        let ctd = PrivateContainerd { dir, child };
-        let cri = ctd.cri();
+        // Distinct from the shared env's (kubeletrs0, 10.88.0.0/16, 5000) and from another
+        // run of this test at the same time.
+        let pid = std::process::id();
+        let vars = vec![
+            ("KUBELET_ENV_DIR", dir.path().display().to_string()),
+            (
+                "KUBELET_ENV_REGISTRY_PORT",
+                support::http::free_port().to_string(),
+            ),
+            ("KUBELET_ENV_BRIDGE", format!("hk{}", pid % 10_000_000)),
+            (
+                "KUBELET_ENV_POD_CIDR",
+                format!("10.{}.{}.0/24", 200 + pid % 50, (pid / 50) % 256),
+            ),
+        ];
+        let env = PrivateEnv {
+            dir,
+            vars,
+            cleaned: false,
+        };
+        env.run("up");
+        // Pull from the shared registry: the private one is empty.
+        let shared = std::env::var("REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+        for host in ["docker.io", "registry.k8s.io"] {
+            let file = env.dir.path().join("certs.d").join(host).join("hosts.toml");
+            std::fs::write(
+                &file,
+                format!(
+                    "server = \"http://{shared}\"\n\n[host.\"http://{shared}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n"
+                ),
+            )
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+        }
+        let cri = env.cri();
         let started = Instant::now();
         while cri.version().await.is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "private containerd did not come up: {}",
-                std::fs::read_to_string(ctd.dir.path().join("containerd.log")).unwrap_or_default()
+                "private containerd does not answer on {}",
+                env.endpoint()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        ctd
+        env
+    }
+
+    /// Run `node-env.sh <cmd>` on this env dir; panics with its output when it fails.
+    fn run(&self, cmd: &str) {
+        let out = Command::new("bash")
+            .arg(node_env_script())
+            .arg(cmd)
+            .envs(self.vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run scripts/node-env.sh");
+        assert!(
+            out.status.success(),
+            "node-env.sh {cmd} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn endpoint(&self) -> String {
-        format!("unix://{}", self.dir.path().join("c.sock").display())
+        format!(
+            "unix://{}",
+            self.dir.path().join("containerd.sock").display()
+        )
     }
 
     fn cri(&self) -> CriClient {
@@ -126,77 +120,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         v
     }
 
-    /// Remove everything, then stop containerd (our own child, by PID).
+    /// Remove the pods, then `clean` the env: containerd and registry stopped by their
+    /// PIDs, leftovers killed, mounts, bridge and env dir removed.
     async fn stop(mut self) {
         let cri = self.cri();
         for sb in cri.list_pod_sandbox(None).await.unwrap_or_default() {
             let _ = cri.stop_pod_sandbox(&sb.id).await;
             let _ = cri.remove_pod_sandbox(&sb.id).await;
         }
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        unmount_under(self.dir.path());
+        self.cleaned = true;
+        self.run("clean");
     }
 }
 
-impl Drop for PrivateContainerd {
+impl Drop for PrivateEnv {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        kill_shims(&self.dir.path().join("c.sock"));
-        unmount_under(self.dir.path());
-    }
-}
-
-/// After a failed test: the shims this containerd started (and their containers).
-fn kill_shims(sock: &Path) {
-    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid = stat
-                .rsplit(')')
-                .next()?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            Some((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
-        })
-        .collect();
-    let sock = sock.display().to_string();
-    for (shim, _, _) in procs
-        .iter()
-        .filter(|(_, _, c)| c.contains("containerd-shim") && c.contains(&sock))
-    {
-        for (child, _, _) in procs.iter().filter(|(_, ppid, _)| ppid == shim) {
-            // SAFETY: kill(2) of a container process our containerd's shim started.
-            unsafe { libc::kill(*child, libc::SIGKILL) };
-        }
-        // SAFETY: as above, the shim itself.
-        unsafe { libc::kill(*shim, libc::SIGKILL) };
-    }
-}
-
-/// Unmount what containerd left mounted under `dir` (deepest first) so it can be removed.
-fn unmount_under(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for p in points {
-        if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
-            // SAFETY: umount2(2) with a valid path.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        if !self.cleaned {
+            // After a failed test; a failure to clean is reported, not raised again.
+            let _ = Command::new("bash")
+                .arg(node_env_script())
+                .arg("clean")
+                .envs(self.vars.iter().map(|(k, v)| (*k, v.as_str())))
+                .status();
         }
     }
 }
@@ -207,7 +152,7 @@ fn has(tags: &[String], name: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_gc_removes_unused_images_lru_and_keeps_used_pinned_and_young_ones() {
-    let ctd = PrivateContainerd::start().await;
+    let ctd = PrivateEnv::start().await;
     let cri = ctd.cri();
     // (alpine is the same image as busybox here: in use too.)
     for image in ["busybox", "nginx:latest", "nginx:1.7.9"] {

@@ -790,7 +790,7 @@ async fn termination_messages_and_reasons() {
     );
     lab.write(
         "cannotrun",
-        "  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [/does-not-exist]\n",
+        "  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [/does-not-exist]\n    terminationMessagePolicy: FallbackToLogsOnError\n",
     );
     lab.start();
     let terminated = |s: &Value| main_status(s, "main")["state"]["terminated"].clone();
@@ -841,13 +841,11 @@ async fn termination_messages_and_reasons() {
     let t = terminated(&s);
     assert_eq!(t["reason"], "StartError", "{s:#}");
     assert_eq!(t["exitCode"], 128);
-    assert!(
-        t["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("/does-not-exist"),
-        "{s:#}"
-    );
+    let msg = t["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("/does-not-exist"), "{s:#}");
+    // FallbackToLogsOnError: the log of a container that never ran is empty, nothing
+    // is added to the runtime's message.
+    assert!(!msg.contains("Error on reading"), "{s:#}");
     assert_eq!(phase(&s), "Failed");
 
     // A finished pod's sandbox is stopped; nothing of it keeps running.
@@ -967,6 +965,438 @@ async fn waiting_reasons_in_the_pod_status() {
     let s = lab
         .wait_status("badvolume", "config error", |s| {
             waiting_reason(main_status(s, "main")) == "CreateContainerConfigError"
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+/// Poll `/pods` fast until the pod shows every container ready; returns how long after
+/// `since` it was first listed, how long it was listed as not ready, and the last status.
+async fn watch_until_ready(lab: &Lab, name: &str, since: Instant) -> (Duration, Duration, Value) {
+    let deadline = Duration::from_secs(30);
+    let mut first_seen = None;
+    let mut not_ready = Duration::ZERO;
+    let mut last_poll = Instant::now();
+    let mut last = Value::Null;
+    loop {
+        let now = Instant::now();
+        if let Some(s) = lab.status(name).await {
+            first_seen.get_or_insert(since.elapsed());
+            let all_ready = !statuses(&s, "containerStatuses").is_empty()
+                && statuses(&s, "containerStatuses")
+                    .iter()
+                    .all(|c| c["ready"] == true)
+                && condition(&s, "Ready")["status"] == "True";
+            if all_ready {
+                return (first_seen.unwrap_or_default(), not_ready, s);
+            }
+            not_ready += now - last_poll;
+            last = s;
+        }
+        last_poll = now;
+        assert!(
+            since.elapsed() < deadline,
+            "pod {name} not ready again within {deadline:?}: {last:#}\nkubelet log:\n{}",
+            tail(&lab.node.logs(), 150)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopted_containers_are_probed_at_once_after_a_kubelet_restart() {
+    let mut lab = Lab::new("lc-adopt");
+    // Long periods: waiting for the next tick (or upstream's random start delay of up to
+    // a period) would leave the pod unready for many seconds after the restart.
+    lab.write(
+        "ready",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}{}",
+            container(
+                "web",
+                "mkdir -p /www && echo hi > /www/index.html && httpd -f -p 8080 -h /www",
+                "    readinessProbe:\n      httpGet: {path: /index.html, port: 8080}\n      initialDelaySeconds: 1\n      periodSeconds: 20\n"
+            ),
+            container(
+                "gated",
+                "touch /tmp/ok; while true; do sleep 1; done",
+                "    startupProbe:\n      exec: {command: [cat, /tmp/ok]}\n      initialDelaySeconds: 1\n      periodSeconds: 20\n    readinessProbe:\n      exec: {command: [cat, /tmp/ok]}\n      periodSeconds: 20\n"
+            ),
+        ),
+    );
+    lab.start();
+    let s = lab
+        .wait_status("ready", "pod Ready", |s| {
+            condition(s, "Ready")["status"] == "True"
+        })
+        .await;
+    assert_eq!(main_status(&s, "gated")["started"], true, "{s:#}");
+    let pod = lab.node.pod_name("ready");
+    let before = lab.node.running(&pod).await;
+
+    lab.node.stop();
+    let restarted = Instant::now();
+    lab.start();
+    let (listed_after, not_ready_for, s) = watch_until_ready(&lab, "ready", restarted).await;
+    let ready_after = restarted.elapsed();
+    eprintln!(
+        "after the restart: listed after {listed_after:?}, ready after {ready_after:?}, \
+         listed as not ready for {not_ready_for:?}"
+    );
+    // The containers were adopted, not restarted, and probed at once.
+    let after = lab.node.running(&pod).await;
+    for name in ["web", "gated"] {
+        assert_eq!(after[name].id, before[name].id, "{name} was restarted");
+        assert_eq!(main_status(&s, name)["restartCount"], 0);
+    }
+    assert_eq!(main_status(&s, "gated")["started"], true, "{s:#}");
+    assert!(
+        ready_after < Duration::from_secs(15),
+        "ready again only after {ready_after:?} (probe period 20 s)"
+    );
+    // The first status after the restart already has the first probe results: the pod
+    // is never listed as not ready (without that wait it was, for 100-200 ms here).
+    assert_eq!(
+        not_ready_for,
+        Duration::ZERO,
+        "listed as not ready after the restart"
+    );
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_stop_runs_from_the_annotations_when_the_manifest_is_gone() {
+    let mut lab = Lab::new("lc-orphan");
+    // sh as PID 1 without a trap ignores SIGTERM: only SIGKILL at the end of the 6 s
+    // grace period (counted from the start of the hook) ends it.
+    lab.write(
+        "orphan",
+        &format!(
+            "  terminationGracePeriodSeconds: 6\n  containers:\n{}",
+            container(
+                "main",
+                "echo started >> /marks/orphan; while true; do sleep 0.2; done",
+                "    lifecycle:\n      preStop:\n        exec: {command: [sh, -c, \"echo prestop >> /marks/orphan; sleep 2; echo prestop-done >> /marks/orphan\"]}\n"
+            ),
+        ),
+    );
+    lab.start();
+    let pod = lab.node.pod_name("orphan");
+    let main = lab.node.wait_running(&pod, &["main"]).await["main"].clone();
+    // The hook and the grace period are kept on the container, as upstream keeps them.
+    let status = cri().container_status(&main.id).await.unwrap();
+    let hook: Value = serde_json::from_str(
+        status
+            .annotations
+            .get(labels::CONTAINER_PRE_STOP_HANDLER)
+            .expect("preStop annotation"),
+    )
+    .unwrap();
+    assert_eq!(hook["exec"]["command"][0], "sh", "{hook}");
+    assert_eq!(
+        status.annotations[labels::POD_TERMINATION_GRACE_PERIOD],
+        "6"
+    );
+
+    // The manifest goes away while the kubelet is down: after the restart the pod is an
+    // orphan with no spec; it is torn down with the hook and grace period from the
+    // annotations.
+    lab.node.stop();
+    lab.node.remove_manifest("orphan.yaml");
+    lab.node.start();
+    let hook_started = eventually("preStop hook ran", DEADLINE, || async {
+        lab.mark("orphan").contains("prestop").then(Instant::now)
+    })
+    .await;
+    eventually("orphan removed", DEADLINE, || async {
+        lab.runtime_containers("orphan")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let took = hook_started.elapsed();
+    assert_eq!(lab.mark("orphan"), "started\nprestop\nprestop-done\n");
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_secs(15),
+        "stopped {took:?} after the hook started; the grace period is 6 s"
+    );
+    lab.node.wait_no_sandboxes().await;
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_again_in_a_new_sandbox() {
+    let mut lab = Lab::new("lc-reinit");
+    lab.write(
+        "reinit",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  initContainers:\n{}  containers:\n{}",
+            container("setup", "echo setup >> /marks/reinit", ""),
+            container("main", "echo main >> /marks/reinit; sleep 3600", ""),
+        ),
+    );
+    lab.start();
+    let pod = lab.node.pod_name("reinit");
+    lab.node.wait_running(&pod, &["main"]).await;
+    assert_eq!(lab.mark("reinit"), "setup\nmain\n");
+    // The sandbox dies: the new one runs the init containers again before main.
+    let sandbox = lab
+        .node
+        .sandboxes()
+        .await
+        .into_iter()
+        .find(|s| s.labels.get(labels::POD_NAME) == Some(&pod))
+        .expect("sandbox");
+    cri().stop_pod_sandbox(&sandbox.id).await.unwrap();
+    eventually("init and main ran again", DEADLINE, || async {
+        (lab.mark("reinit") == "setup\nmain\nsetup\nmain\n").then_some(())
+    })
+    .await;
+    let s = lab
+        .wait_status("reinit", "running in the new sandbox", |s| {
+            is_running(main_status(s, "main"))
+        })
+        .await;
+    let setup = cstatus(&s, "initContainerStatuses", "setup");
+    assert_eq!(setup["state"]["terminated"]["reason"], "Completed", "{s:#}");
+    assert!(
+        lab.node
+            .sandboxes()
+            .await
+            .iter()
+            .any(|s| s.labels.get(labels::POD_NAME) == Some(&pod)
+                && s.metadata.as_ref().is_some_and(|m| m.attempt == 1)),
+        "a new sandbox (attempt 1)"
+    );
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_delay_thresholds_timeouts_and_http_headers() {
+    let mut lab = Lab::new("lc-probetiming");
+    // Probes aimed at a server on the host (host 127.0.0.1), which records them.
+    let server = ManifestServer::start("ok").await;
+    let port = server
+        .url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    lab.write(
+        "timing",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "http",
+                "while true; do sleep 1; done",
+                &format!(
+                    "    readinessProbe:\n      httpGet: {{host: 127.0.0.1, port: {port}, path: /probe, httpHeaders: [{{name: X-Probe, value: yes}}]}}\n      initialDelaySeconds: 4\n      periodSeconds: 1\n      successThreshold: 3\n"
+                )
+            ),
+        ),
+    );
+    // An exec probe slower than its timeout fails, however it ends.
+    lab.write(
+        "slowprobe",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "while true; do sleep 1; done",
+                "    readinessProbe:\n      exec: {command: [sleep, \"3\"]}\n      timeoutSeconds: 1\n      periodSeconds: 1\n"
+            ),
+        ),
+    );
+    lab.start();
+    let s = lab
+        .wait_status("timing", "http running", |s| {
+            is_running(main_status(s, "http"))
+        })
+        .await;
+    let started_at = main_status(&s, "http")["state"]["running"]["startedAt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let probes = || -> Vec<String> {
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.starts_with("GET /probe "))
+            .cloned()
+            .collect()
+    };
+    let s = lab
+        .wait_status("timing", "http ready", |s| {
+            main_status(s, "http")["ready"] == true
+        })
+        .await;
+    // Ready only after three successes in a row.
+    let seen = probes();
+    assert!(seen.len() >= 3, "ready after {} probes", seen.len());
+    let req = seen[0].to_ascii_lowercase();
+    assert!(req.contains("x-probe: yes"), "{req}");
+    assert!(req.contains("user-agent: kube-probe/1.35"), "{req}");
+    assert!(req.contains("accept: */*"), "{req}");
+    // Not before the initial delay: first probe 4 s after the start, then two more 1 s
+    // apart (both times have whole seconds).
+    let start: k8s_openapi::jiff::Timestamp = started_at.parse().unwrap();
+    let ready_at: k8s_openapi::jiff::Timestamp =
+        condition(&s, "ContainersReady")["lastTransitionTime"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|e| panic!("ContainersReady time: {e}: {s:#}"));
+    let took = ready_at.duration_since(start).as_secs_f64();
+    assert!(
+        took >= 5.0,
+        "ready {took} s after the start: initial delay 4 s, then 3 probes 1 s apart"
+    );
+    // The slow probe would have passed (sleep exits 0 after 3 s) without its timeout.
+    let slow = lab
+        .wait_status("slowprobe", "running", |s| {
+            is_running(main_status(s, "main"))
+        })
+        .await;
+    assert_eq!(main_status(&slow, "main")["ready"], false, "{slow:#}");
+    assert_eq!(main_status(&slow, "main")["restartCount"], 0);
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_signal_then_sigkill_after_the_pod_grace_period() {
+    let mut lab = Lab::new("lc-grace");
+    // The container notes SIGTERM and carries on: SIGKILL ends it after 4 s.
+    lab.write(
+        "grace",
+        &format!(
+            "  terminationGracePeriodSeconds: 4\n  containers:\n{}",
+            container(
+                "main",
+                "trap 'echo term >> /marks/grace' TERM; while true; do sleep 0.2; done",
+                ""
+            ),
+        ),
+    );
+    lab.start();
+    let pod = lab.node.pod_name("grace");
+    lab.node.wait_running(&pod, &["main"]).await;
+    let removed = Instant::now();
+    lab.node.remove_manifest("grace.yaml");
+    let term_at = eventually("SIGTERM received", DEADLINE, || async {
+        (lab.mark("grace") == "term\n").then(Instant::now)
+    })
+    .await;
+    eventually("container gone", DEADLINE, || async {
+        lab.runtime_containers("grace")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let killed_after = term_at.elapsed();
+    assert!(
+        killed_after >= Duration::from_millis(3500) && killed_after < Duration::from_secs(12),
+        "SIGKILL {killed_after:?} after SIGTERM; grace period 4 s (removed {:?} ago)",
+        removed.elapsed()
+    );
+    assert_eq!(lab.mark("grace"), "term\n", "one stop signal");
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_under_never_sleep_hooks_and_image_reasons() {
+    let mut lab = Lab::new("lc-misc");
+    // A failed liveness probe kills the container; under Never it stays dead.
+    lab.write(
+        "dead",
+        &format!(
+            "  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "echo ran >> /marks/dead; while true; do sleep 1; done",
+                "    livenessProbe:\n      exec: {command: [\"false\"]}\n      periodSeconds: 1\n      failureThreshold: 1\n"
+            ),
+        ),
+    );
+    // A postStart sleep holds the container out of Running for its duration.
+    lab.write(
+        "sleephook",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "echo started >> /marks/sleephook; while true; do sleep 1; done",
+                "    lifecycle:\n      postStart:\n        sleep: {seconds: 3}\n"
+            ),
+        ),
+    );
+    lab.write(
+        "neverpull",
+        "  containers:\n  - name: main\n    image: never-pulled-here:1\n    imagePullPolicy: Never\n",
+    );
+    lab.write(
+        "invalid",
+        "  containers:\n  - name: main\n    image: \"Busybox:Bad Name\"\n",
+    );
+    lab.start();
+
+    let started = eventually("sleephook container started", DEADLINE, || async {
+        lab.mark("sleephook").contains("started").then(Instant::now)
+    })
+    .await;
+    let s = lab
+        .wait_status("sleephook", "running", |s| {
+            is_running(main_status(s, "main"))
+        })
+        .await;
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(2500),
+        "Running {held:?} after the process started; the postStart sleep is 3 s: {s:#}"
+    );
+
+    let s = lab
+        .wait_status("dead", "phase Failed", |s| phase(s) == "Failed")
+        .await;
+    let main = main_status(&s, "main");
+    assert_eq!(main["restartCount"], 0, "{s:#}");
+    assert_eq!(main["state"]["terminated"]["exitCode"], 137, "{s:#}");
+    assert_eq!(main["state"]["terminated"]["reason"], "Error");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lab.mark("dead"), "ran\n", "never restarted");
+    // Nothing is left to run: the whole pod is stopped (upstream KillPod), its sandbox too.
+    eventually("dead pod's sandbox stopped", DEADLINE, || async {
+        let pod = lab.node.pod_name("dead");
+        lab.node
+            .sandboxes()
+            .await
+            .iter()
+            .filter(|s| s.labels.get(labels::POD_NAME) == Some(&pod))
+            .all(|s| s.state != k8s_cri::v1::PodSandboxState::SandboxReady as i32)
+            .then_some(())
+    })
+    .await;
+
+    let s = lab
+        .wait_status("neverpull", "ErrImageNeverPull", |s| {
+            waiting_reason(main_status(s, "main")) == "ErrImageNeverPull"
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    let s = lab
+        .wait_status("invalid", "InvalidImageName", |s| {
+            waiting_reason(main_status(s, "main")) == "InvalidImageName"
         })
         .await;
     assert_eq!(phase(&s), "Pending", "{s:#}");

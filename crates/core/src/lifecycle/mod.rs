@@ -123,12 +123,18 @@ where
     let started = Instant::now();
     let mut grace = kill.grace_seconds;
     tracing::info!(pod = %pod_name(pod), container = %kill.name, grace_seconds = grace, reason = %kill.message, "killing container");
-    let pre_stop = kill
-        .spec
-        .as_ref()
+    let restored;
+    let spec = match kill.spec.as_ref() {
+        Some(spec) => Some(spec),
+        None => {
+            restored = restore_spec(cri, pod, kill).await;
+            restored.as_ref()
+        }
+    };
+    let pre_stop = spec
         .and_then(|c| c.lifecycle.as_ref())
         .and_then(|l| l.pre_stop.as_ref());
-    if let (Some(handler), Some(spec)) = (pre_stop, kill.spec.as_ref())
+    if let (Some(handler), Some(spec)) = (pre_stop, spec)
         && grace > 0
     {
         let target = Target {
@@ -169,6 +175,25 @@ where
     match cri.stop_container(&kill.container_id, grace).await {
         Err(err) if !err.is_not_found() => Err(err),
         _ => Ok(()),
+    }
+}
+
+/// The container's spec as far as its annotations keep it (name, ports, preStop hook),
+/// for a container the pod's spec no longer has: a pod whose manifest was removed while
+/// the kubelet was down, or a container removed from the spec. `None` when the runtime
+/// cannot say (the container is then stopped without a hook).
+async fn restore_spec(cri: &CriClient, pod: &Pod, kill: &Kill) -> Option<Container> {
+    match cri.container_status(&kill.container_id).await {
+        Ok(status) => Some(crate::runtime::labels::restore_container(
+            &kill.name,
+            &status.annotations,
+        )),
+        Err(err) => {
+            if !err.is_not_found() {
+                tracing::warn!(pod = %pod_name(pod), container = %kill.name, error = %err, "cannot read the container's annotations; stopping it without its preStop hook");
+            }
+            None
+        }
     }
 }
 

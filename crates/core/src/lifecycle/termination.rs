@@ -108,10 +108,12 @@ pub async fn message(cri: &CriClient, exit: &Exit<'_>) -> Option<String> {
         .get(labels::CONTAINER_TERMINATION_MESSAGE_POLICY)
         .map(String::as_str)
         .unwrap_or("File");
-    // A container that could not even start has no logs worth reading.
+    // As upstream: a container that could not even start has no logs worth reading, as
+    // far as docker's reason says so. containerd's `StartError` is not excluded (upstream
+    // reads the, empty, log of such a container too).
     let fallback = policy == "FallbackToLogsOnError"
         && exit.exit_code != 0
-        && !matches!(exit.reason, "ContainerCannotRun" | "StartError");
+        && exit.reason != "ContainerCannotRun";
     let host_file = status
         .mounts
         .iter()

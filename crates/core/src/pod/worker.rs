@@ -235,6 +235,10 @@ impl PodWorker {
         let pod_ip = self.pod_ip(pod, observed);
         if !self.notes.deadline_exceeded {
             self.probes.sync(pod, observed, pod_ip.as_deref());
+            // After a kubelet restart: the first results of adopted containers' probes.
+            self.probes
+                .settle_adopted(crate::prober::manager::ADOPTED_SETTLE_LIMIT)
+                .await;
         }
         self.notes.probes = self.probes.states();
         let mut next_wake: Option<i64> = None;

@@ -5,23 +5,32 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::worker::{PodRef, ProbeTask};
-use super::{ProbeKind, ProbeResult, ProbeResults, Target};
+use super::worker::{FirstAttempt, PodRef, ProbeTask};
+use super::{ProbeKind, ProbeResult, ProbeResults, Target, Timing};
 use crate::events::EventSink;
 use crate::runtime::actions::ContainerHealth;
 use crate::runtime::cri::CriClient;
-use crate::runtime::model::{ContainerState, ObservedPod};
+use crate::runtime::model::{ContainerState, ObservedPod, now_ns};
 use crate::status::ProbeState;
 
 struct Running {
     container_id: String,
     cancel: CancellationToken,
+    first_attempt: FirstAttempt,
+    /// The container was already running (past its initial delay) when this manager was
+    /// made: the kubelet restarted and adopted it. Cleared once waited for.
+    adopted: bool,
 }
+
+/// How long the first pass over an adopted pod waits for its first readiness and startup
+/// results (see [`ProbeManager::settle_adopted`]).
+pub const ADOPTED_SETTLE_LIMIT: Duration = Duration::from_secs(3);
 
 pub struct ProbeManager {
     cri: CriClient,
@@ -29,6 +38,10 @@ pub struct ProbeManager {
     results: ProbeResults,
     workers: HashMap<(String, ProbeKind), Running>,
     root: CancellationToken,
+    /// When this manager (the pod's worker) was made, ns since epoch.
+    created_ns: i64,
+    /// Bumped when a task's first probe attempt is over.
+    attempts: Arc<watch::Sender<u64>>,
 }
 
 /// Containers that may have probes: regular containers and restartable init containers.
@@ -51,6 +64,8 @@ impl ProbeManager {
             results: ProbeResults::default(),
             workers: HashMap::new(),
             root: CancellationToken::new(),
+            created_ns: now_ns(),
+            attempts: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -98,6 +113,16 @@ impl ProbeManager {
                 }
                 self.stop(&key);
                 let cancel = self.root.child_token();
+                let first_attempt = FirstAttempt::new(self.attempts.clone());
+                let due_ns = running.started_at.saturating_add(
+                    Timing::of(probe)
+                        .initial_delay
+                        .as_nanos()
+                        .min(i64::MAX as u128) as i64,
+                );
+                let adopted = running.started_at > 0
+                    && running.started_at < self.created_ns
+                    && due_ns <= self.created_ns;
                 let task = ProbeTask {
                     kind,
                     probe: probe.clone(),
@@ -119,6 +144,7 @@ impl ProbeManager {
                         status: None,
                     },
                     events: self.events.clone(),
+                    first_attempt: first_attempt.clone(),
                 };
                 // Set the initial result now, so the pass that follows already sees it.
                 self.results.set(&running.id, kind, kind.initial());
@@ -128,6 +154,8 @@ impl ProbeManager {
                     Running {
                         container_id: running.id.clone(),
                         cancel,
+                        first_attempt,
+                        adopted,
                     },
                 );
             }
@@ -141,6 +169,64 @@ impl ProbeManager {
         for key in stale {
             self.stop(&key);
         }
+    }
+
+    /// After a kubelet restart, the containers it adopted start with the initial probe
+    /// results (not ready, startup unknown) like upstream, and their probes run at once.
+    /// To keep that not-ready window out of the pod's status, the first pass waits (at
+    /// most `limit`) until every adopted readiness and startup probe has run once:
+    /// readiness that waits for a startup probe counts as settled when the startup
+    /// probe has run and not passed. Later passes never wait.
+    pub async fn settle_adopted(&mut self, limit: Duration) {
+        if !self.workers.values().any(|w| w.adopted) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut attempts = self.attempts.subscribe();
+        let mut changes = self.results.subscribe();
+        let wait = async {
+            loop {
+                attempts.borrow_and_update();
+                changes.borrow_and_update();
+                if self.adopted_settled() {
+                    return;
+                }
+                tokio::select! {
+                    r = attempts.changed() => if r.is_err() { return },
+                    r = changes.changed() => if r.is_err() { return },
+                }
+            }
+        };
+        let settled = tokio::time::timeout(limit, wait).await.is_ok();
+        tracing::debug!(
+            settled,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "first probe results of adopted containers"
+        );
+        for w in self.workers.values_mut() {
+            w.adopted = false;
+        }
+    }
+
+    fn adopted_settled(&self) -> bool {
+        self.workers.iter().all(|((name, kind), w)| {
+            if !w.adopted || w.first_attempt.is_done() {
+                return true;
+            }
+            match kind {
+                ProbeKind::Liveness => true,
+                ProbeKind::Startup => false,
+                // Gated by a startup probe that ran and did not pass: nothing to wait for.
+                ProbeKind::Readiness => self
+                    .workers
+                    .get(&(name.clone(), ProbeKind::Startup))
+                    .is_some_and(|s| {
+                        s.first_attempt.is_done()
+                            && self.results.get(&s.container_id, ProbeKind::Startup)
+                                != Some(ProbeResult::Success)
+                    }),
+            }
+        })
     }
 
     fn stop(&mut self, key: &(String, ProbeKind)) {
@@ -305,5 +391,84 @@ mod tests {
         );
         assert!(!m.is_probing());
         assert!(m.results.is_empty());
+    }
+
+    #[tokio::test]
+    async fn adopted_containers_wait_for_their_first_probe() {
+        // The runtime is unreachable: the probe errors at once, which is a first attempt.
+        let cri = CriClient::new(
+            "unix:///nonexistent.sock",
+            None,
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let mut m = ProbeManager::new(cri, Arc::new(crate::events::NoEvents));
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    readiness_probe: probe(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // Started long before the manager: adopted.
+        m.sync(
+            &pod,
+            Some(&observed("c1", ContainerState::Running)),
+            Some("10.0.0.1"),
+        );
+        assert!(m.workers.values().all(|w| w.adopted));
+        assert!(!m.adopted_settled());
+        let t = std::time::Instant::now();
+        m.settle_adopted(Duration::from_secs(30)).await;
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(
+            m.workers
+                .values()
+                .all(|w| !w.adopted && w.first_attempt.is_done())
+        );
+        // A container this kubelet started is never waited for.
+        let mut fresh = observed("c2", ContainerState::Running);
+        fresh.containers[0].started_at = now_ns() + 1_000_000_000;
+        m.sync(&pod, Some(&fresh), Some("10.0.0.1"));
+        assert!(m.workers.values().all(|w| !w.adopted));
+    }
+
+    #[tokio::test]
+    async fn readiness_behind_a_failed_startup_probe_is_settled() {
+        let cri = CriClient::new(
+            "unix:///nonexistent.sock",
+            None,
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let mut m = ProbeManager::new(cri, Arc::new(crate::events::NoEvents));
+        let key = |k| ("main".to_string(), k);
+        for (kind, adopted) in [(ProbeKind::Startup, true), (ProbeKind::Readiness, true)] {
+            m.workers.insert(
+                key(kind),
+                Running {
+                    container_id: "c1".into(),
+                    cancel: CancellationToken::new(),
+                    first_attempt: FirstAttempt::new(m.attempts.clone()),
+                    adopted,
+                },
+            );
+        }
+        assert!(!m.adopted_settled());
+        // Startup ran and failed: readiness cannot run yet, nothing more to wait for.
+        m.workers[&key(ProbeKind::Startup)].first_attempt.mark();
+        m.results
+            .set("c1", ProbeKind::Startup, ProbeResult::Failure);
+        assert!(m.adopted_settled());
+        // Startup passed: readiness must run once first.
+        m.results
+            .set("c1", ProbeKind::Startup, ProbeResult::Success);
+        assert!(!m.adopted_settled());
+        m.workers[&key(ProbeKind::Readiness)].first_attempt.mark();
+        assert!(m.adopted_settled());
     }
 }

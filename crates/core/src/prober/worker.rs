@@ -4,9 +4,11 @@
 //! container is replaced.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Probe};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +82,38 @@ pub struct ProbeTask {
     /// The pod, for events about it (`Unhealthy`, `ProbeWarning`).
     pub event_pod: Pod,
     pub events: Arc<dyn EventSink>,
+    /// Told once the first probe has run (or cannot run at all), so the pod worker can
+    /// wait for the first results of containers it adopted after a restart.
+    pub first_attempt: FirstAttempt,
+}
+
+/// Set once a task's first probe attempt is over; the manager reads it.
+#[derive(Clone, Default)]
+pub struct FirstAttempt {
+    done: Arc<AtomicBool>,
+    /// Bumped when any task of the pod finishes its first attempt.
+    notify: Option<Arc<watch::Sender<u64>>>,
+}
+
+impl FirstAttempt {
+    pub fn new(notify: Arc<watch::Sender<u64>>) -> FirstAttempt {
+        FirstAttempt {
+            done: Arc::default(),
+            notify: Some(notify),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark(&self) {
+        if !self.done.swap(true, Ordering::AcqRel)
+            && let Some(n) = &self.notify
+        {
+            n.send_modify(|v| *v += 1);
+        }
+    }
 }
 
 fn result_label(outcome: &Result<Outcome, super::ProbeError>) -> &'static str {
@@ -153,6 +187,7 @@ impl ProbeTask {
                 }
             }
             let Some(runner) = runner.as_ref() else {
+                self.first_attempt.mark();
                 continue;
             };
             if on_hold || self.gated(&results) {
@@ -175,6 +210,7 @@ impl ProbeTask {
                 Ok(o) => o,
                 Err(err) => {
                     tracing::debug!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), error = %err, "probe errored; result ignored");
+                    self.first_attempt.mark();
                     self.event(
                         EventType::Warning,
                         "Unhealthy",
@@ -206,12 +242,14 @@ impl ProbeTask {
                 Outcome::Success(_) => {}
             }
             let Some(result) = thresholds.observe(outcome.is_success()) else {
+                self.first_attempt.mark();
                 continue;
             };
             if results.get(&id, self.kind) != Some(result) {
                 tracing::info!(pod = %self.pod.name, container = %container, probe = self.kind.as_str(), result = ?result, output = %outcome.output(), "probe result changed");
             }
             results.set(&id, self.kind, result);
+            self.first_attempt.mark();
             if result == ProbeResult::Failure && self.kind != ProbeKind::Readiness {
                 // The container will be restarted: stop probing it (upstream onHold).
                 on_hold = true;
@@ -284,6 +322,7 @@ mod tests {
             pod: PodRef::default(),
             event_pod: Pod::default(),
             events: Arc::new(crate::events::NoEvents),
+            first_attempt: FirstAttempt::default(),
         }
     }
 

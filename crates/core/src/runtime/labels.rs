@@ -18,6 +18,12 @@ pub const CONTAINER_TERMINATION_MESSAGE_POLICY: &str =
     "io.kubernetes.container.terminationMessagePolicy";
 pub const CONTAINER_PORTS: &str = "io.kubernetes.container.ports";
 pub const POD_TERMINATION_GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
+pub const POD_DELETION_GRACE_PERIOD: &str = "io.kubernetes.pod.deletionGracePeriod";
+/// The container's preStop handler as JSON, so it can still run when the spec is gone
+/// (the pod's manifest was removed while the kubelet was down).
+pub const CONTAINER_PRE_STOP_HANDLER: &str = "io.kubernetes.container.preStopHandler";
+/// `init`, `container` or `ephemeral`: which list of the spec the container came from.
+pub const CONTAINER_TYPE: &str = "io.kubernetes.container.type";
 /// kubelet-rs only: which node (kubelet) created this sandbox or container. Everything the
 /// kubelet lists, adopts or removes carries it, so pods of another kubelet sharing the
 /// runtime, and containers made by hand, are never touched.
@@ -103,7 +109,88 @@ pub fn container_annotations(
     {
         ann.insert(CONTAINER_PORTS.to_string(), json);
     }
+    if let Some(grace) = pod.metadata.deletion_grace_period_seconds {
+        ann.insert(POD_DELETION_GRACE_PERIOD.to_string(), grace.to_string());
+    }
+    if let Some(handler) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        && let Ok(json) = serde_json::to_string(handler)
+    {
+        ann.insert(CONTAINER_PRE_STOP_HANDLER.to_string(), json);
+    }
+    if let Some(kind) = container_type(pod, &container.name) {
+        ann.insert(CONTAINER_TYPE.to_string(), kind.to_string());
+    }
     ann
+}
+
+fn container_type(pod: &Pod, name: &str) -> Option<&'static str> {
+    let spec = pod.spec.as_ref()?;
+    if spec
+        .init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == name)
+    {
+        Some("init")
+    } else if spec.containers.iter().any(|c| c.name == name) {
+        Some("container")
+    } else if spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == name)
+    {
+        Some("ephemeral")
+    } else {
+        None
+    }
+}
+
+/// What can be rebuilt of a container's spec from its annotations when the pod's spec
+/// no longer has it (upstream restoreSpecsFromContainerLabels): its name, ports,
+/// termination message path and preStop hook. Nothing else may be read from it. A bad
+/// annotation is logged and left out.
+pub fn restore_container(name: &str, annotations: &HashMap<String, String>) -> Container {
+    let mut container = Container {
+        name: name.to_string(),
+        termination_message_path: annotations.get(CONTAINER_TERMINATION_MESSAGE_PATH).cloned(),
+        ..Default::default()
+    };
+    if let Some(raw) = annotations.get(CONTAINER_PORTS) {
+        match serde_json::from_str(raw) {
+            Ok(ports) => container.ports = Some(ports),
+            Err(err) => {
+                tracing::warn!(container = %name, annotation = CONTAINER_PORTS, error = %err, "cannot read container annotation")
+            }
+        }
+    }
+    if let Some(raw) = annotations.get(CONTAINER_PRE_STOP_HANDLER) {
+        match serde_json::from_str(raw) {
+            Ok(handler) => {
+                container.lifecycle = Some(k8s_openapi::api::core::v1::Lifecycle {
+                    pre_stop: Some(handler),
+                    ..Default::default()
+                })
+            }
+            Err(err) => {
+                tracing::warn!(container = %name, annotation = CONTAINER_PRE_STOP_HANDLER, error = %err, "cannot read container annotation")
+            }
+        }
+    }
+    container
+}
+
+/// The grace period a container's annotations give when its pod's spec is gone: the
+/// deletion grace period if the pod was being deleted, else the pod's termination grace
+/// period (upstream's order).
+pub fn restored_grace_seconds(annotations: &HashMap<String, String>) -> Option<i64> {
+    [POD_DELETION_GRACE_PERIOD, POD_TERMINATION_GRACE_PERIOD]
+        .iter()
+        .find_map(|k| annotations.get(*k).and_then(|v| v.parse::<i64>().ok()))
+        .map(|g| g.max(0))
 }
 
 pub fn termination_grace_seconds(pod: &Pod) -> i64 {
@@ -196,5 +283,68 @@ mod tests {
             ann[CONTAINER_TERMINATION_MESSAGE_PATH],
             "/dev/termination-log"
         );
+        assert!(!ann.contains_key(CONTAINER_PRE_STOP_HANDLER));
+        assert!(!ann.contains_key(POD_DELETION_GRACE_PERIOD));
+    }
+
+    #[test]
+    fn pre_stop_and_ports_survive_the_spec() {
+        use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, Lifecycle, LifecycleHandler};
+        let handler = LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(vec!["sh".into(), "-c".into(), "echo bye".into()]),
+            }),
+            ..Default::default()
+        };
+        let c = Container {
+            name: "web".into(),
+            image: Some("busybox".into()),
+            termination_message_path: Some("/tmp/msg".into()),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: 8080,
+                ..Default::default()
+            }]),
+            lifecycle: Some(Lifecycle {
+                pre_stop: Some(handler.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let pod = Pod {
+            metadata: ObjectMeta {
+                deletion_grace_period_seconds: Some(7),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![c.clone()],
+                termination_grace_period_seconds: Some(12),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ann = container_annotations(&pod, &c, 0);
+        assert_eq!(ann[CONTAINER_TYPE], "container");
+        let restored = restore_container("web", &ann);
+        assert_eq!(restored.name, "web");
+        assert_eq!(
+            restored.lifecycle.and_then(|l| l.pre_stop),
+            Some(handler),
+            "the preStop handler round-trips"
+        );
+        assert_eq!(restored.ports, c.ports);
+        assert_eq!(
+            restored.termination_message_path.as_deref(),
+            Some("/tmp/msg")
+        );
+        // The deletion grace period wins over the pod's termination grace period.
+        assert_eq!(restored_grace_seconds(&ann), Some(7));
+        let mut ann = ann;
+        ann.remove(POD_DELETION_GRACE_PERIOD);
+        assert_eq!(restored_grace_seconds(&ann), Some(12));
+        // A damaged annotation is left out, not fatal.
+        ann.insert(CONTAINER_PRE_STOP_HANDLER.into(), "{not json".into());
+        assert!(restore_container("web", &ann).lifecycle.is_none());
+        assert_eq!(restored_grace_seconds(&HashMap::new()), None);
     }
 }
