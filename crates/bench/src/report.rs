@@ -330,7 +330,7 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(
         out,
         "\n4. Node API (read-only port, HTTP, one connection per request)\n   \
-         CRI part: ListContainerStats + ListPodSandboxStats + ImageFsInfo made directly by the bench"
+         CRI part: ListContainerStats + ImageFsInfo (what the summary asks the runtime) made directly by the bench"
     );
     let mut t = Table::new(&[
         "N",
@@ -474,8 +474,8 @@ pub fn render(r: &Results) -> String {
         if !row.stats_parts[0].is_empty() {
             let _ = writeln!(
                 notes,
-                "  N={}: /stats/summary CRI calls one at a time (p50): ListContainerStats {}, \
-                 ListPodSandboxStats {}, ImageFsInfo {}",
+                "  N={}: stats CRI calls one at a time (p50): ListContainerStats {}, \
+                 ListPodSandboxStats {} (not used by the summary), ImageFsInfo {}",
                 row.n,
                 opt_secs(row.stats_parts[0].median()),
                 opt_secs(row.stats_parts[1].median()),

@@ -240,6 +240,14 @@ pub fn admit<'a>(
     Ok(())
 }
 
+/// Whether an already admitted pod counts against the node when admitting another, as
+/// upstream counts only active pods: one that no source wants any more (an edited
+/// manifest's old incarnation, a removed file), one being terminated, and one that
+/// finished (phase Succeeded or Failed) free their place at once.
+pub fn counts_against_node(still_desired: bool, terminating: bool, phase: Option<&str>) -> bool {
+    still_desired && !terminating && !matches!(phase, Some("Succeeded") | Some("Failed"))
+}
+
 /// Online CPUs (what cadvisor reports as num_cores).
 pub fn cpu_cores() -> i128 {
     std::thread::available_parallelism()
@@ -250,6 +258,18 @@ pub fn cpu_cores() -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_active_desired_pods_count() {
+        assert!(counts_against_node(true, false, None));
+        assert!(counts_against_node(true, false, Some("Running")));
+        assert!(counts_against_node(true, false, Some("Pending")));
+        // The pod an edited manifest replaces is no longer desired.
+        assert!(!counts_against_node(false, false, Some("Running")));
+        assert!(!counts_against_node(true, true, Some("Running")));
+        assert!(!counts_against_node(true, false, Some("Succeeded")));
+        assert!(!counts_against_node(true, false, Some("Failed")));
+    }
     use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, ResourceRequirements, Sysctl};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 

@@ -3,10 +3,14 @@
 //! and publishes a [`RuntimeSnapshot`] on a watch channel.
 //!
 //! containerd 1.6 does not implement GetContainerEvents, so relisting is the only source
-//! of truth. Only objects labelled with this kubelet's node name are listed.
+//! of truth; to notice a container's exit without waiting for the period, the processes
+//! of running containers are watched (see [`exits`]) and an exit triggers a relist. Only
+//! objects labelled with this kubelet's node name are listed.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+pub mod exits;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
@@ -19,14 +23,61 @@ use crate::runtime::model::{
     ContainerState, ObservedContainer, ObservedPod, ObservedSandbox, RuntimeSnapshot, now_ns,
 };
 
-/// Handle used by workers to ask for a relist now instead of at the next period.
+/// Handle used by workers to ask for a relist now instead of at the next period, and
+/// to pass on what they already know about a sandbox they created.
 #[derive(Clone, Default)]
-pub struct RelistTrigger(Arc<Notify>);
+pub struct RelistTrigger(Arc<TriggerShared>);
+
+#[derive(Default)]
+struct TriggerShared {
+    notify: Notify,
+    /// Sandbox id -> (pod IPs from the creator's PodSandboxStatus, when recorded).
+    sandbox_ips: Mutex<HashMap<String, (Vec<String>, Instant)>>,
+}
+
+/// A hint not taken within this long is dropped (its sandbox went away unseen).
+const HINT_TTL: Duration = Duration::from_secs(60);
 
 impl RelistTrigger {
     pub fn request(&self) {
-        self.0.notify_one();
+        self.0.notify.notify_one();
     }
+
+    /// A sandbox this kubelet just created, with the IPs its PodSandboxStatus gave: the
+    /// PLEG takes them instead of asking the runtime a second time.
+    pub fn sandbox_created(&self, id: &str, ips: Vec<String>) {
+        let mut hints = self.hints();
+        let now = Instant::now();
+        hints.retain(|_, (_, at)| now.duration_since(*at) < HINT_TTL);
+        hints.insert(id.to_string(), (ips, now));
+    }
+
+    fn take_sandbox_ips(&self, id: &str) -> Option<Vec<String>> {
+        self.hints().remove(id).map(|(ips, _)| ips)
+    }
+
+    fn hints(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<String>, Instant)>> {
+        // Nothing can be left half-updated by a panic here: plain inserts and removes.
+        self.0
+            .sandbox_ips
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// After a watched container's process exited, relist again this soon while the runtime
+/// still lists it running (containerd records the exit 50-100 ms after the kernel), each
+/// wait half as long again as the one before, until the relist period: at most ~10 extra
+/// relists when the runtime never agrees.
+const EXIT_RECHECK: Duration = Duration::from_millis(25);
+
+/// What the PLEG remembers of a container between relists.
+struct Known {
+    /// The state the list showed when it was inspected.
+    listed_state: i32,
+    detail: ObservedContainer,
+    /// Host pid of its init process while running, when the runtime gave one.
+    pid: Option<u32>,
 }
 
 pub struct Pleg {
@@ -34,12 +85,17 @@ pub struct Pleg {
     node_name: String,
     period: Duration,
     trigger: RelistTrigger,
-    /// Details cache: container id -> (state seen, detail). A container is re-inspected
-    /// only when its listed state changes.
-    containers: HashMap<String, (i32, ObservedContainer)>,
+    /// Details cache: container id -> what was seen. A container is re-inspected only
+    /// when its listed state changes.
+    containers: HashMap<String, Known>,
     /// Sandbox id -> (state seen, ips).
     sandboxes: HashMap<String, (i32, Vec<String>)>,
     generation: u64,
+    exits: exits::ExitWatcher,
+    /// Containers whose process exited but which the last relist still showed running.
+    exited: HashSet<String>,
+    /// The next quick re-check while `exited` is not empty.
+    recheck: Duration,
 }
 
 impl Pleg {
@@ -52,6 +108,9 @@ impl Pleg {
             containers: HashMap::new(),
             sandboxes: HashMap::new(),
             generation: 0,
+            exits: exits::ExitWatcher::default(),
+            exited: HashSet::new(),
+            recheck: EXIT_RECHECK,
         }
     }
 
@@ -101,17 +160,32 @@ impl Pleg {
                 elapsed_us = started.elapsed().as_micros() as u64,
                 "PLEG relist"
             );
-            // Back off while the runtime is down (bounded), otherwise relist on the period
-            // or as soon as a worker asks.
+            // Back off while the runtime is down (bounded), otherwise relist on the period,
+            // as soon as a worker asks, or as soon as a watched container exits.
             let wait = if failures > 0 {
                 (self.period * failures.min(5)).min(Duration::from_secs(5))
+            } else if !self.exited.is_empty() {
+                let wait = self.recheck;
+                self.recheck = self.recheck * 3 / 2;
+                if self.recheck > self.period {
+                    // The runtime keeps calling it running: leave it to the period.
+                    self.exited.clear();
+                }
+                wait
             } else {
                 self.period
             };
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.trigger.0.notified(), if failures == 0 => {}
+                _ = self.trigger.0.notify.notified(), if failures == 0 => {}
+                id = self.exits.next_exit(), if failures == 0 => {
+                    tracing::debug!(container = %id, "container process exited; relisting");
+                    if self.exited.is_empty() {
+                        self.recheck = EXIT_RECHECK;
+                    }
+                    self.exited.insert(id);
+                }
             }
         }
     }
@@ -161,10 +235,10 @@ impl Pleg {
             let Some(uid) = c.labels.get(labels::POD_UID) else {
                 continue;
             };
-            let detail = match self.containers.remove(&c.id) {
-                Some((state, detail)) if state == c.state => detail,
+            let known = match self.containers.remove(&c.id) {
+                Some(known) if known.listed_state == c.state => known,
                 _ => match self.inspect_container(c).await {
-                    Some(d) => d,
+                    Some(known) => known,
                     None => continue, // removed between list and inspect
                 },
             };
@@ -184,10 +258,21 @@ impl Pleg {
                     .get(labels::POD_TERMINATION_GRACE_PERIOD)
                     .and_then(|v| v.parse().ok());
             }
-            pod.containers.push(detail.clone());
-            live_containers.insert(c.id.clone(), (c.state, detail));
+            pod.containers.push(known.detail.clone());
+            if let Some(pid) = known.pid
+                && c.state == cri::ContainerState::ContainerRunning as i32
+            {
+                self.exits.watch(&c.id, pid);
+            }
+            live_containers.insert(c.id.clone(), known);
         }
         self.containers = live_containers;
+        let running = cri::ContainerState::ContainerRunning as i32;
+        let still_running = |id: &str, known: &HashMap<String, Known>| {
+            known.get(id).is_some_and(|k| k.listed_state == running)
+        };
+        self.exits.retain(|id| still_running(id, &self.containers));
+        self.exited.retain(|id| still_running(id, &self.containers));
 
         self.generation += 1;
         let pods = pods
@@ -222,6 +307,9 @@ impl Pleg {
         if sb.state != cri::PodSandboxState::SandboxReady as i32 {
             return Vec::new();
         }
+        if let Some(ips) = self.trigger.take_sandbox_ips(&sb.id) {
+            return ips;
+        }
         match self.cri.pod_sandbox_status(&sb.id).await {
             Ok(status) => status
                 .network
@@ -239,7 +327,10 @@ impl Pleg {
         }
     }
 
-    async fn inspect_container(&self, c: &cri::Container) -> Option<ObservedContainer> {
+    /// The details of a container whose listed state changed. A created container has
+    /// none beyond the list (no start, no exit), so the runtime is asked only once it runs
+    /// (start time, and the pid to watch) and once it exited (exit code, reason).
+    async fn inspect_container(&self, c: &cri::Container) -> Option<Known> {
         let name = c
             .labels
             .get(labels::CONTAINER_NAME)
@@ -270,22 +361,37 @@ impl Pleg {
                 .unwrap_or_default(),
             restart_count: labels::restart_count(&c.annotations),
         };
-        match self.cri.container_status(&c.id).await {
-            Ok(s) => {
-                detail.state = state_of(s.state);
-                detail.started_at = s.started_at;
-                detail.finished_at = s.finished_at;
-                detail.exit_code = s.exit_code;
-                detail.reason = s.reason;
-                detail.message = s.message;
-                if !s.image_ref.is_empty() {
-                    detail.image_ref = s.image_ref;
+        let mut pid = None;
+        if c.state != cri::ContainerState::ContainerCreated as i32 {
+            let status = if c.state == cri::ContainerState::ContainerRunning as i32 {
+                self.cri.container_status_with_pid(&c.id).await
+            } else {
+                self.cri.container_status(&c.id).await.map(|s| (s, None))
+            };
+            match status {
+                Ok((s, p)) => {
+                    pid = p;
+                    detail.state = state_of(s.state);
+                    detail.started_at = s.started_at;
+                    detail.finished_at = s.finished_at;
+                    detail.exit_code = s.exit_code;
+                    detail.reason = s.reason;
+                    detail.message = s.message;
+                    if !s.image_ref.is_empty() {
+                        detail.image_ref = s.image_ref;
+                    }
+                }
+                Err(err) if err.is_not_found() => return None,
+                Err(err) => {
+                    tracing::debug!(container = %c.id, error = %err, "ContainerStatus failed")
                 }
             }
-            Err(err) if err.is_not_found() => return None,
-            Err(err) => tracing::debug!(container = %c.id, error = %err, "ContainerStatus failed"),
         }
-        Some(detail)
+        Some(Known {
+            listed_state: c.state,
+            detail,
+            pid,
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::kill::{KillOutcome, KillRequest, PodKiller};
 use super::worker::{PodWorker, Target, WorkerContext};
 use crate::cm::admission::{self, Allocatable};
-use crate::runtime::model::{ObservedPod, RuntimeSnapshot};
+use crate::runtime::model::{ObservedPod, RuntimeSnapshot, now_ns};
 
 struct WorkerHandle {
     target: watch::Sender<Target>,
@@ -42,6 +42,44 @@ pub struct Dispatcher {
     finished: BTreeSet<String>,
     /// Where `finished` is published (cluster mode: the final API delete).
     terminated_tx: Option<watch::Sender<BTreeSet<String>>>,
+    /// Pods whose worker just removed them: not orphans while snapshots older than the
+    /// removal still list them.
+    tombstones: Tombstones,
+}
+
+/// UIDs of pods a worker has just torn down, with when (ns since epoch). A snapshot whose
+/// relist started before that moment may still list the pod; treating it as an orphan
+/// would terminate it a second time (Stop/RemovePodSandbox again, its directories again).
+/// An entry lives until the first healthy snapshot taken at or after the removal: if that
+/// snapshot no longer lists the pod the removal is confirmed, and if it still does, the pod
+/// really is left over and the orphan path may remove it.
+#[derive(Debug, Default)]
+struct Tombstones {
+    removed_at: HashMap<String, i64>,
+}
+
+impl Tombstones {
+    /// Remember that `uid` was torn down at `at_ns` (the earliest record wins: it is the
+    /// later one that could be too early, never the first).
+    fn record(&mut self, uid: &str, at_ns: i64) {
+        self.removed_at.entry(uid.to_string()).or_insert(at_ns);
+    }
+
+    /// Forget the entries `snapshot` settles: those it was taken after.
+    fn settle(&mut self, snapshot: &RuntimeSnapshot) {
+        if snapshot.healthy {
+            self.removed_at.retain(|_, at| snapshot.taken_at_ns < *at);
+        }
+    }
+
+    /// Whether `uid`, listed by a snapshot, is only an echo of its own removal.
+    fn hides(&self, uid: &str) -> bool {
+        self.removed_at.contains_key(uid)
+    }
+
+    fn forget(&mut self, uid: &str) {
+        self.removed_at.remove(uid);
+    }
 }
 
 /// What pods are admitted against.
@@ -73,6 +111,7 @@ impl Dispatcher {
             killed: HashMap::new(),
             finished: BTreeSet::new(),
             terminated_tx: None,
+            tombstones: Tombstones::default(),
         }
     }
 
@@ -91,7 +130,7 @@ impl Dispatcher {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, i64)>();
         let mut tasks = JoinSet::new();
         let mut kills = self.kills.take();
         loop {
@@ -100,8 +139,17 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => break,
                 changed = self.desired.changed() => if changed.is_err() { break },
                 changed = self.snapshots.changed() => if changed.is_err() { break },
-                Some(uid) = done_rx.recv() => {
-                    self.workers.remove(&uid);
+                Some((uid, removed_at)) = done_rx.recv() => {
+                    // The handle may already be gone (seen closed), or belong to a new
+                    // worker for the same UID, which must stay.
+                    let replaced = self.workers.get(&uid).is_some_and(|w| !w.target.is_closed());
+                    if !replaced {
+                        self.workers.remove(&uid);
+                        self.tombstones.record(&uid, removed_at);
+                        if !self.workers.values().any(|w| w.terminating) {
+                            release_freed_memory();
+                        }
+                    }
                     let deleting = self
                         .desired
                         .borrow()
@@ -133,15 +181,26 @@ impl Dispatcher {
     fn reconcile(
         &mut self,
         tasks: &mut JoinSet<()>,
-        done: &mpsc::UnboundedSender<String>,
+        done: &mpsc::UnboundedSender<(String, i64)>,
         shutdown: &CancellationToken,
     ) {
         // A map of Arcs: the clone is cheap and frees the watch lock.
         let desired = self.desired.borrow_and_update().clone();
         let snapshot = self.snapshots.borrow_and_update().clone();
 
-        // Workers whose task is gone (panicked) are dropped so they can be re-created.
-        self.workers.retain(|_, w| !w.target.is_closed());
+        // Workers whose task is gone (done, or panicked) are dropped so they can be
+        // re-created. A terminating one may have finished before its done message
+        // arrives: its pod counts as just removed.
+        let now = now_ns();
+        let tombstones = &mut self.tombstones;
+        self.workers.retain(|uid, w| {
+            let gone = w.target.is_closed();
+            if gone && w.terminating {
+                tombstones.record(uid, now);
+            }
+            !gone
+        });
+        self.tombstones.settle(&snapshot);
         // A killed pod's worker may be seen gone here before its done message arrives.
         let finished: Vec<String> = self
             .killed
@@ -151,6 +210,22 @@ impl Dispatcher {
             .collect();
         for uid in finished {
             self.finish_kill(&uid);
+        }
+
+        // Pods no longer wanted are told to stop first, so that a pod replacing one of
+        // them (an edited manifest: same name, new UID) is admitted without counting it.
+        for (uid, w) in self.workers.iter_mut() {
+            if !w.terminating && !desired.pods.contains_key(uid) {
+                let pod = match &*w.target.borrow() {
+                    Target::Run(p) | Target::Terminate { pod: p, .. } => p.clone(),
+                };
+                w.terminating = true;
+                w.target.send_replace(Target::Terminate {
+                    pod,
+                    grace_seconds: None,
+                    final_status: None,
+                });
+            }
         }
 
         let mut new_pods = Vec::new();
@@ -195,7 +270,7 @@ impl Dispatcher {
         new_pods.sort_by_key(|p| (first_seen(p), p.metadata.name.clone()));
         for pod in new_pods {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
-            match self.admit(&pod) {
+            match self.admit(&pod, &desired) {
                 Ok(()) => self.spawn(&uid, Target::Run(pod), tasks, done, shutdown),
                 Err(rejection) => {
                     tracing::warn!(pod = %super::worker::pod_ref(&pod), reason = %rejection.reason, message = %rejection.message, "pod rejected at admission");
@@ -228,25 +303,14 @@ impl Dispatcher {
             self.rejected.remove(&uid);
             self.ctx.statuses.remove(&uid);
         }
-        for (uid, w) in self.workers.iter_mut() {
-            if !w.terminating && !desired.pods.contains_key(uid) {
-                let pod = match &*w.target.borrow() {
-                    Target::Run(p) | Target::Terminate { pod: p, .. } => p.clone(),
-                };
-                w.terminating = true;
-                w.target.send_replace(Target::Terminate {
-                    pod,
-                    grace_seconds: None,
-                    final_status: None,
-                });
-            }
-        }
         if self.remove_orphans && desired.all_sources_ready && snapshot.healthy {
             let orphans: Vec<Arc<ObservedPod>> = snapshot
                 .pods
                 .iter()
                 .filter(|(uid, _)| {
-                    !desired.pods.contains_key(*uid) && !self.workers.contains_key(*uid)
+                    !desired.pods.contains_key(*uid)
+                        && !self.workers.contains_key(*uid)
+                        && !self.tombstones.hides(uid)
                 })
                 .map(|(_, p)| p.clone())
                 .collect();
@@ -267,10 +331,11 @@ impl Dispatcher {
         uid: &str,
         target: Target,
         tasks: &mut JoinSet<()>,
-        done: &mpsc::UnboundedSender<String>,
+        done: &mpsc::UnboundedSender<(String, i64)>,
         shutdown: &CancellationToken,
     ) {
         let terminating = matches!(target, Target::Terminate { .. });
+        self.tombstones.forget(uid);
         let (tx, rx) = watch::channel(target);
         let worker = PodWorker::new(
             uid.to_string(),
@@ -283,7 +348,7 @@ impl Dispatcher {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             if worker.run(shutdown).await {
-                let _ = done.send(uid_owned);
+                let _ = done.send((uid_owned, now_ns()));
             }
         });
         self.workers.insert(
@@ -337,25 +402,29 @@ impl Dispatcher {
         self.killed.entry(spec.uid).or_default().push(done);
     }
 
-    /// Admission against the pods already running (terminal ones do not count).
-    fn admit(&self, pod: &Pod) -> Result<(), admission::Rejection> {
+    /// Admission against the pods already admitted that still count (see
+    /// [`admission::counts_against_node`]).
+    fn admit(&self, pod: &Pod, desired: &DesiredPods) -> Result<(), admission::Rejection> {
         let running: Vec<Arc<Pod>> = self
             .workers
-            .values()
-            .filter(|w| !w.terminating)
-            .filter_map(|w| match &*w.target.borrow() {
-                Target::Run(p) => Some(p.clone()),
+            .iter()
+            .filter_map(|(uid, w)| match &*w.target.borrow() {
+                Target::Run(p) => Some((uid, w.terminating, p.clone())),
                 Target::Terminate { .. } => None,
             })
-            .filter(|p| {
-                let uid = p.metadata.uid.as_deref().unwrap_or_default();
+            .filter(|(uid, terminating, _)| {
                 let phase = self
                     .ctx
                     .statuses
                     .get(uid)
                     .and_then(|s| s.status.as_ref().and_then(|st| st.phase.clone()));
-                !matches!(phase.as_deref(), Some("Succeeded") | Some("Failed"))
+                admission::counts_against_node(
+                    desired.pods.contains_key(*uid),
+                    *terminating,
+                    phase.as_deref(),
+                )
             })
+            .map(|(_, _, p)| p)
             .collect();
         for handler in &self.admission.handlers {
             handler.admit(pod)?;
@@ -366,6 +435,17 @@ impl Dispatcher {
             &self.admission.allocatable,
             &self.admission.allowed_unsafe_sysctls,
         )
+    }
+}
+
+/// At the end of a teardown, hand the memory the removed pods used back to the system:
+/// glibc keeps freed heap at its peak otherwise (seen as anonymous RSS that never comes
+/// down after many pods were removed).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -401,5 +481,66 @@ fn pod_from_runtime(o: &ObservedPod) -> Pod {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(taken_at_ns: i64, healthy: bool, uids: &[&str]) -> RuntimeSnapshot {
+        RuntimeSnapshot {
+            generation: 1,
+            taken_at_ns,
+            healthy,
+            pods: uids
+                .iter()
+                .map(|u| {
+                    let pod = ObservedPod {
+                        uid: u.to_string(),
+                        ..Default::default()
+                    };
+                    (u.to_string(), Arc::new(pod))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_removal_does_not_make_an_orphan() {
+        let mut t = Tombstones::default();
+        t.record("a", 1_000);
+        // Taken before the worker finished: it may still list the pod.
+        t.settle(&snapshot(900, true, &["a"]));
+        assert!(t.hides("a"));
+        // Unhealthy snapshots settle nothing.
+        t.settle(&snapshot(2_000, false, &["a"]));
+        assert!(t.hides("a"));
+        // Taken after, without the pod: the removal is confirmed and forgotten.
+        t.settle(&snapshot(1_000, true, &[]));
+        assert!(!t.hides("a"));
+    }
+
+    #[test]
+    fn a_pod_still_listed_after_its_removal_is_an_orphan_again() {
+        let mut t = Tombstones::default();
+        t.record("a", 1_000);
+        t.settle(&snapshot(1_500, true, &["a"]));
+        assert!(
+            !t.hides("a"),
+            "left over for real: the orphan path must see it"
+        );
+    }
+
+    #[test]
+    fn the_first_record_wins_and_a_new_worker_forgets() {
+        let mut t = Tombstones::default();
+        t.record("a", 1_000);
+        t.record("a", 5_000);
+        t.settle(&snapshot(1_200, true, &[]));
+        assert!(!t.hides("a"));
+        t.record("b", 1_000);
+        t.forget("b");
+        assert!(!t.hides("b"));
     }
 }

@@ -130,8 +130,10 @@ impl PodWorker {
                     grace_seconds,
                     final_status,
                 } => {
-                    return self
-                        .terminate(&pod, grace_seconds, final_status, &shutdown)
+                    // Boxed, as the sync pass below: a task's future is allocated for
+                    // its whole life at the size of its largest await, and these (CRI
+                    // calls, hooks, image pulls) are far larger than the idle wait.
+                    return Box::pin(self.terminate(&pod, grace_seconds, final_status, &shutdown))
                         .await;
                 }
                 Target::Run(pod) => {
@@ -139,7 +141,7 @@ impl PodWorker {
                     self.probe_changes.borrow_and_update();
                     if snapshot.healthy {
                         let observed = snapshot.pod(&self.uid).cloned();
-                        let (acted, next) = self.sync(&pod, observed.as_deref()).await;
+                        let (acted, next) = Box::pin(self.sync(&pod, observed.as_deref())).await;
                         wake_after = next.unwrap_or(RESYNC).min(RESYNC);
                         if acted {
                             // See the effect before deciding again: only a relist that
@@ -557,15 +559,20 @@ impl PodWorker {
             Ok(id) => {
                 tracing::info!(pod = %pod_ref(pod), sandbox = %id, attempt, "created pod sandbox");
                 let ips = match self.ctx.cri.pod_sandbox_status(&id).await {
-                    Ok(s) => s
-                        .network
-                        .map(|n| {
-                            std::iter::once(n.ip)
-                                .chain(n.additional_ips.into_iter().map(|i| i.ip))
-                                .filter(|ip| !ip.is_empty())
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    Ok(s) => {
+                        let ips: Vec<String> = s
+                            .network
+                            .map(|n| {
+                                std::iter::once(n.ip)
+                                    .chain(n.additional_ips.into_iter().map(|i| i.ip))
+                                    .filter(|ip| !ip.is_empty())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        // The PLEG need not ask again when it first lists this sandbox.
+                        self.ctx.relist.sandbox_created(&id, ips.clone());
+                        ips
+                    }
                     Err(_) => Vec::new(),
                 };
                 Some((id, ips))

@@ -295,6 +295,27 @@ impl CriClient {
         })
     }
 
+    /// ContainerStatus with the runtime's verbose info, and the host pid of the
+    /// container's init process when the runtime gives one (containerd: `pid` in the
+    /// "info" JSON; 0 or absent once the container stopped).
+    pub async fn container_status_with_pid(
+        &self,
+        id: &str,
+    ) -> Result<(cri::ContainerStatus, Option<u32>), CriError> {
+        let req = cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        };
+        let resp = call!(self, runtime, container_status, "ContainerStatus", req)?;
+        let pid = resp.info.get("info").and_then(|info| pid_from_info(info));
+        let status = resp.status.ok_or(CriError::Status {
+            op: "ContainerStatus",
+            code: tonic::Code::Internal,
+            message: format!("no status returned for container {id}"),
+        })?;
+        Ok((status, pid))
+    }
+
     pub async fn exec_sync(
         &self,
         id: &str,
@@ -450,5 +471,33 @@ impl CriClient {
             "Status",
             cri::StatusRequest { verbose: true }
         )
+    }
+}
+
+/// The `pid` field of a runtime's verbose container info (a JSON object; other fields,
+/// among them the whole OCI spec, are skipped).
+fn pid_from_info(info: &str) -> Option<u32> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(default)]
+        pid: Option<u32>,
+    }
+    serde_json::from_str::<Info>(info)
+        .ok()?
+        .pid
+        .filter(|p| *p > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_in_verbose_info() {
+        let info = r#"{"sandboxID":"abc","pid":4242,"removing":false,"runtimeSpec":{"ociVersion":"1.0.2","process":{"args":["sh"]}}}"#;
+        assert_eq!(pid_from_info(info), Some(4242));
+        assert_eq!(pid_from_info(r#"{"pid":0}"#), None);
+        assert_eq!(pid_from_info(r#"{"sandboxID":"abc"}"#), None);
+        assert_eq!(pid_from_info("not json"), None);
     }
 }

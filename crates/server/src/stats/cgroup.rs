@@ -125,6 +125,16 @@ impl Cgroups {
         })
     }
 
+    /// The processes in this cgroup itself (not its children), in the hierarchy CPU
+    /// usage is read from; `None` when the cgroup does not exist.
+    pub fn procs(&self, cgroup: &str) -> Option<Vec<u32>> {
+        let dir = self
+            .v1_dir("cpuacct", cgroup)
+            .or_else(|| self.v2_dir(cgroup))?;
+        let text = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+        Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
     /// The cgroup of this process in the CPU hierarchy ("/" when unknown).
     pub fn own_cgroup(&self) -> String {
         let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();

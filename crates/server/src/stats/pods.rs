@@ -106,16 +106,6 @@ fn memory_of(m: &cri::MemoryUsage) -> MemoryStats {
     }
 }
 
-fn iface_of(i: &cri::NetworkInterfaceUsage) -> InterfaceStats {
-    InterfaceStats {
-        name: i.name.clone(),
-        rx_bytes: value(&i.rx_bytes),
-        rx_errors: value(&i.rx_errors),
-        tx_bytes: value(&i.tx_bytes),
-        tx_errors: value(&i.tx_errors),
-    }
-}
-
 /// A runtime filesystem usage with the capacity of the filesystem it lives on.
 pub fn fs_stats_of(u: &cri::FilesystemUsage, now: i64) -> FsStats {
     let vfs = u
@@ -189,9 +179,6 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
     let now = now_ns();
     let settings = &ctx.state.settings;
     let sandbox = observed.latest_sandbox();
-    let sandbox_stats = sandbox
-        .and_then(|s| ctx.readings.sandboxes.get(&s.id))
-        .and_then(|s| s.linux.as_ref());
     let pod_ref = PodReference {
         name: pod
             .and_then(|p| p.metadata.name.clone())
@@ -242,29 +229,24 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
         .collect();
 
     let cgroup = pod_cgroup(settings, ctx.cgroups, pod, &observed.uid);
-    let cpu = sandbox_stats
-        .and_then(|s| s.cpu.as_ref())
-        .map(cpu_of)
-        .or_else(|| {
-            let usage = ctx.cgroups.cpu_usage_ns(cgroup.as_deref()?)?;
-            Some(CpuStats {
-                time: time_string(now),
-                usage_nano_cores: ctx.state.cpu.observe(
-                    &format!("pod:{}", observed.uid),
-                    now,
-                    usage,
-                ),
-                usage_core_nano_seconds: Some(usage),
-            })
-        });
-    let memory = sandbox_stats
-        .and_then(|s| s.memory.as_ref())
-        .map(memory_of)
-        .or_else(|| {
-            ctx.cgroups
-                .memory(cgroup.as_deref()?)
-                .map(|m| memory_stats(m, None, now))
-        });
+    let cpu = cgroup.as_deref().and_then(|cg| {
+        let usage = ctx.cgroups.cpu_usage_ns(cg)?;
+        Some(CpuStats {
+            time: time_string(now),
+            usage_nano_cores: ctx
+                .state
+                .cpu
+                .observe(&format!("pod:{}", observed.uid), now, usage),
+            usage_core_nano_seconds: Some(usage),
+        })
+    });
+    let memory = cgroup
+        .as_deref()
+        .and_then(|cg| ctx.cgroups.memory(cg))
+        .map(|m| memory_stats(m, None, now));
+    // No pod cgroup (cgroupsPerQOS off): the sum of the containers'.
+    let cpu = cpu.or_else(|| sum_cpu(&containers, now));
+    let memory = memory.or_else(|| sum_memory(&containers, now));
     let mut stats = PodStats {
         pod_ref,
         start_time: time_string(sandbox.map(|s| s.created_at).unwrap_or(now)),
@@ -276,25 +258,139 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
     if ctx.only_cpu_and_memory {
         return stats;
     }
-    stats.network = sandbox_stats
-        .and_then(|s| s.network.as_ref())
-        .map(|n| NetworkStats {
-            time: sample_time(n.timestamp),
-            default: n
-                .default_interface
-                .as_ref()
-                .map(iface_of)
-                .unwrap_or_default(),
-            interfaces: n.interfaces.iter().map(iface_of).collect(),
+    if let Some(cg) = cgroup.as_deref() {
+        let running: Vec<&str> = observed
+            .containers
+            .iter()
+            .filter(|c| {
+                c.state == ContainerState::Running
+                    && Some(c.sandbox_id.as_str()) == sandbox.map(|s| s.id.as_str())
+            })
+            .map(|c| c.id.as_str())
+            .collect();
+        // As the runtime counts: the processes of the running containers.
+        let count: usize = running
+            .iter()
+            .filter_map(|id| container_cgroup(ctx.cgroups, cg, id))
+            .filter_map(|c| ctx.cgroups.procs(&c))
+            .map(|p| p.len())
+            .sum();
+        stats.process_stats = Some(ProcessStats {
+            process_count: Some(count as u64),
         });
-    stats.process_stats = sandbox_stats
-        .and_then(|s| s.process.as_ref())
-        .map(|p| ProcessStats {
-            process_count: value(&p.process_count),
-        });
+        // The network namespace is the sandbox's; any of the pod's processes is in it.
+        let pid = sandbox
+            .into_iter()
+            .map(|s| s.id.as_str())
+            .chain(running.iter().copied())
+            .filter_map(|id| container_cgroup(ctx.cgroups, cg, id))
+            .find_map(|c| ctx.cgroups.procs(&c)?.first().copied());
+        stats.network = pid.and_then(|pid| pod_network(pid, now));
+    }
     stats.volume_stats = volumes(&settings.root_dir, &observed.uid, now);
     stats.ephemeral_storage = Some(ephemeral(&stats, &settings.root_dir, now));
     stats
+}
+
+/// Sum of the containers' figures that are present; `None` when none is.
+fn sum_of(items: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    items.flatten().reduce(|a, b| a.saturating_add(b))
+}
+
+fn sum_cpu(containers: &[ContainerStats], now: i64) -> Option<CpuStats> {
+    let cpus: Vec<&CpuStats> = containers.iter().filter_map(|c| c.cpu.as_ref()).collect();
+    if cpus.is_empty() {
+        return None;
+    }
+    Some(CpuStats {
+        time: time_string(now),
+        usage_nano_cores: sum_of(cpus.iter().map(|c| c.usage_nano_cores)),
+        usage_core_nano_seconds: sum_of(cpus.iter().map(|c| c.usage_core_nano_seconds)),
+    })
+}
+
+fn sum_memory(containers: &[ContainerStats], now: i64) -> Option<MemoryStats> {
+    let mems: Vec<&MemoryStats> = containers
+        .iter()
+        .filter_map(|c| c.memory.as_ref())
+        .collect();
+    if mems.is_empty() {
+        return None;
+    }
+    Some(MemoryStats {
+        time: time_string(now),
+        available_bytes: None,
+        usage_bytes: sum_of(mems.iter().map(|m| m.usage_bytes)),
+        working_set_bytes: sum_of(mems.iter().map(|m| m.working_set_bytes)),
+        rss_bytes: sum_of(mems.iter().map(|m| m.rss_bytes)),
+        page_faults: sum_of(mems.iter().map(|m| m.page_faults)),
+        major_page_faults: sum_of(mems.iter().map(|m| m.major_page_faults)),
+    })
+}
+
+/// A container's cgroup under its pod's: runtimes name it after the container id
+/// (cgroupfs `<pod>/<id>`, systemd `<pod slice>/cri-containerd-<id>.scope`).
+fn container_cgroup(cgroups: &Cgroups, pod_cgroup: &str, id: &str) -> Option<String> {
+    [
+        format!("{pod_cgroup}/{id}"),
+        format!("{pod_cgroup}/cri-containerd-{id}.scope"),
+    ]
+    .into_iter()
+    .find(|c| cgroups.exists(c))
+}
+
+/// The pod's network usage, read from `/proc/<pid>/net/dev` of a process in its network
+/// namespace; none for a pod on the host network (as the runtime reports none there).
+fn pod_network(pid: u32, now: i64) -> Option<NetworkStats> {
+    let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    if std::fs::read_link("/proc/self/ns/net").ok().as_ref() == Some(&netns) {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    Some(network_from_net_dev(&text, now))
+}
+
+/// The interface upstream and the runtimes call the pod's default.
+const DEFAULT_INTERFACE: &str = "eth0";
+
+fn network_from_net_dev(text: &str, now: i64) -> NetworkStats {
+    let interfaces: Vec<InterfaceStats> = text
+        .lines()
+        .filter_map(|line| {
+            let (name, counters) = line.split_once(':')?;
+            let name = name.trim();
+            let n: Vec<u64> = counters
+                .split_whitespace()
+                .map(|v| v.parse().ok())
+                .collect::<Option<_>>()?;
+            if name == "lo" || n.len() < 11 {
+                return None;
+            }
+            Some(InterfaceStats {
+                name: name.to_string(),
+                rx_bytes: Some(n[0]),
+                rx_errors: Some(n[2]),
+                tx_bytes: Some(n[8]),
+                tx_errors: Some(n[10]),
+            })
+        })
+        .collect();
+    let default = interfaces
+        .iter()
+        .find(|i| i.name == DEFAULT_INTERFACE)
+        .cloned()
+        .unwrap_or_else(|| InterfaceStats {
+            name: DEFAULT_INTERFACE.into(),
+            rx_bytes: Some(0),
+            rx_errors: Some(0),
+            tx_bytes: Some(0),
+            tx_errors: Some(0),
+        });
+    NetworkStats {
+        time: time_string(now),
+        default,
+        interfaces,
+    }
 }
 
 /// Every volume directory of the pod: `<root>/pods/<uid>/volumes/<plugin>/<name>`.
@@ -346,5 +442,33 @@ fn ephemeral(stats: &PodStats, root_dir: &Path, now: i64) -> FsStats {
         inodes_free: vfs.map(|v| v.inodes_free),
         inodes: vfs.map(|v| v.inodes),
         inodes_used: Some(inodes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET_DEV: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    5406      41    1    0    0     0          0         0     1094      13    3    0    0     0       0          0
+";
+
+    #[test]
+    fn network_from_proc_net_dev() {
+        let n = network_from_net_dev(NET_DEV, 0);
+        assert_eq!(n.default.name, "eth0");
+        assert_eq!(n.default.rx_bytes, Some(5406));
+        assert_eq!(n.default.rx_errors, Some(1));
+        assert_eq!(n.default.tx_bytes, Some(1094));
+        assert_eq!(n.default.tx_errors, Some(3));
+        assert_eq!(n.interfaces, vec![n.default.clone()], "lo is left out");
+        // No eth0: zeros under the default name, as the runtime reports.
+        let none = network_from_net_dev("", 0);
+        assert_eq!(none.default.name, "eth0");
+        assert_eq!(none.default.rx_bytes, Some(0));
+        assert!(none.interfaces.is_empty());
     }
 }
