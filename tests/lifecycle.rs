@@ -1403,3 +1403,60 @@ async fn liveness_under_never_sleep_hooks_and_image_reasons() {
     lab.node.stop();
     lab.node.purge_runtime().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_startup_probe_gates_the_next_init_container_and_readiness_counts() {
+    let mut lab = Lab::new("lc-sidecarprobe");
+    // The sidecar is started only once its startup probe passes (after 3 s); then the
+    // next init container runs. Its readiness (a file main creates) gates the pod's Ready.
+    lab.write(
+        "gated",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  initContainers:\n{}{}  containers:\n{}",
+            container(
+                "side",
+                "echo side >> /marks/gated; sleep 3; touch /tmp/up; while true; do sleep 0.2; done",
+                "    restartPolicy: Always\n    startupProbe:\n      exec: {command: [cat, /tmp/up]}\n      periodSeconds: 1\n      failureThreshold: 30\n    readinessProbe:\n      exec: {command: [cat, /marks/side-ready]}\n      periodSeconds: 1\n"
+            ),
+            container("after", "echo after >> /marks/gated", ""),
+            container("main", "echo main >> /marks/gated; sleep 3600", ""),
+        ),
+    );
+    lab.start();
+    let side_started = eventually("sidecar process started", DEADLINE, || async {
+        lab.mark("gated").contains("side").then(Instant::now)
+    })
+    .await;
+    let after_ran = eventually("next init container ran", DEADLINE, || async {
+        lab.mark("gated").contains("after").then(Instant::now)
+    })
+    .await;
+    let gap = after_ran - side_started;
+    assert!(
+        gap >= Duration::from_millis(2500),
+        "the next init container ran {gap:?} after the sidecar's process; its startup probe passes after 3 s"
+    );
+    let s = lab
+        .wait_status("gated", "main running", |s| {
+            is_running(main_status(s, "main"))
+        })
+        .await;
+    assert_eq!(lab.mark("gated"), "side\nafter\nmain\n");
+    let side = cstatus(&s, "initContainerStatuses", "side");
+    assert_eq!(side["started"], true, "{s:#}");
+    assert_eq!(side["ready"], false, "{s:#}");
+    assert_eq!(condition(&s, "Ready")["status"], "False", "{s:#}");
+    assert_eq!(
+        condition(&s, "ContainersReady")["message"],
+        "containers with unready status: [side]"
+    );
+    std::fs::write(lab.marks.join("side-ready"), "ok").unwrap();
+    let s = lab
+        .wait_status("gated", "pod Ready", |s| {
+            condition(s, "Ready")["status"] == "True"
+        })
+        .await;
+    assert_eq!(cstatus(&s, "initContainerStatuses", "side")["ready"], true);
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
