@@ -365,12 +365,21 @@ fn hugetlb_writes(limits: &BTreeMap<i128, i128>, host_sizes: &[i128]) -> Vec<(St
     out
 }
 
-/// cgroup v2 cpu.weight from v1 shares (the runc/upstream conversion).
+/// cgroup v2 cpu.weight from v1 shares, with the conversion current runc and upstream's
+/// cgroup library use: a curve through the three fixed points 2 → 1, 1024 → 100 (the
+/// kernel default) and 262144 → 10000, rounded up. (The older linear mapping gave 1024
+/// shares a weight of 39, below an unconfigured cgroup.) 0 means unset: the default.
 fn shares_to_weight(shares: i64) -> i64 {
-    if shares <= 0 {
-        return 100;
+    match shares {
+        ..=0 => 100,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            10f64.powf(exponent).ceil() as i64
+        }
     }
-    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// rmdir a cgroup and its child cgroups, children first. Cgroup directories hold only
@@ -631,7 +640,7 @@ mod tests {
         );
         let unbounded = pod_limits(&pod_with(&[("cpu", "50m")], &[]), true, 100_000, -1);
         assert_eq!((unbounded.cpu_quota, unbounded.memory_bytes), (0, 0));
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(1024), 100);
     }
 
     fn container(name: &str, requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
@@ -774,10 +783,15 @@ mod tests {
 
     #[test]
     fn cgroup_v2_weights_from_shares() {
-        // runc's conversion: 2 → 1, 1024 → 39, 262144 → 10000.
+        // The fixed points of the conversion, and values between them.
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(1024), 100);
         assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(3), 2);
+        assert_eq!(shares_to_weight(51), 11);
+        assert_eq!(shares_to_weight(768), 80);
+        assert_eq!(shares_to_weight(2048), 174);
+        assert_eq!(shares_to_weight(0), 100, "unset");
     }
 
     #[test]
