@@ -68,6 +68,45 @@ async fn mirror_pods_follow_static_pods() {
         .id
         .clone();
 
+    // Events of a static pod: involvedObject is the pod by name with the static pod's
+    // UID (= the mirror annotation), as upstream; `kubectl describe` of the mirror pod
+    // finds them through that annotation.
+    let events = wait_for("static pod events", API_DEADLINE, logs, || async {
+        use k8s_openapi::api::core::v1::Event;
+        let lp =
+            kube::api::ListParams::default().fields(&format!("involvedObject.name={pod_name}"));
+        let list = Api::<Event>::namespaced(client.clone(), "default")
+            .list(&lp)
+            .await
+            .ok()?
+            .items;
+        list.iter()
+            .any(|e| e.reason.as_deref() == Some("Started"))
+            .then_some(list)
+    })
+    .await;
+    for e in &events {
+        let obj = &e.involved_object;
+        assert_eq!(obj.kind.as_deref(), Some("Pod"));
+        assert_eq!(obj.namespace.as_deref(), Some("default"));
+        assert_eq!(
+            obj.uid.as_deref(),
+            Some(ann["kubernetes.io/config.mirror"].as_str()),
+            "event {:?} refers to the static pod UID",
+            e.reason
+        );
+        assert_ne!(obj.uid, mirror.metadata.uid);
+    }
+    let (ok, out, err) = kubectl(
+        server.kubeconfig_path(),
+        &["describe", "pod", &pod_name],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Started") && out.contains("Started container main"),
+        "kubectl describe shows the static pod's events:\n{out}"
+    );
+
     // Deleted by hand: recreated (new UID); the static pod keeps running.
     let (ok, _, err) = kubectl(
         server.kubeconfig_path(),

@@ -194,6 +194,7 @@ pub static RESOURCES: &[ResourceDef] = &[
             &[
                 sub("status", "Pod", GET_PATCH_UPDATE),
                 sub("binding", "Binding", CREATE),
+                sub("ephemeralcontainers", "Pod", GET_PATCH_UPDATE),
                 sub_g("eviction", "Eviction", "policy", "v1", CREATE),
                 sub("log", "Pod", &["get"]),
                 sub("exec", "PodExecOptions", &["create", "get"]),
