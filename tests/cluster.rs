@@ -768,12 +768,16 @@ async fn pods_that_leave_the_node_or_vanish_are_stopped() {
     let (server, client, mut node) = cluster_with_node("cluster_leave").await;
     let name = node.name.clone();
     for pod in ["moved", "gone", "stays"] {
-        create_bound_pod(&client, &name, json!({
-            "metadata": {"name": pod, "namespace": "default"},
-            "spec": {"terminationGracePeriodSeconds": 1, "containers": [
-                {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
-            ]}
-        }))
+        create_bound_pod(
+            &client,
+            &name,
+            json!({
+                "metadata": {"name": pod, "namespace": "default"},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                    {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
+                ]}
+            }),
+        )
         .await;
     }
     for pod in ["moved", "gone", "stays"] {
@@ -814,23 +818,23 @@ async fn pods_that_leave_the_node_or_vanish_are_stopped() {
         || async {
             let left = node.sandboxes().await;
             left.iter()
-                .all(|s| {
-                    s.metadata
-                        .as_ref()
-                        .is_some_and(|m| m.name == "stays")
-                })
+                .all(|s| s.metadata.as_ref().is_some_and(|m| m.name == "stays"))
                 .then_some(())
         },
     )
     .await;
     assert_eq!(node.running("stays").await.len(), 1, "{}", logs());
     // The moved pod is another node's now: not deleted, its status not rewritten.
-    let moved = get_pod(&client, "default", "moved").await.expect("moved pod kept");
+    let moved = get_pod(&client, "default", "moved")
+        .await
+        .expect("moved pod kept");
     assert!(moved.metadata.deletion_timestamp.is_none());
     assert_eq!(phase(&moved), "Running");
     assert!(
-        !server.requests().iter().any(|r| r.method == "DELETE"
-            && r.path.ends_with("/pods/moved")),
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.ends_with("/pods/moved")),
         "the kubelet does not delete another node's pod"
     );
     node.stop();
@@ -846,12 +850,16 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
     let (server, client, mut node) = cluster_with_node("cluster_debug").await;
     let name = node.name.clone();
     let logs = || node.logs();
-    let pod = create_bound_pod(&client, &name, json!({
-        "metadata": {"name": "debuggee", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
-            {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
-        ]}
-    }))
+    let pod = create_bound_pod(
+        &client,
+        &name,
+        json!({
+            "metadata": {"name": "debuggee", "namespace": "default"},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
+            ]}
+        }),
+    )
     .await;
     let uid = pod.metadata.uid.clone().unwrap();
     let main = node.wait_running("debuggee", &["main"]).await["main"]
@@ -917,7 +925,12 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
         .collect();
     let debugger: Vec<_> = in_cri
         .iter()
-        .filter(|c| c.labels.get("io.kubernetes.container.name").map(String::as_str) == Some("debugger"))
+        .filter(|c| {
+            c.labels
+                .get("io.kubernetes.container.name")
+                .map(String::as_str)
+                == Some("debugger")
+        })
         .collect();
     assert_eq!(debugger.len(), 1, "{in_cri:?}");
     let main_sandbox = in_cri
@@ -941,7 +954,9 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
         .iter()
         .filter(|c| {
             c.labels.get("io.kubernetes.pod.uid") == Some(&uid)
-                && c.labels.get("io.kubernetes.container.name").map(String::as_str)
+                && c.labels
+                    .get("io.kubernetes.container.name")
+                    .map(String::as_str)
                     == Some("debugger")
         })
         .count();
@@ -949,7 +964,8 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
     assert_eq!(node.running("debuggee").await["main"].id, main);
 
     // The API rules: existing ones may not change, the main resource may not add any.
-    let change = json!({"spec": {"ephemeralContainers": [{"name": "debugger", "image": "alpine"}]}});
+    let change =
+        json!({"spec": {"ephemeralContainers": [{"name": "debugger", "image": "alpine"}]}});
     let err = pods
         .patch_subresource(
             "ephemeralcontainers",
@@ -962,9 +978,13 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
     assert!(err.to_string().contains("may not be changed"), "{err}");
     let sneak = json!({"spec": {"ephemeralContainers": [{"name": "other", "image": "busybox"}]}});
     assert!(
-        pods.patch("debuggee", &PatchParams::default(), &Patch::Strategic(&sneak))
-            .await
-            .is_err(),
+        pods.patch(
+            "debuggee",
+            &PatchParams::default(),
+            &Patch::Strategic(&sneak)
+        )
+        .await
+        .is_err(),
         "pod updates may not add ephemeral containers"
     );
 

@@ -215,14 +215,25 @@ async fn seed_deployment_pods_bound_by_the_scheduler_run() {
         (ok && out.contains("Hello folks")).then_some(out)
     })
     .await;
-    assert!(out.contains(&format!("Hello folks from {pod_name} at")), "{out}");
+    assert!(
+        out.contains(&format!("Hello folks from {pod_name} at")),
+        "{out}"
+    );
     // kubectl exec: the environment and the shared emptyDir, seen from nginx.
     let (ok, out, err) = kubectl(kc, &["exec", pod_name, "-c", "echo", "--", "env"]);
     assert!(ok, "kubectl exec: {err}\n{}", node.logs());
     assert!(out.lines().any(|l| l == "GREETING=Hello folks"), "{out}");
     let (ok, out, err) = kubectl(
         kc,
-        &["exec", pod_name, "-c", "nginx", "--", "cat", "/var/www/html/index.html"],
+        &[
+            "exec",
+            pod_name,
+            "-c",
+            "nginx",
+            "--",
+            "cat",
+            "/var/www/html/index.html",
+        ],
     );
     assert!(ok, "kubectl exec: {err}");
     assert!(out.contains("Hello folks from"), "{out}");
@@ -230,7 +241,14 @@ async fn seed_deployment_pods_bound_by_the_scheduler_run() {
     // kubectl delete: graceful, finished by the kubelet.
     let (ok, _, err) = kubectl(
         kc,
-        &["delete", "pod", names[0], names[1], "--wait=true", "--timeout=60s"],
+        &[
+            "delete",
+            "pod",
+            names[0],
+            names[1],
+            "--wait=true",
+            "--timeout=60s",
+        ],
     );
     assert!(ok, "kubectl delete: {err}\n{}", node.logs());
     for pod_name in names {
@@ -265,7 +283,11 @@ async fn verified_serving_cert(port: u16, ca_pem: &str) -> Result<Vec<u8>, Strin
         .connect(name, tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let certs = tls.get_ref().1.peer_certificates().ok_or("no certificate")?;
+    let certs = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no certificate")?;
     Ok(certs[0].to_vec())
 }
 

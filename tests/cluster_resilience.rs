@@ -97,10 +97,7 @@ async fn mirror_pods_follow_static_pods() {
         );
         assert_ne!(obj.uid, mirror.metadata.uid);
     }
-    let (ok, out, err) = kubectl(
-        server.kubeconfig_path(),
-        &["describe", "pod", &pod_name],
-    );
+    let (ok, out, err) = kubectl(server.kubeconfig_path(), &["describe", "pod", &pod_name]);
     assert!(ok, "{err}");
     assert!(
         out.contains("Started") && out.contains("Started container main"),

@@ -77,7 +77,9 @@ impl ServingCertManager {
 
     pub async fn run(self, cancel: CancellationToken) {
         if alt_names(&self.addresses).is_empty() {
-            tracing::warn!("serverTLSBootstrap: the node has no address to put in a serving certificate; none is requested");
+            tracing::warn!(
+                "serverTLSBootstrap: the node has no address to put in a serving certificate; none is requested"
+            );
             return;
         }
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -180,6 +182,9 @@ mod tests {
         }
         assert_eq!(sans.len(), 2, "{sans:?}");
         assert!(sans.iter().any(|s| s.contains("node-a")), "{sans:?}");
-        assert!(sans.contains(&"IPAddress(0a:00:00:05)".to_string()), "an IP SAN: {sans:?}");
+        assert!(
+            sans.contains(&"IPAddress(0a:00:00:05)".to_string()),
+            "an IP SAN: {sans:?}"
+        );
     }
 }

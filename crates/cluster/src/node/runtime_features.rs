@@ -20,7 +20,7 @@ pub fn from_status(status: &cri::StatusResponse) -> RuntimeFeatures {
         .runtime_handlers
         .iter()
         .map(|h| {
-            let f = h.features.clone().unwrap_or_default();
+            let f = h.features.unwrap_or_default();
             NodeRuntimeHandler {
                 name: Some(h.name.clone()),
                 features: Some(NodeRuntimeHandlerFeatures {
@@ -70,13 +70,14 @@ mod tests {
             (Some(true), Some(false))
         );
         assert_eq!(
-            r.handlers[1].features.clone().unwrap().recursive_read_only_mounts,
+            r.handlers[1]
+                .features
+                .clone()
+                .unwrap()
+                .recursive_read_only_mounts,
             Some(false)
         );
-        assert_eq!(
-            r.features.unwrap().supplemental_groups_policy,
-            Some(true)
-        );
+        assert_eq!(r.features.unwrap().supplemental_groups_policy, Some(true));
     }
 
     #[test]

@@ -146,9 +146,6 @@ mod tests {
         };
         let s = build(None, &facts, &t);
         assert_eq!(s.runtime_handlers.unwrap().len(), 1);
-        assert_eq!(
-            s.features.unwrap().supplemental_groups_policy,
-            Some(false)
-        );
+        assert_eq!(s.features.unwrap().supplemental_groups_policy, Some(false));
     }
 }

@@ -262,7 +262,10 @@ mod tests {
         };
         let t = terminal_status(&pod(0), status, &now());
         assert_eq!(t.phase.as_deref(), Some("Failed"));
-        assert_eq!(cond(&t, "Ready"), ("False".into(), Some("PodFailed".into())));
+        assert_eq!(
+            cond(&t, "Ready"),
+            ("False".into(), Some("PodFailed".into()))
+        );
 
         let status = PodStatus {
             phase: Some("Running".into()),

@@ -384,7 +384,12 @@ pub fn validate_ephemeral_update(old: &Value, new: &Value) -> Vec<Cause> {
         .unwrap_or_default();
     let spec = new.get("spec").cloned().unwrap_or(Value::Null);
     let new_list = get_array(&spec, "ephemeralContainers");
-    let name_of = |c: &Value| c.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name_of = |c: &Value| {
+        c.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     for o in &old_list {
         let name = name_of(o);
         match new_list.iter().find(|n| name_of(n) == name) {
@@ -446,7 +451,10 @@ pub fn validate_ephemeral_update(old: &Value, new: &Value) -> Vec<Cause> {
         }
         if c.get("resources")
             .and_then(Value::as_object)
-            .is_some_and(|r| r.values().any(|v| v.as_object().is_none_or(|o| !o.is_empty())))
+            .is_some_and(|r| {
+                r.values()
+                    .any(|v| v.as_object().is_none_or(|o| !o.is_empty()))
+            })
         {
             causes.push(Cause::new(
                 "FieldValueForbidden",
@@ -552,8 +560,14 @@ mod tests {
             "ephemeralContainers": [{"name": "dbg", "image": "busybox", "targetContainerName": "main"}]
         }));
         let new = apply_ephemeral_update(&old, &request);
-        assert_eq!(new["spec"]["containers"], old["spec"]["containers"], "only ephemeral containers change");
-        assert_eq!(new["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"], "File");
+        assert_eq!(
+            new["spec"]["containers"], old["spec"]["containers"],
+            "only ephemeral containers change"
+        );
+        assert_eq!(
+            new["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"],
+            "File"
+        );
         assert!(validate_ephemeral_update(&old, &new).is_empty());
 
         let reasons = |old: &Value, req: Value| -> Vec<String> {
@@ -565,17 +579,26 @@ mod tests {
         };
         let removed = reasons(&new, json!({"ephemeralContainers": []}));
         assert!(removed[0].contains("may not be removed"), "{removed:?}");
-        let changed = reasons(&new, json!({"ephemeralContainers": [{"name": "dbg", "image": "alpine", "targetContainerName": "main"}]}));
+        let changed = reasons(
+            &new,
+            json!({"ephemeralContainers": [{"name": "dbg", "image": "alpine", "targetContainerName": "main"}]}),
+        );
         assert!(changed[0].contains("may not be changed"), "{changed:?}");
-        let bad = reasons(&old, json!({"ephemeralContainers": [
-            {"name": "main", "image": "busybox"},
-            {"name": "probe", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}}},
-            {"name": "noimage"},
-            {"name": "t", "image": "busybox", "targetContainerName": "nope"}
-        ]}));
+        let bad = reasons(
+            &old,
+            json!({"ephemeralContainers": [
+                {"name": "main", "image": "busybox"},
+                {"name": "probe", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}}},
+                {"name": "noimage"},
+                {"name": "t", "image": "busybox", "targetContainerName": "nope"}
+            ]}),
+        );
         assert_eq!(bad.len(), 4, "{bad:?}");
         assert!(bad[0].contains("Duplicate value"), "{bad:?}");
-        assert!(bad[1].contains("cannot be set for an Ephemeral Container"), "{bad:?}");
+        assert!(
+            bad[1].contains("cannot be set for an Ephemeral Container"),
+            "{bad:?}"
+        );
         assert!(bad[2].contains("Required value"), "{bad:?}");
         assert!(bad[3].contains("Not found"), "{bad:?}");
     }
