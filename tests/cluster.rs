@@ -768,17 +768,7 @@ async fn pods_that_leave_the_node_or_vanish_are_stopped() {
     let (server, client, mut node) = cluster_with_node("cluster_leave").await;
     let name = node.name.clone();
     for pod in ["moved", "gone", "stays"] {
-        create_bound_pod(
-            &client,
-            &name,
-            json!({
-                "metadata": {"name": pod, "namespace": "default"},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [
-                    {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
-                ]}
-            }),
-        )
-        .await;
+        create_bound_pod(&client, &name, sleeper(pod)).await;
     }
     for pod in ["moved", "gone", "stays"] {
         node.wait_running(pod, &["main"]).await;

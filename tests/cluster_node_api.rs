@@ -39,11 +39,7 @@ async fn kubectl_logs_and_exec_and_webhook_auth() {
         ]}
     }))
     .await;
-    wait_for("pod Running", API_DEADLINE, logs, || async {
-        let p = get_pod(&client, "default", "talk").await?;
-        (phase(&p) == "Running").then_some(())
-    })
-    .await;
+    wait_phase(&client, "talk", "Running", logs).await;
     let kc = server.kubeconfig_path();
     let out = wait_for("kubectl logs", Duration::from_secs(30), logs, || async {
         let (ok, out, _) = kubectl(kc, &["logs", "talk"]);

@@ -161,16 +161,8 @@ async fn api_server_outage_keeps_pods_running_and_resyncs() {
     let name = node.name.clone();
     let log_file = node.log_path();
     let logs = move || std::fs::read_to_string(&log_file).unwrap_or_default();
-    create_bound_pod(&client, &name, json!({
-        "metadata": {"name": "api-pod", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}
-    }))
-    .await;
-    wait_for("API pod Running", API_DEADLINE, logs.clone(), || async {
-        let p = get_pod(&client, "default", "api-pod").await?;
-        (phase(&p) == "Running").then_some(())
-    })
-    .await;
+    create_bound_pod(&client, &name, sleeper("api-pod")).await;
+    wait_phase(&client, "api-pod", "Running", logs.clone()).await;
     let static_name = node.pod_name("static");
     let static_id = node.wait_running(&static_name, &["main"]).await["main"]
         .id
@@ -249,16 +241,8 @@ async fn pod_watch_relists_after_410_gone() {
     node.start_with(&[&kubeconfig_flag(&server)]);
     let name = node.name.clone();
     let logs = || node.logs();
-    create_bound_pod(&client, &name, json!({
-        "metadata": {"name": "first", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}
-    }))
-    .await;
-    wait_for("first pod Running", API_DEADLINE, logs, || async {
-        let p = get_pod(&client, "default", "first").await?;
-        (phase(&p) == "Running").then_some(())
-    })
-    .await;
+    create_bound_pod(&client, &name, sleeper("first")).await;
+    wait_phase(&client, "first", "Running", logs).await;
     let lists_before = pod_lists(&server);
     // While the kubelet is cut off, a pod is bound and the history forgotten: resuming
     // from its old resourceVersion gets 410 Gone, so it must list again.
@@ -272,16 +256,7 @@ async fn pod_watch_relists_after_410_gone() {
         .expect("create while offline");
     server.compact(None);
     server.go_online().await.expect("back online");
-    wait_for(
-        "second pod Running after the relist",
-        API_DEADLINE,
-        logs,
-        || async {
-            let p = get_pod(&client, "default", "second").await?;
-            (phase(&p) == "Running").then_some(())
-        },
-    )
-    .await;
+    wait_phase(&client, "second", "Running", logs).await;
     assert!(
         pod_lists(&server) > lists_before,
         "the kubelet listed pods again"

@@ -320,3 +320,32 @@ pub async fn cluster_with_node(test: &str) -> (Server, kube::Client, crate::supp
     let node = ready_node(test, &server, &client, &[]).await;
     (server, client, node)
 }
+
+/// A pod `default/<name>` with one busybox container `main` sleeping, stopped within 1 s.
+pub fn sleeper(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
+        ]}
+    })
+}
+
+/// Wait until pod `default/<name>` is in `phase`; returns it.
+pub async fn wait_phase(
+    client: &kube::Client,
+    name: &str,
+    phase_wanted: &str,
+    logs: impl Fn() -> String,
+) -> Pod {
+    wait_for(
+        &format!("pod {name} {phase_wanted}"),
+        API_DEADLINE,
+        logs,
+        || async {
+            let p = get_pod(client, "default", name).await?;
+            (phase(&p) == phase_wanted).then_some(p)
+        },
+    )
+    .await
+}
