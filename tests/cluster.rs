@@ -191,6 +191,7 @@ async fn registers_goes_ready_and_renews_its_lease() {
     assert_eq!(down.1, "KubeletNotReady");
     assert!(down.2.contains("container runtime is down"), "{}", down.2);
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,6 +237,7 @@ async fn adopts_an_existing_node() {
     assert_eq!(all.items.len(), 1);
     assert!(node.logs().contains("adopting"), "{}", node.logs());
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,6 +373,7 @@ async fn runs_bound_pods_reports_status_and_finishes_graceful_deletion() {
     );
     assert!(statuses.contains(&"Terminating"), "{statuses:?}");
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,6 +430,7 @@ async fn a_finished_pod_is_completed_and_not_run_again() {
         .unwrap();
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,6 +505,7 @@ async fn tls_bootstrap_gets_a_client_certificate() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(csrs.list(&Default::default()).await.unwrap().items.len(), 1);
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// The seed's set-up: `kubectl config set-cluster local --server localhost:8080` (no
@@ -560,6 +565,7 @@ async fn seed_insecure_kubeconfig_and_admission_rejection() {
     assert!(message.contains("enough resource: cpu"), "{message}");
     assert!(node.running("too-big").await.is_empty());
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,6 +633,7 @@ async fn client_certificate_rotates_before_expiry() {
     .await;
     assert!(node.logs().contains("client certificate rotated"));
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// Graceful deletion as upstream: the stopped pod's terminal status (phase, every
@@ -757,6 +764,7 @@ async fn graceful_deletion_reports_the_terminal_status_before_the_final_delete()
     )
     .await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// Pods that stop being this node's are stopped: one whose `spec.nodeName` changes
@@ -828,6 +836,7 @@ async fn pods_that_leave_the_node_or_vanish_are_stopped() {
         "the kubelet does not delete another node's pod"
     );
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// Ephemeral containers (`kubectl debug`): added through pods/ephemeralcontainers to a
@@ -1005,4 +1014,5 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
     let log = container_log(&node.logs_dir, "default", "debuggee", &uid, "kdebug");
     assert!(log.contains("from-kubectl-debug"), "{log}");
     node.stop();
+    node.purge_runtime().await;
 }

@@ -105,6 +105,7 @@ async fn kubectl_logs_and_exec_and_webhook_auth() {
         "{reviews:?}"
     );
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// The seed's "Fifth component: kubelet" with the scheduler emulated: the Deployment's
@@ -252,6 +253,7 @@ async fn seed_deployment_pods_bound_by_the_scheduler_run() {
     }
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// The certificate the HTTPS port on 127.0.0.1:`port` serves, verified against `ca_pem`
@@ -389,4 +391,5 @@ async fn server_tls_bootstrap_serves_a_cluster_signed_certificate() {
         .count();
     assert!(serving_csrs >= 2, "{serving_csrs}");
     node.stop();
+    node.purge_runtime().await;
 }

@@ -180,6 +180,7 @@ async fn config_maps_secrets_and_services_reach_the_container() {
         0
     );
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,6 +234,7 @@ async fn a_missing_config_map_is_an_error_until_it_exists() {
     )
     .await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,6 +311,7 @@ async fn service_account_tokens_are_projected() {
     })
     .await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,4 +363,5 @@ async fn projected_tokens_are_refreshed_at_eighty_percent_of_their_life() {
         0
     );
     node.stop();
+    node.purge_runtime().await;
 }

@@ -149,6 +149,7 @@ async fn mirror_pods_follow_static_pods() {
     .await;
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,6 +232,7 @@ async fn api_server_outage_keeps_pods_running_and_resyncs() {
     node.remove_manifest("static.yaml");
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +282,7 @@ async fn pod_watch_relists_after_410_gone() {
     .await;
     assert_eq!(node.wait_running("first", &["main"]).await.len(), 1);
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// How many LISTs of the node's pods the server answered.
