@@ -88,6 +88,7 @@ pub async fn connect(
                 .join(kubelet_cluster::bootstrap::CURRENT)
                 .exists())
         .then(|| flags.cert_dir.clone()),
+        serving_cert_dir: config.server_tls_bootstrap.then(|| flags.cert_dir.clone()),
     };
     tracing::info!(kubeconfig = %kubeconfig.display(), node = %node_name, "cluster mode: connecting to the API server");
     let cluster = Cluster::connect(settings, shutdown.clone())

@@ -196,6 +196,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     };
     start_node_api(
         reviewers,
+        cluster.as_ref().and_then(|c| c.serving_cert()),
         &flags,
         &config,
         &node_name,
@@ -374,6 +375,7 @@ fn spawn_runtime_probe(cri: CriClient, shutdown: CancellationToken) {
 #[allow(clippy::too_many_arguments)] // each argument is one component the API reads
 fn start_node_api(
     reviewers: kubelet_server::Reviewers,
+    serving: Option<Arc<kubelet_server::tls::ServingCert>>,
     flags: &kubelet_config::KubeletFlags,
     config: &kubelet_config::KubeletConfiguration,
     node_name: &str,
@@ -417,6 +419,7 @@ fn start_node_api(
             cert_dir: flags.cert_dir.clone(),
             min_version: config.tls_min_version.clone(),
             cipher_suites: config.tls_cipher_suites.clone(),
+            serving,
         },
         auth: kubelet_server::AuthSettings {
             anonymous: config.authentication.anonymous.enabled,

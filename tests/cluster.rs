@@ -118,7 +118,33 @@ async fn registers_goes_ready_and_renews_its_lease() {
         st.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port,
         10250
     );
-    assert!(!st.images.unwrap_or_default().is_empty(), "images reported");
+    assert!(
+        !st.images.clone().unwrap_or_default().is_empty(),
+        "images reported"
+    );
+    // runtimeHandlers and features exactly as the runtime's Status reports them (none
+    // from containerd 1.6, in which case upstream leaves both out too).
+    let cri_status = support::cri().status().await.expect("CRI Status");
+    let handlers: Vec<String> = st
+        .runtime_handlers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.name.unwrap_or_default())
+        .collect();
+    let expected: Vec<String> = cri_status
+        .runtime_handlers
+        .iter()
+        .map(|h| h.name.clone())
+        .collect();
+    assert_eq!(handlers, expected);
+    assert_eq!(
+        st.features
+            .clone()
+            .and_then(|f| f.supplemental_groups_policy),
+        cri_status.features.map(|f| f.supplemental_groups_policy)
+    );
+    assert!(st.volumes_in_use.is_none(), "no attachable volumes");
 
     // kubectl agrees.
     let (ok, out, err) = kubectl(server.kubeconfig_path(), &["get", "nodes", "--no-headers"]);
@@ -165,6 +191,7 @@ async fn registers_goes_ready_and_renews_its_lease() {
     assert_eq!(down.1, "KubeletNotReady");
     assert!(down.2.contains("container runtime is down"), "{}", down.2);
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,21 +237,14 @@ async fn adopts_an_existing_node() {
     assert_eq!(all.items.len(), 1);
     assert!(node.logs().contains("adopting"), "{}", node.logs());
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_bound_pods_reports_status_and_finishes_graceful_deletion() {
-    let server = api_server().await;
-    let client = client(&server).await;
-    let mut node = Node::new("cluster_pods");
-    node.start_with(&[&kubeconfig_flag(&server)]);
+    let (server, client, mut node) = cluster_with_node("cluster_pods").await;
     let name = node.name.clone();
     let logs = || node.logs();
-    wait_for("node Ready", API_DEADLINE, logs, || async {
-        let n = get_node(&client, &name).await?;
-        (ready_condition(&n)?.0 == "True").then_some(())
-    })
-    .await;
 
     let watch = KubectlWatch::start(
         server.kubeconfig_path(),
@@ -353,6 +373,7 @@ async fn runs_bound_pods_reports_status_and_finishes_graceful_deletion() {
     );
     assert!(statuses.contains(&"Terminating"), "{statuses:?}");
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,6 +430,7 @@ async fn a_finished_pod_is_completed_and_not_run_again() {
         .unwrap();
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,6 +505,7 @@ async fn tls_bootstrap_gets_a_client_certificate() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(csrs.list(&Default::default()).await.unwrap().items.len(), 1);
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// The seed's set-up: `kubectl config set-cluster local --server localhost:8080` (no
@@ -542,6 +565,7 @@ async fn seed_insecure_kubeconfig_and_admission_rejection() {
     assert!(message.contains("enough resource: cpu"), "{message}");
     assert!(node.running("too-big").await.is_empty());
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,4 +633,386 @@ async fn client_certificate_rotates_before_expiry() {
     .await;
     assert!(node.logs().contains("client certificate rotated"));
     node.stop();
+    node.purge_runtime().await;
+}
+
+/// Graceful deletion as upstream: the stopped pod's terminal status (phase, every
+/// container terminated with its exit code) reaches the API server before the final
+/// delete, so a watcher sees it in the last MODIFIED event before DELETED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_deletion_reports_the_terminal_status_before_the_final_delete() {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{WatchEvent, WatchParams};
+    let (server, client, mut node) = cluster_with_node("cluster_terminal").await;
+    let name = node.name.clone();
+    let logs = || node.logs();
+    // "polite" exits 0 on SIGTERM; "stubborn" (sleep as PID 1) ignores it and is killed.
+    let pod = create_bound_pod(&client, &name, json!({
+        "metadata": {"name": "ending", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 2, "containers": [
+            {"name": "polite", "image": "busybox", "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]},
+            {"name": "stubborn", "image": "busybox", "command": ["sleep", "3600"]}
+        ]}
+    }))
+    .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    wait_for("pod Running 2/2", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "ending").await?;
+        (running_containers(&p).len() == 2).then_some(())
+    })
+    .await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let current = pods.get("ending").await.unwrap();
+    let rv = current.metadata.resource_version.clone().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Pod)>::new()));
+    let watcher = {
+        let seen = seen.clone();
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            let wp = WatchParams::default().fields("metadata.name=ending");
+            let mut stream = pods.watch(&wp, &rv).await.expect("watch").boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let (kind, pod) = match event {
+                    WatchEvent::Added(p) => ("ADDED", p),
+                    WatchEvent::Modified(p) => ("MODIFIED", p),
+                    WatchEvent::Deleted(p) => ("DELETED", p),
+                    _ => continue,
+                };
+                let done = kind == "DELETED";
+                seen.lock().unwrap().push((kind.to_string(), pod));
+                if done {
+                    return;
+                }
+            }
+        })
+    };
+    pods.delete("ending", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), watcher)
+        .await
+        .unwrap_or_else(|_| panic!("no DELETED event\n{}", node.logs()))
+        .unwrap();
+    let events = seen.lock().unwrap().clone();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|(k, p)| format!("{k} {}", phase(p)))
+        .collect();
+    assert!(
+        kinds.last().is_some_and(|k| k.starts_with("DELETED")),
+        "{kinds:?}"
+    );
+    assert!(events.len() >= 2, "{kinds:?}\n{}", node.logs());
+    let (_, last) = &events[events.len() - 2];
+    let status = last.status.clone().unwrap();
+    assert!(
+        last.metadata.deletion_timestamp.is_some(),
+        "the terminal status is written while the pod is being deleted"
+    );
+    assert_eq!(
+        status.phase.as_deref(),
+        Some("Failed"),
+        "{kinds:?}\n{status:?}\n{}",
+        node.logs()
+    );
+    let exit = |c: &str| {
+        let cs = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|s| s.name == c)
+            .unwrap_or_else(|| panic!("{c} in {status:?}"));
+        assert!(!cs.ready, "{c} not ready");
+        let t = cs
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
+            .unwrap_or_else(|| panic!("{c} terminated in {status:?}"));
+        (t.exit_code, t.reason.unwrap_or_default())
+    };
+    assert_eq!(exit("polite"), (0, "Completed".to_string()));
+    assert_eq!(exit("stubborn").0, 137);
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("PodFailed"))
+    );
+    // The final delete came from the kubelet, with grace 0 and the UID precondition.
+    let deletes: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE" && r.path.ends_with("/pods/ending"))
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    support::eventually(
+        "containers of the deleted pod gone",
+        Duration::from_secs(30),
+        || async {
+            node.containers()
+                .await
+                .iter()
+                .all(|c| c.labels.get("io.kubernetes.pod.uid") != Some(&uid))
+                .then_some(())
+        },
+    )
+    .await;
+    node.stop();
+    node.purge_runtime().await;
+}
+
+/// Pods that stop being this node's are stopped: one whose `spec.nodeName` changes
+/// underneath (the node's watch sees it leave) and one removed at once (grace 0). Neither
+/// is touched in the API afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_leave_the_node_or_vanish_are_stopped() {
+    use test_apiserver::store::{Mutation, ObjKey};
+    let (server, client, mut node) = cluster_with_node("cluster_leave").await;
+    let name = node.name.clone();
+    for pod in ["moved", "gone", "stays"] {
+        create_bound_pod(&client, &name, sleeper(pod)).await;
+    }
+    for pod in ["moved", "gone", "stays"] {
+        node.wait_running(pod, &["main"]).await;
+    }
+    let logs = || node.logs();
+    // Bound elsewhere behind the kubelet's back (the store, bypassing validation).
+    server
+        .cluster()
+        .store
+        .mutate(&ObjKey::new("pods", "default", "moved"), |cur| {
+            let mut pod = (**cur.expect("pod moved")).clone();
+            pod["spec"]["nodeName"] = json!("another-node");
+            Ok(Mutation::Put(pod))
+        })
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "default")
+        .delete(
+            "gone",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for pod in ["moved", "gone"] {
+        support::eventually(
+            &format!("containers of {pod} stopped"),
+            Duration::from_secs(60),
+            || async { node.running(pod).await.is_empty().then_some(()) },
+        )
+        .await;
+    }
+    support::eventually(
+        "sandboxes of the pods that left removed",
+        Duration::from_secs(60),
+        || async {
+            let left = node.sandboxes().await;
+            left.iter()
+                .all(|s| s.metadata.as_ref().is_some_and(|m| m.name == "stays"))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(node.running("stays").await.len(), 1, "{}", logs());
+    // The moved pod is another node's now: not deleted, its status not rewritten.
+    let moved = get_pod(&client, "default", "moved")
+        .await
+        .expect("moved pod kept");
+    assert!(moved.metadata.deletion_timestamp.is_none());
+    assert_eq!(phase(&moved), "Running");
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.ends_with("/pods/moved")),
+        "the kubelet does not delete another node's pod"
+    );
+    node.stop();
+    node.purge_runtime().await;
+}
+
+/// Ephemeral containers (`kubectl debug`): added through pods/ephemeralcontainers to a
+/// running pod, started in it once, reported in ephemeralContainerStatuses, never
+/// restarted after they exit. The API keeps existing ones immutable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_containers_run_once_in_the_running_pod() {
+    use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+    use kube::api::{Patch, PatchParams};
+    let (server, client, mut node) = cluster_with_node("cluster_debug").await;
+    let name = node.name.clone();
+    let logs = || node.logs();
+    let pod = create_bound_pod(
+        &client,
+        &name,
+        json!({
+            "metadata": {"name": "debuggee", "namespace": "default"},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
+            ]}
+        }),
+    )
+    .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let main = node.wait_running("debuggee", &["main"]).await["main"]
+        .id
+        .clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // As kubectl debug does: a strategic merge patch of the subresource.
+    let patch = json!({"spec": {"ephemeralContainers": [{
+        "name": "debugger", "image": "busybox", "targetContainerName": "main",
+        "command": ["/bin/sh", "-c", "echo debugging $(hostname); sleep 2"]
+    }]}});
+    let patched = pods
+        .patch_subresource(
+            "ephemeralcontainers",
+            "debuggee",
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+        .expect("patch pods/ephemeralcontainers");
+    let added = &patched.spec.unwrap().ephemeral_containers.unwrap()[0];
+    assert_eq!(
+        added.termination_message_path.as_deref(),
+        Some("/dev/termination-log"),
+        "defaults applied"
+    );
+    let ephemeral = |p: &Pod, n: &str| -> Option<ContainerStatus> {
+        p.status
+            .as_ref()?
+            .ephemeral_container_statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == n)
+            .cloned()
+    };
+    let running = wait_for("debugger reported running", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "debuggee").await?;
+        let s = ephemeral(&p, "debugger")?;
+        s.state.as_ref()?.running.as_ref()?;
+        Some(s)
+    })
+    .await;
+    assert!(running.container_id.is_some());
+    let finished = wait_for("debugger terminated", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "debuggee").await?;
+        let s = ephemeral(&p, "debugger")?;
+        s.state.as_ref()?.terminated.as_ref()?;
+        Some(s)
+    })
+    .await;
+    assert_eq!(
+        finished.state.unwrap().terminated.unwrap().exit_code,
+        0,
+        "{}",
+        logs()
+    );
+    // It ran inside the pod (same sandbox, same hostname) and its output is logged.
+    let in_cri: Vec<_> = node
+        .containers()
+        .await
+        .into_iter()
+        .filter(|c| c.labels.get("io.kubernetes.pod.uid") == Some(&uid))
+        .collect();
+    let debugger: Vec<_> = in_cri
+        .iter()
+        .filter(|c| {
+            c.labels
+                .get("io.kubernetes.container.name")
+                .map(String::as_str)
+                == Some("debugger")
+        })
+        .collect();
+    assert_eq!(debugger.len(), 1, "{in_cri:?}");
+    let main_sandbox = in_cri
+        .iter()
+        .find(|c| c.id == main)
+        .map(|c| c.pod_sandbox_id.clone())
+        .unwrap();
+    assert_eq!(debugger[0].pod_sandbox_id, main_sandbox);
+    let log = container_log(&node.logs_dir, "default", "debuggee", &uid, "debugger");
+    assert!(log.contains("debugging debuggee"), "{log}");
+    // Never restarted: still one debugger container, the pod keeps running.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let p = get_pod(&client, "default", "debuggee").await.unwrap();
+    let s = ephemeral(&p, "debugger").unwrap();
+    assert_eq!(s.restart_count, 0);
+    assert!(s.state.unwrap().terminated.is_some());
+    assert_eq!(phase(&p), "Running");
+    let count = node
+        .containers()
+        .await
+        .iter()
+        .filter(|c| {
+            c.labels.get("io.kubernetes.pod.uid") == Some(&uid)
+                && c.labels
+                    .get("io.kubernetes.container.name")
+                    .map(String::as_str)
+                    == Some("debugger")
+        })
+        .count();
+    assert_eq!(count, 1, "the ephemeral container is not restarted");
+    assert_eq!(node.running("debuggee").await["main"].id, main);
+
+    // The API rules: existing ones may not change, the main resource may not add any.
+    let change =
+        json!({"spec": {"ephemeralContainers": [{"name": "debugger", "image": "alpine"}]}});
+    let err = pods
+        .patch_subresource(
+            "ephemeralcontainers",
+            "debuggee",
+            &PatchParams::default(),
+            &Patch::Strategic(&change),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("may not be changed"), "{err}");
+    let sneak = json!({"spec": {"ephemeralContainers": [{"name": "other", "image": "busybox"}]}});
+    assert!(
+        pods.patch(
+            "debuggee",
+            &PatchParams::default(),
+            &Patch::Strategic(&sneak)
+        )
+        .await
+        .is_err(),
+        "pod updates may not add ephemeral containers"
+    );
+
+    // kubectl debug itself (no attach): a second ephemeral container.
+    let (ok, out, err) = kubectl(
+        server.kubeconfig_path(),
+        &[
+            "debug",
+            "debuggee",
+            "--image=busybox",
+            "--container=kdebug",
+            "--profile=general",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo from-kubectl-debug",
+        ],
+    );
+    assert!(ok, "kubectl debug: {out}\n{err}");
+    let done = wait_for("kdebug terminated", API_DEADLINE, logs, || async {
+        let p = get_pod(&client, "default", "debuggee").await?;
+        let s = ephemeral(&p, "kdebug")?;
+        s.state.as_ref()?.terminated.as_ref()?;
+        Some(s)
+    })
+    .await;
+    assert_eq!(done.state.unwrap().terminated.unwrap().exit_code, 0);
+    let log = container_log(&node.logs_dir, "default", "debuggee", &uid, "kdebug");
+    assert!(log.contains("from-kubectl-debug"), "{log}");
+    node.stop();
+    node.purge_runtime().await;
 }

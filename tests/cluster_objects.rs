@@ -15,20 +15,6 @@ use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::Node;
-
-async fn ready_node(test: &str, server: &test_apiserver::Server, client: &kube::Client) -> Node {
-    let mut node = Node::new(test);
-    node.start_with(&[&kubeconfig_flag(server)]);
-    let name = node.name.clone();
-    let logs = || node.logs();
-    wait_for("node Ready", API_DEADLINE, logs, || async {
-        let n = get_node(client, &name).await?;
-        (ready_condition(&n)?.0 == "True").then_some(())
-    })
-    .await;
-    node
-}
 
 async fn create<K>(client: &kube::Client, ns: &str, obj: serde_json::Value)
 where
@@ -49,7 +35,7 @@ where
 async fn config_maps_secrets_and_services_reach_the_container() {
     let server = api_server().await;
     let client = client(&server).await;
-    let mut node = ready_node("cluster_config", &server, &client).await;
+    let mut node = ready_node("cluster_config", &server, &client, &[]).await;
     create::<ConfigMap>(
         &client,
         "default",
@@ -194,13 +180,14 @@ async fn config_maps_secrets_and_services_reach_the_container() {
         0
     );
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_config_map_is_an_error_until_it_exists() {
     let server = api_server().await;
     let client = client(&server).await;
-    let mut node = ready_node("cluster_missing_cm", &server, &client).await;
+    let mut node = ready_node("cluster_missing_cm", &server, &client, &[]).await;
     create_bound_pod(&client, &node.name, json!({
         "metadata": {"name": "waits", "namespace": "default"},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
@@ -247,13 +234,14 @@ async fn a_missing_config_map_is_an_error_until_it_exists() {
     )
     .await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_account_tokens_are_projected() {
     let server = api_server().await;
     let client = client(&server).await;
-    let mut node = ready_node("cluster_token", &server, &client).await;
+    let mut node = ready_node("cluster_token", &server, &client, &[]).await;
     let pod = create_bound_pod(&client, &node.name, json!({
         "metadata": {"name": "sa", "namespace": "default"},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
@@ -323,6 +311,7 @@ async fn service_account_tokens_are_projected() {
     })
     .await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +324,7 @@ async fn projected_tokens_are_refreshed_at_eighty_percent_of_their_life() {
         .max_token_seconds
         .store(10, std::sync::atomic::Ordering::SeqCst);
     let client = client(&server).await;
-    let mut node = ready_node("cluster_token_refresh", &server, &client).await;
+    let mut node = ready_node("cluster_token_refresh", &server, &client, &[]).await;
     let pod = create_bound_pod(&client, &node.name, json!({
         "metadata": {"name": "refresh", "namespace": "default"},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}],
@@ -374,4 +363,5 @@ async fn projected_tokens_are_refreshed_at_eighty_percent_of_their_life() {
         0
     );
     node.stop();
+    node.purge_runtime().await;
 }

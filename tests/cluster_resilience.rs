@@ -68,6 +68,42 @@ async fn mirror_pods_follow_static_pods() {
         .id
         .clone();
 
+    // Events of a static pod: involvedObject is the pod by name with the static pod's
+    // UID (= the mirror annotation), as upstream; `kubectl describe` of the mirror pod
+    // finds them through that annotation.
+    let events = wait_for("static pod events", API_DEADLINE, logs, || async {
+        use k8s_openapi::api::core::v1::Event;
+        let lp =
+            kube::api::ListParams::default().fields(&format!("involvedObject.name={pod_name}"));
+        let list = Api::<Event>::namespaced(client.clone(), "default")
+            .list(&lp)
+            .await
+            .ok()?
+            .items;
+        list.iter()
+            .any(|e| e.reason.as_deref() == Some("Started"))
+            .then_some(list)
+    })
+    .await;
+    for e in &events {
+        let obj = &e.involved_object;
+        assert_eq!(obj.kind.as_deref(), Some("Pod"));
+        assert_eq!(obj.namespace.as_deref(), Some("default"));
+        assert_eq!(
+            obj.uid.as_deref(),
+            Some(ann["kubernetes.io/config.mirror"].as_str()),
+            "event {:?} refers to the static pod UID",
+            e.reason
+        );
+        assert_ne!(obj.uid, mirror.metadata.uid);
+    }
+    let (ok, out, err) = kubectl(server.kubeconfig_path(), &["describe", "pod", &pod_name]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Started") && out.contains("Started container main"),
+        "kubectl describe shows the static pod's events:\n{out}"
+    );
+
     // Deleted by hand: recreated (new UID); the static pod keeps running.
     let (ok, _, err) = kubectl(
         server.kubeconfig_path(),
@@ -113,6 +149,7 @@ async fn mirror_pods_follow_static_pods() {
     .await;
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,16 +162,8 @@ async fn api_server_outage_keeps_pods_running_and_resyncs() {
     let name = node.name.clone();
     let log_file = node.log_path();
     let logs = move || std::fs::read_to_string(&log_file).unwrap_or_default();
-    create_bound_pod(&client, &name, json!({
-        "metadata": {"name": "api-pod", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}
-    }))
-    .await;
-    wait_for("API pod Running", API_DEADLINE, logs.clone(), || async {
-        let p = get_pod(&client, "default", "api-pod").await?;
-        (phase(&p) == "Running").then_some(())
-    })
-    .await;
+    create_bound_pod(&client, &name, sleeper("api-pod")).await;
+    wait_phase(&client, "api-pod", "Running", logs.clone()).await;
     let static_name = node.pod_name("static");
     let static_id = node.wait_running(&static_name, &["main"]).await["main"]
         .id
@@ -203,6 +232,7 @@ async fn api_server_outage_keeps_pods_running_and_resyncs() {
     node.remove_manifest("static.yaml");
     node.wait_no_sandboxes().await;
     node.stop();
+    node.purge_runtime().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,16 +243,8 @@ async fn pod_watch_relists_after_410_gone() {
     node.start_with(&[&kubeconfig_flag(&server)]);
     let name = node.name.clone();
     let logs = || node.logs();
-    create_bound_pod(&client, &name, json!({
-        "metadata": {"name": "first", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}
-    }))
-    .await;
-    wait_for("first pod Running", API_DEADLINE, logs, || async {
-        let p = get_pod(&client, "default", "first").await?;
-        (phase(&p) == "Running").then_some(())
-    })
-    .await;
+    create_bound_pod(&client, &name, sleeper("first")).await;
+    wait_phase(&client, "first", "Running", logs).await;
     let lists_before = pod_lists(&server);
     // While the kubelet is cut off, a pod is bound and the history forgotten: resuming
     // from its old resourceVersion gets 410 Gone, so it must list again.
@@ -236,16 +258,7 @@ async fn pod_watch_relists_after_410_gone() {
         .expect("create while offline");
     server.compact(None);
     server.go_online().await.expect("back online");
-    wait_for(
-        "second pod Running after the relist",
-        API_DEADLINE,
-        logs,
-        || async {
-            let p = get_pod(&client, "default", "second").await?;
-            (phase(&p) == "Running").then_some(())
-        },
-    )
-    .await;
+    wait_phase(&client, "second", "Running", logs).await;
     assert!(
         pod_lists(&server) > lists_before,
         "the kubelet listed pods again"
@@ -269,6 +282,7 @@ async fn pod_watch_relists_after_410_gone() {
     .await;
     assert_eq!(node.wait_running("first", &["main"]).await.len(), 1);
     node.stop();
+    node.purge_runtime().await;
 }
 
 /// How many LISTs of the node's pods the server answered.

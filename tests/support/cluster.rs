@@ -261,3 +261,91 @@ pub fn container_log(logs_dir: &Path, ns: &str, name: &str, uid: &str, container
     }
     out
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Flags that serve the node API on 127.0.0.1:`port` (the node's InternalIP) and trust
+/// the API server's kubelet-client certificate, so `kubectl logs/exec` through the API
+/// server reach the kubelet.
+pub fn node_api_flags(server: &Server, dir: &Path, port: u16) -> Vec<String> {
+    let ca = dir.join("apiserver-ca.crt");
+    std::fs::write(&ca, server.ca_pem()).expect("write the API server CA");
+    vec![
+        kubeconfig_flag(server),
+        "--enable-server=true".into(),
+        "--address=127.0.0.1".into(),
+        "--node-ip=127.0.0.1".into(),
+        format!("--port={port}"),
+        format!("--cert-dir={}", dir.join("pki").display()),
+        format!("--client-ca-file={}", ca.display()),
+    ]
+}
+
+/// Wait until Node `name` is Ready.
+pub async fn wait_node_ready(client: &kube::Client, name: &str, logs: impl Fn() -> String) {
+    wait_for("node Ready", API_DEADLINE, logs, || async {
+        let n = get_node(client, name).await?;
+        (ready_condition(&n)?.0 == "True").then_some(())
+    })
+    .await;
+}
+
+/// A kubelet (node `test`) joined to `server` with `extra` flags, once its Node is Ready.
+pub async fn ready_node(
+    test: &str,
+    server: &Server,
+    client: &kube::Client,
+    extra: &[&str],
+) -> crate::support::Node {
+    let mut node = crate::support::Node::new(test);
+    let mut flags = vec![kubeconfig_flag(server)];
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    node.start_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+    let name = node.name.clone();
+    wait_node_ready(client, &name, || node.logs()).await;
+    node
+}
+
+/// A test API server, its admin client, and a kubelet (node `test`) joined and Ready.
+pub async fn cluster_with_node(test: &str) -> (Server, kube::Client, crate::support::Node) {
+    let server = api_server().await;
+    let client = client(&server).await;
+    let node = ready_node(test, &server, &client, &[]).await;
+    (server, client, node)
+}
+
+/// A pod `default/<name>` with one busybox container `main` sleeping, stopped within 1 s.
+pub fn sleeper(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}
+        ]}
+    })
+}
+
+/// Wait until pod `default/<name>` is in `phase`; returns it.
+pub async fn wait_phase(
+    client: &kube::Client,
+    name: &str,
+    phase_wanted: &str,
+    logs: impl Fn() -> String,
+) -> Pod {
+    wait_for(
+        &format!("pod {name} {phase_wanted}"),
+        API_DEADLINE,
+        logs,
+        || async {
+            let p = get_pod(client, "default", name).await?;
+            (phase(&p) == phase_wanted).then_some(p)
+        },
+    )
+    .await
+}

@@ -98,7 +98,17 @@ fn cert_valid_now(pem: &[u8]) -> bool {
 
 /// The PEM CERTIFICATE REQUEST for the node's identity.
 pub fn request_pem(node_name: &str, key: &rcgen::KeyPair) -> Result<String, ClusterError> {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    node_request_pem(node_name, key, &[])
+}
+
+/// The node's CERTIFICATE REQUEST with subject alternative names (host names and IP
+/// addresses, as strings).
+pub fn node_request_pem(
+    node_name: &str,
+    key: &rcgen::KeyPair,
+    alt_names: &[String],
+) -> Result<String, ClusterError> {
+    let mut params = rcgen::CertificateParams::new(alt_names.to_vec()).map_err(err)?;
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::OrganizationName, "system:nodes");
     dn.push(
@@ -113,10 +123,29 @@ pub fn request_pem(node_name: &str, key: &rcgen::KeyPair) -> Result<String, Clus
         .map_err(err)
 }
 
-/// Create the CSR and wait until it is signed (or denied / failed).
+/// Create the client certificate CSR and wait until it is signed (or denied / failed).
 pub async fn request_certificate(
     client: &kube::Client,
     csr_pem: &str,
+    cancel: &CancellationToken,
+) -> Result<Vec<u8>, ClusterError> {
+    request_signed(
+        client,
+        csr_pem,
+        SIGNER,
+        &["digital signature", "client auth"],
+        cancel,
+    )
+    .await
+}
+
+/// Create a CSR for `signer` with `usages` and wait until it is signed (or denied /
+/// failed).
+pub async fn request_signed(
+    client: &kube::Client,
+    csr_pem: &str,
+    signer: &str,
+    usages: &[&str],
     cancel: &CancellationToken,
 ) -> Result<Vec<u8>, ClusterError> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
@@ -127,15 +156,15 @@ pub async fn request_certificate(
         },
         spec: CertificateSigningRequestSpec {
             request: ByteString(csr_pem.as_bytes().to_vec()),
-            signer_name: SIGNER.into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
+            signer_name: signer.into(),
+            usages: Some(usages.iter().map(|u| u.to_string()).collect()),
             ..Default::default()
         },
         status: None,
     };
     let created = api.create(&PostParams::default(), &csr).await?;
     let name = created.metadata.name.clone().unwrap_or_default();
-    tracing::info!(csr = %name, "waiting for the client certificate to be approved and issued");
+    tracing::info!(csr = %name, signer, "waiting for the certificate to be approved and issued");
     let stream = watcher(
         api,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
@@ -175,9 +204,20 @@ pub async fn request_certificate(
 /// Write `<cert-dir>/kubelet-client-<time>.pem` (certificate and key, 0600) and point
 /// `kubelet-client-current.pem` at it. Returns the link's path.
 pub fn store(cert_dir: &Path, cert_pem: &[u8], key_pem: &str) -> Result<PathBuf, ClusterError> {
+    store_pair(cert_dir, "kubelet-client", cert_pem, key_pem)
+}
+
+/// Write `<cert-dir>/<prefix>-<time>.pem` (certificate and key, 0600) and point
+/// `<prefix>-current.pem` at it. Returns the link's path.
+pub fn store_pair(
+    cert_dir: &Path,
+    prefix: &str,
+    cert_pem: &[u8],
+    key_pem: &str,
+) -> Result<PathBuf, ClusterError> {
     std::fs::create_dir_all(cert_dir).map_err(err)?;
     let stamp = chrono::Utc::now().format("%Y-%m-%d-%H-%M-%S");
-    let file = cert_dir.join(format!("kubelet-client-{stamp}.pem"));
+    let file = cert_dir.join(format!("{prefix}-{stamp}.pem"));
     let mut content = cert_pem.to_vec();
     if !content.ends_with(b"\n") {
         content.push(b'\n');
@@ -185,8 +225,9 @@ pub fn store(cert_dir: &Path, cert_pem: &[u8], key_pem: &str) -> Result<PathBuf,
     content.extend_from_slice(key_pem.as_bytes());
     std::fs::write(&file, &content).map_err(err)?;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    let link = cert_dir.join(CURRENT);
-    let tmp = cert_dir.join(format!("{CURRENT}.tmp"));
+    let current = format!("{prefix}-current.pem");
+    let link = cert_dir.join(&current);
+    let tmp = cert_dir.join(format!("{current}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&file, &tmp).map_err(err)?;
     std::fs::rename(&tmp, &link).map_err(err)?;

@@ -23,6 +23,7 @@ pub mod node;
 pub mod objects;
 pub mod pods;
 pub mod rotation;
+pub mod serving;
 pub mod time;
 pub mod webhook;
 
@@ -55,6 +56,9 @@ pub struct ClusterSettings {
     /// `rotateCertificates` with a bootstrapped certificate: the cert dir holding
     /// `kubelet-client-current.pem`.
     pub rotate_in: Option<PathBuf>,
+    /// `serverTLSBootstrap`: the serving certificate comes from a kubelet-serving CSR
+    /// and is kept in this cert dir.
+    pub serving_cert_dir: Option<PathBuf>,
 }
 
 /// What the cluster loops read from the rest of the kubelet.
@@ -77,6 +81,7 @@ pub struct Cluster {
     event_sender: events::EventSender,
     api_pods: watch::Sender<Arc<pods::ApiPods>>,
     rotation: Option<rotation::Rotation>,
+    serving: Option<Arc<kubelet_server::tls::ServingCert>>,
     cancel: CancellationToken,
 }
 
@@ -125,13 +130,17 @@ impl Cluster {
             settings.event_burst,
         );
         Ok(Cluster {
-            settings,
             client,
             objects,
             recorder: Arc::new(recorder),
             event_sender,
             api_pods: watch::Sender::new(Arc::new(pods::ApiPods::default())),
             rotation,
+            serving: settings
+                .serving_cert_dir
+                .as_ref()
+                .map(|_| Arc::new(kubelet_server::tls::ServingCert::default())),
+            settings,
             cancel,
         })
     }
@@ -146,6 +155,12 @@ impl Cluster {
 
     pub fn events(&self) -> Arc<dyn EventSink> {
         self.recorder.clone()
+    }
+
+    /// The serving certificate the node API must use (`serverTLSBootstrap`); empty
+    /// until the CSR is issued.
+    pub fn serving_cert(&self) -> Option<Arc<kubelet_server::tls::ServingCert>> {
+        self.serving.clone()
     }
 
     /// The webhook reviewers for the node API.
@@ -190,6 +205,19 @@ impl Cluster {
             registered,
         );
         tokio::spawn(mirrors.run(cancel.clone()));
+        if let (Some(slot), Some(dir)) = (self.serving, self.settings.serving_cert_dir.clone()) {
+            let manager = serving::ServingCertManager {
+                client: self.client.clone(),
+                node_name: self.settings.node.registration.node_name.clone(),
+                cert_dir: dir,
+                addresses: node::info::addresses(
+                    &self.settings.node.node_ips,
+                    &self.settings.node.registration.hostname,
+                ),
+                slot,
+            };
+            tokio::spawn(manager.run(cancel.clone()));
+        }
         if let Some(rotation) = self.rotation {
             tokio::spawn(rotation.run(cancel.clone()));
         }

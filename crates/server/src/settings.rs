@@ -55,6 +55,9 @@ pub struct TlsSettings {
     pub min_version: String,
     /// `tlsCipherSuites`: Go cipher suite names.
     pub cipher_suites: Vec<String>,
+    /// `serverTLSBootstrap` in cluster mode: the certificate issued through a CSR,
+    /// replaced when rotated (takes precedence over the files and the self-signed one).
+    pub serving: Option<std::sync::Arc<crate::tls::ServingCert>>,
 }
 
 #[derive(Debug, Clone)]

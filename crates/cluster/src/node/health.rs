@@ -9,6 +9,7 @@ use kubelet_core::runtime::model::{RuntimeSnapshot, now_ns};
 use tokio::sync::watch;
 
 use super::conditions::Readiness;
+use super::runtime_features::RuntimeFeatures;
 
 /// Upstream's PLEG relist threshold.
 const PLEG_THRESHOLD: Duration = Duration::from_secs(180);
@@ -18,6 +19,8 @@ pub struct HealthCheck {
     snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
     /// The runtime has answered a status check at least once.
     runtime_seen: bool,
+    /// Handlers and features from the runtime's last status answer.
+    features: RuntimeFeatures,
 }
 
 impl HealthCheck {
@@ -26,7 +29,13 @@ impl HealthCheck {
             cri,
             snapshots,
             runtime_seen: false,
+            features: RuntimeFeatures::default(),
         }
+    }
+
+    /// What the runtime said it supports at its last status check.
+    pub fn runtime_features(&self) -> RuntimeFeatures {
+        self.features.clone()
     }
 
     pub async fn readiness(&mut self) -> Readiness {
@@ -34,6 +43,7 @@ impl HealthCheck {
         match self.cri.status().await {
             Ok(status) => {
                 self.runtime_seen = true;
+                self.features = super::runtime_features::from_status(&status);
                 for c in status.status.iter().flat_map(|s| s.conditions.iter()) {
                     if c.status {
                         continue;

@@ -13,6 +13,7 @@ pub mod info;
 pub mod lease;
 pub mod quantity;
 pub mod register;
+pub mod runtime_features;
 pub mod status;
 
 use std::sync::Arc;
@@ -171,6 +172,7 @@ impl NodeManager {
             readiness,
             pressure,
             kubelet_port: self.settings.kubelet_port,
+            runtime: self.health.runtime_features(),
         }
     }
 

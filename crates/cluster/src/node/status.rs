@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::capacity::Resources;
 use super::conditions::{self, Pressure, Readiness};
+use super::runtime_features::RuntimeFeatures;
 
 /// Everything one status update reports.
 #[derive(Debug, Clone)]
@@ -19,6 +20,7 @@ pub struct NodeFacts {
     pub readiness: Readiness,
     pub pressure: Pressure,
     pub kubelet_port: i32,
+    pub runtime: RuntimeFeatures,
 }
 
 pub fn build(previous: Option<&NodeStatus>, facts: &NodeFacts, now: &Time) -> NodeStatus {
@@ -42,9 +44,16 @@ pub fn build(previous: Option<&NodeStatus>, facts: &NodeFacts, now: &Time) -> No
         }),
         node_info: Some(facts.info.clone()),
         images: Some(facts.images.clone()),
-        // Fields the kubelet does not own are kept.
+        runtime_handlers: (!facts.runtime.handlers.is_empty())
+            .then(|| facts.runtime.handlers.clone()),
+        features: facts.runtime.features.clone(),
+        // Upstream lists only attachable or device-mountable volumes (CSI, iSCSI, ...)
+        // in volumesInUse; every volume this kubelet mounts (emptyDir, hostPath,
+        // configMap, secret, projected, downwardAPI) is neither, so the list is empty.
+        volumes_in_use: None,
+        // Fields the kubelet does not own are kept (volumesAttached is the attach/detach
+        // controller's).
         volumes_attached: previous.and_then(|s| s.volumes_attached.clone()),
-        volumes_in_use: previous.and_then(|s| s.volumes_in_use.clone()),
         config: previous.and_then(|s| s.config.clone()),
         ..Default::default()
     }
@@ -81,6 +90,7 @@ mod tests {
             readiness: Readiness::default(),
             pressure: Pressure::default(),
             kubelet_port: 10250,
+            runtime: RuntimeFeatures::default(),
         };
         let t1 = Time(Timestamp::from_second(1).unwrap());
         let t2 = Time(Timestamp::from_second(2).unwrap());
@@ -99,5 +109,43 @@ mod tests {
             .push("container runtime is down".into());
         let c = build(Some(&a), &not_ready, &t2);
         assert!(!same_but_heartbeats(&a, &c));
+    }
+
+    #[test]
+    fn runtime_handlers_features_and_volumes() {
+        use k8s_openapi::api::core::v1::{NodeFeatures, NodeRuntimeHandler};
+        let mut facts = NodeFacts {
+            resources: Resources {
+                capacity: Default::default(),
+                allocatable: Default::default(),
+            },
+            addresses: vec![],
+            info: Default::default(),
+            images: vec![],
+            readiness: Readiness::default(),
+            pressure: Pressure::default(),
+            kubelet_port: 10250,
+            runtime: RuntimeFeatures::default(),
+        };
+        let t = Time(Timestamp::from_second(1).unwrap());
+        let previous = NodeStatus {
+            volumes_in_use: Some(vec!["kubernetes.io/csi/x".into()]),
+            ..Default::default()
+        };
+        let s = build(Some(&previous), &facts, &t);
+        assert!(s.runtime_handlers.is_none() && s.features.is_none());
+        assert!(s.volumes_in_use.is_none(), "no attachable volumes in use");
+        facts.runtime = RuntimeFeatures {
+            handlers: vec![NodeRuntimeHandler {
+                name: Some(String::new()),
+                features: None,
+            }],
+            features: Some(NodeFeatures {
+                supplemental_groups_policy: Some(false),
+            }),
+        };
+        let s = build(None, &facts, &t);
+        assert_eq!(s.runtime_handlers.unwrap().len(), 1);
+        assert_eq!(s.features.unwrap().supplemental_groups_policy, Some(false));
     }
 }

@@ -6,6 +6,7 @@ pub mod merge_patch;
 pub mod mirror;
 pub mod source;
 pub mod status_manager;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use kubelet_core::status::store::StatusStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiPods, is_static, merge_patch};
+use super::{ApiPods, is_static, merge_patch, terminal};
 use crate::backoff::Backoff;
 use crate::error::{ClusterError, with_timeout};
 
@@ -112,7 +112,16 @@ impl StatusManager {
             let Some(ours) = pod.status.as_ref() else {
                 continue;
             };
-            let desired = merged(target.status.as_ref(), ours);
+            let mut desired = merged(target.status.as_ref(), ours);
+            // The worker of a pod deleted through the API leaves the status its stopped
+            // containers ended with: that is the pod's last status, sent terminal before
+            // the final delete.
+            if pod.metadata.deletion_timestamp.is_some()
+                && target.metadata.deletion_timestamp.is_some()
+                && !is_static(&pod)
+            {
+                desired = final_api_status(&target, desired);
+            }
             let rv = target.metadata.resource_version.clone().unwrap_or_default();
             if self
                 .sent
@@ -160,18 +169,48 @@ impl StatusManager {
         Ok(())
     }
 
-    /// Final delete (grace 0, UID precondition) of deleted pods whose termination ended.
+    /// Final delete (grace 0, UID precondition) of deleted pods whose termination ended,
+    /// once the API has their terminal status (upstream canBeDeleted).
     async fn finish_deletions(&mut self, api: &ApiPods) -> usize {
         let terminated = self.terminated.borrow().clone();
         self.deleted.retain(|uid| terminated.contains(uid));
+        self.forget_gone_statuses(api);
         let mut failures = 0;
         for uid in terminated.difference(&self.deleted.clone()) {
             let Some(pod) = api.pods.get(uid) else {
                 self.deleted.insert(uid.clone());
+                self.statuses.remove(uid);
                 continue;
             };
             if pod.metadata.deletion_timestamp.is_none() {
                 continue;
+            }
+            let sent_terminal = self
+                .sent
+                .get(uid)
+                .is_some_and(|(_, s)| terminal::is_terminal(Some(s)));
+            if !sent_terminal && !terminal::is_terminal(pod.status.as_ref()) {
+                // No terminal status from the worker (nothing ran, or a restart lost it):
+                // the server's status made terminal.
+                let ours = self
+                    .statuses
+                    .get(uid)
+                    .and_then(|p| p.status.clone())
+                    .unwrap_or_else(|| pod.status.clone().unwrap_or_default());
+                let desired = final_api_status(pod, merged(pod.status.as_ref(), &ours));
+                match self.patch(pod, &desired).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {
+                        self.deleted.insert(uid.clone());
+                        self.statuses.remove(uid);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %super::full_name(pod), error = %e, "failed to update the terminal pod status; will retry");
+                        failures += 1;
+                        continue;
+                    }
+                }
             }
             let pods: Api<Pod> = Api::namespaced(
                 self.client.clone(),
@@ -190,9 +229,11 @@ impl StatusManager {
                 Ok(_) => {
                     tracing::info!(pod = %super::full_name(pod), "pod terminated; deleted from the API server");
                     self.deleted.insert(uid.clone());
+                    self.statuses.remove(uid);
                 }
                 Err(e) if e.is_not_found() || e.is_conflict() => {
                     self.deleted.insert(uid.clone());
+                    self.statuses.remove(uid);
                 }
                 Err(e) => {
                     tracing::warn!(pod = %name, error = %e, "final delete failed; will retry");
@@ -202,6 +243,31 @@ impl StatusManager {
         }
         failures
     }
+
+    /// The final status a worker keeps for a pod deleted through the API is dropped once
+    /// the API no longer has the pod (deleted by someone else, e.g. with grace 0).
+    fn forget_gone_statuses(&self, api: &ApiPods) {
+        for pod in self.statuses.list() {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_some()
+                && !is_static(&pod)
+                && !api.pods.contains_key(uid)
+            {
+                self.statuses.remove(uid);
+            }
+        }
+    }
+}
+
+/// The terminal status of a deleted API pod (see [`terminal`]), keeping the pod's IPs.
+fn final_api_status(pod: &Pod, desired: PodStatus) -> PodStatus {
+    let server = pod.status.as_ref();
+    let mut status = terminal::terminal_status(pod, desired, &crate::time::now());
+    if status.pod_ip.is_none() {
+        status.pod_ip = server.and_then(|s| s.pod_ip.clone());
+        status.pod_ips = server.and_then(|s| s.pod_ips.clone());
+    }
+    status
 }
 
 /// The API pod a status goes to: the pod itself, or the mirror pod of a static pod.

@@ -888,6 +888,11 @@ impl PodWorker {
         let grace = grace_override
             .unwrap_or_else(|| crate::runtime::labels::termination_grace_seconds(pod));
         let mut delay = Duration::from_millis(500);
+        // A pod deleted through the API ends with the status its stopped containers left
+        // (exit codes); the cluster status manager sends it before the final delete and
+        // then drops it.
+        let api_deleted = final_status.is_none() && pod.metadata.deletion_timestamp.is_some();
+        let mut stopped_status = None;
         loop {
             let snapshot = self.snapshots.borrow_and_update().clone();
             let observed = snapshot.pod(&self.uid).cloned();
@@ -895,6 +900,9 @@ impl PodWorker {
                 tracing::info!(pod = %pod_ref(pod), grace_seconds = grace, "terminating pod");
                 self.probes.stop_all();
                 self.stop_all(pod, o, grace).await;
+                if api_deleted && stopped_status.is_none() {
+                    stopped_status = Some(self.stopped_status(pod).await);
+                }
                 let mut failed = false;
                 for sb in &o.sandboxes {
                     if let Err(err) = self.ctx.cri.remove_pod_sandbox(&sb.id).await
@@ -929,13 +937,32 @@ impl PodWorker {
             break;
         }
         self.cleanup(pod);
-        match final_status {
-            Some(status) => self.ctx.statuses.set(pod, (*status).clone()),
-            None => self.ctx.statuses.remove(&self.uid),
+        match (final_status, stopped_status) {
+            (Some(status), _) => self.ctx.statuses.set(pod, (*status).clone()),
+            (None, Some(status)) => self.ctx.statuses.set(pod, status),
+            (None, None) => self.ctx.statuses.remove(&self.uid),
         }
         self.ctx.relist.request();
         tracing::info!(pod = %pod_ref(pod), "pod removed");
         true
+    }
+
+    /// The status after the containers were stopped, from a relist started after the stop.
+    async fn stopped_status(&mut self, pod: &Pod) -> k8s_openapi::api::core::v1::PodStatus {
+        let stopped_at = now_ns();
+        self.ctx.relist.request();
+        let _ = tokio::time::timeout(
+            SETTLE_TIMEOUT,
+            self.snapshots.wait_for(|s| s.taken_at_ns >= stopped_at),
+        )
+        .await;
+        let snapshot = self.snapshots.borrow_and_update().clone();
+        status::compute(
+            pod,
+            snapshot.pod(&self.uid).map(|p| p.as_ref()),
+            &self.notes,
+            &self.ctx.container.host_ips,
+        )
     }
 
     fn cleanup(&self, pod: &Pod) {

@@ -3,6 +3,7 @@
 //! requested (never required) when a client CA is configured.
 
 mod ciphers;
+mod dynamic;
 mod selfsigned;
 mod verifier;
 
@@ -15,6 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
 
 pub use ciphers::{cipher_suites, protocol_versions};
+pub use dynamic::ServingCert;
 pub use selfsigned::{CERT_FILE, KEY_FILE, ensure_self_signed};
 pub use verifier::RequestClientCert;
 
@@ -67,6 +69,18 @@ pub fn server_config(
     node_name: &str,
     client_ca: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, ServerError> {
+    if let Some(serving) = &tls.serving {
+        let builder = tls_builder(tls)?;
+        let builder = match client_ca {
+            Some(inner) => {
+                builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(inner)))
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(serving.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        return Ok(Arc::new(config));
+    }
     let (cert_path, key_path) = match (&tls.cert_file, &tls.key_file) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         (None, None) => ensure_self_signed(&tls.cert_dir, node_name)?,
@@ -78,11 +92,7 @@ pub fn server_config(
     };
     let certs = read_certs(&cert_path)?;
     let key = read_key(&key_path)?;
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites = cipher_suites(&tls.cipher_suites)?;
-    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(protocol_versions(&tls.min_version)?)
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let builder = tls_builder(tls)?;
     let builder = match client_ca {
         Some(inner) => builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(inner))),
         None => builder.with_no_client_auth(),
@@ -93,4 +103,15 @@ pub fn server_config(
     // Upgraded streams (SPDY, WebSocket) need HTTP/1.1.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The config builder with the configured protocol versions and cipher suites.
+fn tls_builder(
+    tls: &TlsSettings,
+) -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, ServerError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = cipher_suites(&tls.cipher_suites)?;
+    ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(protocol_versions(&tls.min_version)?)
+        .map_err(|e| ServerError::Tls(e.to_string()))
 }

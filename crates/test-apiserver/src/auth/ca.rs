@@ -58,6 +58,18 @@ fn validity(params: &mut CertificateParams, lifetime: Duration) {
         now + time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2));
 }
 
+/// Validity of a certificate issued for a CSR: backdated for clock skew like the
+/// controller-manager's signer (5 minutes), but never by more than a tenth of the
+/// lifetime, so a short-lived certificate's rotation point (70-90% of its life) stays in
+/// the future.
+fn csr_validity(params: &mut CertificateParams, lifetime: Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    let backdate = lifetime.min(Duration::from_secs(3000)) / 10;
+    params.not_before = now - time::Duration::milliseconds(backdate.as_millis() as i64);
+    params.not_after =
+        now + time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2));
+}
+
 fn serial() -> rcgen::SerialNumber {
     let mut b = super::random_bytes::<16>();
     b[0] &= 0x7f;
@@ -165,7 +177,7 @@ impl TestCa {
         lifetime: Duration,
     ) -> Result<String, CaError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
-        validity(&mut csr.params, lifetime);
+        csr_validity(&mut csr.params, lifetime);
         csr.params.serial_number = Some(serial());
         csr.params.is_ca = IsCa::ExplicitNoCa;
         csr.params.use_authority_key_identifier_extension = true;

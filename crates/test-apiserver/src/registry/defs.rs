@@ -139,251 +139,68 @@ const fn def(
     }
 }
 
+/// One table row: `group version Kind plural singular namespaced [short names] verbs
+/// [subresources]`, then overrides of the other fields (`categories`,
+/// `delete_returns_object`, `storage`).
+macro_rules! resource {
+    ($group:literal $version:literal $kind:literal $plural:literal $singular:literal
+     $namespaced:literal [$($short:literal),*] $verbs:ident [$($sub:expr),* $(,)?]
+     $(, $field:ident: $value:expr)* $(,)?) => {
+        ResourceDef {
+            $($field: $value,)*
+            ..def($group, $version, $kind, $plural, $singular, $namespaced,
+                  &[$($short),*], $verbs, &[$($sub),*])
+        }
+    };
+}
+
 /// Every served resource.
 pub static RESOURCES: &[ResourceDef] = &[
-    ResourceDef {
-        delete_returns_object: true,
-        ..def(
-            "",
-            "v1",
-            "Namespace",
-            "namespaces",
-            "namespace",
-            false,
-            &["ns"],
-            CRUD,
-            &[
-                sub("status", "Namespace", GET_PATCH_UPDATE),
-                sub("finalize", "Namespace", &["update"]),
-            ],
-        )
-    },
-    ResourceDef {
-        delete_returns_object: true,
-        ..def(
-            "",
-            "v1",
-            "Node",
-            "nodes",
-            "node",
-            false,
-            &["no"],
-            CRUD,
-            &[
-                sub("status", "Node", GET_PATCH_UPDATE),
-                sub(
-                    "proxy",
-                    "NodeProxyOptions",
-                    &["create", "delete", "get", "patch", "update"],
-                ),
-            ],
-        )
-    },
-    ResourceDef {
-        categories: &["all"],
-        delete_returns_object: true,
-        ..def(
-            "",
-            "v1",
-            "Pod",
-            "pods",
-            "pod",
-            true,
-            &["po"],
-            CRUD,
-            &[
-                sub("status", "Pod", GET_PATCH_UPDATE),
-                sub("binding", "Binding", CREATE),
-                sub_g("eviction", "Eviction", "policy", "v1", CREATE),
-                sub("log", "Pod", &["get"]),
-                sub("exec", "PodExecOptions", &["create", "get"]),
-                sub("attach", "PodAttachOptions", &["create", "get"]),
-                sub("portforward", "PodPortForwardOptions", &["create", "get"]),
-            ],
-        )
-    },
-    def(
-        "",
-        "v1",
-        "Binding",
-        "bindings",
-        "binding",
-        true,
-        &[],
-        CREATE,
-        &[],
-    ),
-    def(
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        "configmap",
-        true,
-        &["cm"],
-        CRUD,
-        &[],
-    ),
-    def(
-        "",
-        "v1",
-        "Secret",
-        "secrets",
-        "secret",
-        true,
-        &[],
-        CRUD,
-        &[],
-    ),
-    ResourceDef {
-        categories: &["all"],
-        delete_returns_object: true,
-        ..def(
-            "",
-            "v1",
-            "Service",
-            "services",
-            "service",
-            true,
-            &["svc"],
-            CRUD,
-            &[sub("status", "Service", GET_PATCH_UPDATE)],
-        )
-    },
-    def(
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        "serviceaccount",
-        true,
-        &["sa"],
-        CRUD,
-        &[sub_g(
-            "token",
-            "TokenRequest",
-            "authentication.k8s.io",
-            "v1",
-            CREATE,
-        )],
-    ),
-    def(
-        "",
-        "v1",
-        "Event",
-        "events",
-        "event",
-        true,
-        &["ev"],
-        CRUD,
-        &[],
-    ),
-    ResourceDef {
-        storage: "events",
-        ..def(
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
-            "event",
-            true,
-            &["ev"],
-            CRUD,
-            &[],
-        )
-    },
-    def(
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        "lease",
-        true,
-        &[],
-        CRUD,
-        &[],
-    ),
-    def(
-        "certificates.k8s.io",
-        "v1",
-        "CertificateSigningRequest",
-        "certificatesigningrequests",
-        "certificatesigningrequest",
-        false,
-        &["csr"],
-        CRUD,
-        &[
-            sub_g(
-                "approval",
-                "CertificateSigningRequest",
-                "certificates.k8s.io",
-                "v1",
-                GET_PATCH_UPDATE,
-            ),
-            sub_g(
-                "status",
-                "CertificateSigningRequest",
-                "certificates.k8s.io",
-                "v1",
-                GET_PATCH_UPDATE,
-            ),
-        ],
-    ),
-    def(
-        "authentication.k8s.io",
-        "v1",
-        "TokenReview",
-        "tokenreviews",
-        "tokenreview",
-        false,
-        &[],
-        CREATE,
-        &[],
-    ),
-    def(
-        "authentication.k8s.io",
-        "v1",
-        "SelfSubjectReview",
-        "selfsubjectreviews",
-        "selfsubjectreview",
-        false,
-        &[],
-        CREATE,
-        &[],
-    ),
-    def(
-        "authorization.k8s.io",
-        "v1",
-        "SubjectAccessReview",
-        "subjectaccessreviews",
-        "subjectaccessreview",
-        false,
-        &[],
-        CREATE,
-        &[],
-    ),
-    def(
-        "authorization.k8s.io",
-        "v1",
-        "SelfSubjectAccessReview",
-        "selfsubjectaccessreviews",
-        "selfsubjectaccessreview",
-        false,
-        &[],
-        CREATE,
-        &[],
-    ),
-    def(
-        "authorization.k8s.io",
-        "v1",
-        "LocalSubjectAccessReview",
-        "localsubjectaccessreviews",
-        "localsubjectaccessreview",
-        true,
-        &[],
-        CREATE,
-        &[],
-    ),
+    resource!("" "v1" "Namespace" "namespaces" "namespace" false ["ns"] CRUD [
+        sub("status", "Namespace", GET_PATCH_UPDATE),
+        sub("finalize", "Namespace", &["update"]),
+    ], delete_returns_object: true),
+    resource!("" "v1" "Node" "nodes" "node" false ["no"] CRUD [
+        sub("status", "Node", GET_PATCH_UPDATE),
+        sub("proxy", "NodeProxyOptions", &["create", "delete", "get", "patch", "update"]),
+    ], delete_returns_object: true),
+    resource!("" "v1" "Pod" "pods" "pod" true ["po"] CRUD [
+        sub("status", "Pod", GET_PATCH_UPDATE),
+        sub("binding", "Binding", CREATE),
+        sub("ephemeralcontainers", "Pod", GET_PATCH_UPDATE),
+        sub_g("eviction", "Eviction", "policy", "v1", CREATE),
+        sub("log", "Pod", &["get"]),
+        sub("exec", "PodExecOptions", &["create", "get"]),
+        sub("attach", "PodAttachOptions", &["create", "get"]),
+        sub("portforward", "PodPortForwardOptions", &["create", "get"]),
+    ], categories: &["all"], delete_returns_object: true),
+    resource!("" "v1" "Binding" "bindings" "binding" true [] CREATE []),
+    resource!("" "v1" "ConfigMap" "configmaps" "configmap" true ["cm"] CRUD []),
+    resource!("" "v1" "Secret" "secrets" "secret" true [] CRUD []),
+    resource!("" "v1" "Service" "services" "service" true ["svc"] CRUD [
+        sub("status", "Service", GET_PATCH_UPDATE),
+    ], categories: &["all"], delete_returns_object: true),
+    resource!("" "v1" "ServiceAccount" "serviceaccounts" "serviceaccount" true ["sa"] CRUD [
+        sub_g("token", "TokenRequest", "authentication.k8s.io", "v1", CREATE),
+    ]),
+    resource!("" "v1" "Event" "events" "event" true ["ev"] CRUD []),
+    resource!("events.k8s.io" "v1" "Event" "events" "event" true ["ev"] CRUD [],
+        storage: "events"),
+    resource!("coordination.k8s.io" "v1" "Lease" "leases" "lease" true [] CRUD []),
+    resource!("certificates.k8s.io" "v1" "CertificateSigningRequest"
+        "certificatesigningrequests" "certificatesigningrequest" false ["csr"] CRUD [
+        sub_g("approval", "CertificateSigningRequest", "certificates.k8s.io", "v1", GET_PATCH_UPDATE),
+        sub_g("status", "CertificateSigningRequest", "certificates.k8s.io", "v1", GET_PATCH_UPDATE),
+    ]),
+    resource!("authentication.k8s.io" "v1" "TokenReview" "tokenreviews" "tokenreview" false [] CREATE []),
+    resource!("authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews"
+        "selfsubjectreview" false [] CREATE []),
+    resource!("authorization.k8s.io" "v1" "SubjectAccessReview" "subjectaccessreviews"
+        "subjectaccessreview" false [] CREATE []),
+    resource!("authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews"
+        "selfsubjectaccessreview" false [] CREATE []),
+    resource!("authorization.k8s.io" "v1" "LocalSubjectAccessReview" "localsubjectaccessreviews"
+        "localsubjectaccessreview" true [] CREATE []),
 ];
 
 /// The served API groups with their (single) version, in discovery order.

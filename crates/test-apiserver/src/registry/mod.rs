@@ -177,6 +177,7 @@ pub fn prepare_update(
             }
             n
         }
+        ("Pod", Some("ephemeralcontainers")) => pod::apply_ephemeral_update(old, &new),
         ("Namespace", Some("finalize")) => {
             let mut n = old.clone();
             let fins = meta::path(&new, "spec.finalizers")
@@ -225,6 +226,9 @@ pub fn prepare_update(
     match (def.kind, sub) {
         ("Pod", None) => causes.extend(pod::validate_spec_update(old, &new)),
         ("Pod", Some("status")) => causes.extend(pod::validate_status_update(old, &new)),
+        ("Pod", Some("ephemeralcontainers")) => {
+            causes.extend(pod::validate_ephemeral_update(old, &new))
+        }
         _ => {}
     }
     if meta::is_deleting(old) {

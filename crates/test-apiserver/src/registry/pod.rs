@@ -343,6 +343,140 @@ pub fn is_mirror(pod: &Value) -> bool {
         .is_some()
 }
 
+/// pods/ephemeralcontainers update (upstream ephemeralContainersStrategy): only
+/// `spec.ephemeralContainers` is taken from the request; the rest of the pod is the
+/// stored one. New ephemeral containers get the container defaults.
+pub fn apply_ephemeral_update(old: &Value, new: &Value) -> Value {
+    let mut pod = old.clone();
+    let list = meta::path(new, "spec.ephemeralContainers")
+        .cloned()
+        .unwrap_or(json!([]));
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("ephemeralContainers".into(), list);
+        if let Some(Value::Array(cs)) = spec.get_mut("ephemeralContainers") {
+            for c in cs {
+                default_container(c);
+            }
+        }
+    }
+    pod
+}
+
+/// Fields an ephemeral container may not set (upstream validateEphemeralContainers).
+const EPHEMERAL_FORBIDDEN: &[&str] = &[
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "resizePolicy",
+    "restartPolicy",
+];
+
+/// Validation of a pods/ephemeralcontainers update: existing ephemeral containers stay
+/// as they are; new ones have a unique name, an image, a valid target and none of the
+/// fields ephemeral containers cannot have.
+pub fn validate_ephemeral_update(old: &Value, new: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let old_list = meta::path(old, "spec.ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let spec = new.get("spec").cloned().unwrap_or(Value::Null);
+    let new_list = get_array(&spec, "ephemeralContainers");
+    let name_of = |c: &Value| {
+        c.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    for o in &old_list {
+        let name = name_of(o);
+        match new_list.iter().find(|n| name_of(n) == name) {
+            None => causes.push(Cause::new(
+                "FieldValueForbidden",
+                "spec.ephemeralContainers",
+                format!("Forbidden: existing ephemeral containers \"{name}\" may not be removed"),
+            )),
+            Some(n) if n != o => causes.push(Cause::new(
+                "FieldValueForbidden",
+                "spec.ephemeralContainers",
+                format!("Forbidden: existing ephemeral containers \"{name}\" may not be changed"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let regular: Vec<String> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|l| get_array(&spec, l).iter().map(name_of))
+        .collect();
+    let mut seen = regular.clone();
+    for (i, c) in new_list.iter().enumerate() {
+        let base = format!("spec.ephemeralContainers[{i}]");
+        let name = name_of(c);
+        if old_list.iter().any(|o| name_of(o) == name) {
+            seen.push(name);
+            continue;
+        }
+        if let Some(cause) = check_name(NameRule::Label, &name, &format!("{base}.name")) {
+            causes.push(cause);
+        } else if seen.contains(&name) {
+            causes.push(Cause::new(
+                "FieldValueDuplicate",
+                &format!("{base}.name"),
+                format!("Duplicate value: \"{name}\""),
+            ));
+        }
+        seen.push(name);
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .is_empty()
+        {
+            causes.push(Cause::new(
+                "FieldValueRequired",
+                &format!("{base}.image"),
+                "Required value",
+            ));
+        }
+        for f in EPHEMERAL_FORBIDDEN {
+            if c.get(*f).is_some_and(|v| !v.is_null()) {
+                causes.push(Cause::new(
+                    "FieldValueForbidden",
+                    &format!("{base}.{f}"),
+                    "Forbidden: cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        if c.get("resources")
+            .and_then(Value::as_object)
+            .is_some_and(|r| {
+                r.values()
+                    .any(|v| v.as_object().is_none_or(|o| !o.is_empty()))
+            })
+        {
+            causes.push(Cause::new(
+                "FieldValueForbidden",
+                &format!("{base}.resources"),
+                "Forbidden: cannot be set for an Ephemeral Container",
+            ));
+        }
+        let target = c
+            .get("targetContainerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !target.is_empty() && !regular.iter().any(|r| r == target) {
+            causes.push(Cause::new(
+                "FieldValueNotFound",
+                &format!("{base}.targetContainerName"),
+                format!("Not found: \"{target}\""),
+            ));
+        }
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,5 +547,59 @@ mod tests {
             0,
             "terminated pods go at once"
         );
+    }
+
+    #[test]
+    fn ephemeral_containers_are_added_only() {
+        let old = pod(json!({
+            "containers": [{"name": "main", "image": "busybox"}],
+            "restartPolicy": "Always"
+        }));
+        let request = pod(json!({
+            "containers": [{"name": "changed", "image": "x"}],
+            "ephemeralContainers": [{"name": "dbg", "image": "busybox", "targetContainerName": "main"}]
+        }));
+        let new = apply_ephemeral_update(&old, &request);
+        assert_eq!(
+            new["spec"]["containers"], old["spec"]["containers"],
+            "only ephemeral containers change"
+        );
+        assert_eq!(
+            new["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"],
+            "File"
+        );
+        assert!(validate_ephemeral_update(&old, &new).is_empty());
+
+        let reasons = |old: &Value, req: Value| -> Vec<String> {
+            let new = apply_ephemeral_update(old, &pod(req));
+            validate_ephemeral_update(old, &new)
+                .into_iter()
+                .map(|c| c.message)
+                .collect()
+        };
+        let removed = reasons(&new, json!({"ephemeralContainers": []}));
+        assert!(removed[0].contains("may not be removed"), "{removed:?}");
+        let changed = reasons(
+            &new,
+            json!({"ephemeralContainers": [{"name": "dbg", "image": "alpine", "targetContainerName": "main"}]}),
+        );
+        assert!(changed[0].contains("may not be changed"), "{changed:?}");
+        let bad = reasons(
+            &old,
+            json!({"ephemeralContainers": [
+                {"name": "main", "image": "busybox"},
+                {"name": "probe", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}}},
+                {"name": "noimage"},
+                {"name": "t", "image": "busybox", "targetContainerName": "nope"}
+            ]}),
+        );
+        assert_eq!(bad.len(), 4, "{bad:?}");
+        assert!(bad[0].contains("Duplicate value"), "{bad:?}");
+        assert!(
+            bad[1].contains("cannot be set for an Ephemeral Container"),
+            "{bad:?}"
+        );
+        assert!(bad[2].contains("Required value"), "{bad:?}");
+        assert!(bad[3].contains("Not found"), "{bad:?}");
     }
 }
