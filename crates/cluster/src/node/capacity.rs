@@ -3,11 +3,9 @@
 //! eviction thresholds (memory.available, nodefs.available), as upstream's container
 //! manager does.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kubelet_core::cm::quantity as q;
+use kubelet_core::cm::node::NodeAllocatable;
+use std::collections::BTreeMap;
 
 use super::quantity;
 
@@ -27,107 +25,44 @@ pub struct Reservations {
     pub eviction_hard: BTreeMap<String, String>,
 }
 
-/// Facts read from the machine.
-#[derive(Debug, Clone, Default)]
-pub struct Machine {
-    pub cores: u64,
-    pub memory_bytes: u64,
-    /// Capacity of the filesystem holding the kubelet root dir.
-    pub ephemeral_bytes: u64,
-    /// (page size in KiB, pages).
-    pub hugepages: Vec<(u64, u64)>,
+/// Facts read from the machine: the same reading the pod admission, the downward API
+/// and memory-backed volumes use, so the Node reports exactly what the kubelet enforces.
+pub use kubelet_core::cm::node::Machine;
+
+/// Hugepage resource name for a page size in bytes (`hugepages-2Mi`, `hugepages-1Gi`).
+pub fn hugepage_name(page_bytes: i128) -> String {
+    kubelet_core::cm::node::hugepage_resource_name(page_bytes)
 }
 
-impl Machine {
-    pub fn read(root_dir: &Path) -> Machine {
-        let info = kubelet_server::machine::collect(&kubelet_server::machine::Roots::default(), "");
-        let ephemeral = kubelet_server::machine::statvfs(root_dir)
-            .or_else(|| kubelet_server::machine::statvfs(Path::new("/")))
-            .map(|v| v.capacity)
-            .unwrap_or(0);
-        Machine {
-            cores: info.num_cores as u64,
-            memory_bytes: info.memory_capacity,
-            ephemeral_bytes: ephemeral,
-            hugepages: info
-                .hugepages
-                .iter()
-                .map(|h| (h.page_size, h.num_pages))
-                .collect(),
-        }
-    }
+fn bytes(value: i128) -> Quantity {
+    quantity::bytes(value.max(0) as u64)
 }
 
-fn reserved(maps: &[&BTreeMap<String, String>], key: &str, milli: bool) -> i128 {
-    maps.iter()
-        .filter_map(|m| m.get(key))
-        .filter_map(|v| {
-            if milli {
-                q::parse_milli(v).ok()
-            } else {
-                q::parse_value(v).ok()
-            }
-        })
-        .sum()
-}
-
-/// A threshold (`100Mi` or `10%`) in bytes of `total`.
-fn threshold(value: Option<&String>, total: u64) -> i128 {
-    match value {
-        Some(v) => match v.strip_suffix('%') {
-            Some(p) => p
-                .parse::<f64>()
-                .map(|p| (total as f64 * p / 100.0) as i128)
-                .unwrap_or(0),
-            None => q::parse_value(v).unwrap_or(0),
-        },
-        None => 0,
-    }
-}
-
-/// Hugepage resource name for a page size in KiB (`hugepages-2Mi`, `hugepages-1Gi`).
-pub fn hugepage_name(page_kib: u64) -> String {
-    format!("hugepages-{}", quantity::bytes(page_kib * 1024).0)
-}
-
+/// Capacity from the machine; allocatable as computed by kubelet-core's
+/// [`NodeAllocatable`] (reservations, hard eviction thresholds, huge pages).
 pub fn compute(m: &Machine, r: &Reservations) -> Resources {
-    let reservations = [&r.system_reserved, &r.kube_reserved];
+    let alloc = NodeAllocatable::compute(m, &r.system_reserved, &r.kube_reserved, &r.eviction_hard);
     let mut capacity = BTreeMap::new();
     let mut allocatable = BTreeMap::new();
-    let cpu_milli = i128::from(m.cores) * 1000;
-    capacity.insert("cpu".to_string(), quantity::cpu_milli(cpu_milli));
-    allocatable.insert(
-        "cpu".to_string(),
-        quantity::cpu_milli(cpu_milli - reserved(&reservations, "cpu", true)),
-    );
-    let hugepages_total: u64 = m.hugepages.iter().map(|(kib, n)| kib * 1024 * n).sum();
-    capacity.insert("memory".to_string(), quantity::bytes(m.memory_bytes));
-    let mem_alloc = i128::from(m.memory_bytes)
-        - reserved(&reservations, "memory", false)
-        - threshold(r.eviction_hard.get("memory.available"), m.memory_bytes)
-        - i128::from(hugepages_total);
-    allocatable.insert(
-        "memory".to_string(),
-        quantity::bytes(mem_alloc.max(0) as u64),
-    );
+    capacity.insert("cpu".to_string(), quantity::cpu_milli(m.cpu_cores * 1000));
+    allocatable.insert("cpu".to_string(), quantity::cpu_milli(alloc.cpu_milli));
+    capacity.insert("memory".to_string(), bytes(m.memory_bytes));
+    allocatable.insert("memory".to_string(), bytes(alloc.memory_bytes));
     capacity.insert("pods".to_string(), quantity::count(r.max_pods));
     allocatable.insert("pods".to_string(), quantity::count(r.max_pods));
     capacity.insert(
         "ephemeral-storage".to_string(),
-        quantity::bytes(m.ephemeral_bytes),
+        bytes(m.ephemeral_storage_bytes),
     );
-    let eph_alloc = i128::from(m.ephemeral_bytes)
-        - reserved(&reservations, "ephemeral-storage", false)
-        - threshold(r.eviction_hard.get("nodefs.available"), m.ephemeral_bytes);
     allocatable.insert(
         "ephemeral-storage".to_string(),
-        quantity::bytes(eph_alloc.max(0) as u64),
+        bytes(alloc.ephemeral_storage_bytes),
     );
-    for (kib, pages) in &m.hugepages {
-        let name = hugepage_name(*kib);
-        let total = quantity::bytes(kib * 1024 * pages);
-        capacity.insert(name.clone(), total.clone());
-        allocatable.insert(name, total);
+    for h in &m.hugepages {
+        let name = hugepage_name(h.page_bytes);
+        capacity.insert(name.clone(), bytes(h.page_bytes * h.pages));
+        let free = alloc.hugepages.get(&h.page_bytes).copied().unwrap_or(0);
+        allocatable.insert(name, bytes(free));
     }
     Resources {
         capacity,
@@ -138,14 +73,25 @@ pub fn compute(m: &Machine, r: &Reservations) -> Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubelet_core::cm::node::HugePages;
+    use std::path::Path;
 
     #[test]
     fn allocatable_subtracts_reservations_and_thresholds() {
         let m = Machine {
-            cores: 8,
+            cpu_cores: 8,
             memory_bytes: 32 << 30,
-            ephemeral_bytes: 100 << 30,
-            hugepages: vec![(2048, 0), (1048576, 1)],
+            ephemeral_storage_bytes: 100 << 30,
+            hugepages: vec![
+                HugePages {
+                    page_bytes: 2 << 20,
+                    pages: 0,
+                },
+                HugePages {
+                    page_bytes: 1 << 30,
+                    pages: 1,
+                },
+            ],
         };
         let r = Reservations {
             max_pods: 110,
@@ -167,7 +113,9 @@ mod tests {
         assert_eq!(res.capacity["hugepages-2Mi"].0, "0");
         assert_eq!(res.capacity["hugepages-1Gi"].0, "1Gi");
         assert_eq!(res.capacity["ephemeral-storage"].0, "100Gi");
-        assert_eq!(res.allocatable["ephemeral-storage"].0, "90Gi");
+        // 10% is a single-precision fraction upstream (0.1f32 = 0.10000000149...), so
+        // the threshold is 10737418400 bytes and allocatable not quite 90Gi.
+        assert_eq!(res.allocatable["ephemeral-storage"].0, "96636764000");
     }
 
     #[test]
