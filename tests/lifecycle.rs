@@ -1233,7 +1233,7 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
             ),
         ),
     );
-    // An exec probe slower than its timeout fails, however it ends.
+    // An exec probe slower than its timeout fails, however it ends. Each run leaves a mark.
     lab.write(
         "slowprobe",
         &format!(
@@ -1241,7 +1241,7 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
             container(
                 "main",
                 "while true; do sleep 1; done",
-                "    readinessProbe:\n      exec: {command: [sleep, \"3\"]}\n      timeoutSeconds: 1\n      periodSeconds: 1\n"
+                "    readinessProbe:\n      exec: {command: [sh, -c, \"echo run >> /marks/slowprobe; sleep 3\"]}\n      timeoutSeconds: 1\n      periodSeconds: 1\n"
             ),
         ),
     );
@@ -1291,12 +1291,14 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
         took >= 5.0,
         "ready {took} s after the start: initial delay 4 s, then 3 probes 1 s apart"
     );
-    // The slow probe would have passed (sleep exits 0 after 3 s) without its timeout.
-    let slow = lab
-        .wait_status("slowprobe", "running", |s| {
-            is_running(main_status(s, "main"))
-        })
-        .await;
+    // The slow probe would have passed (sleep exits 0 after 3 s) without its timeout: once
+    // two runs have ended (a third began), the container would show ready.
+    eventually("the slow probe ran 3 times", DEADLINE, || async {
+        (lab.mark("slowprobe").lines().count() >= 3).then_some(())
+    })
+    .await;
+    let slow = lab.wait_status("slowprobe", "status", |_| true).await;
+    assert!(is_running(main_status(&slow, "main")), "{slow:#}");
     assert_eq!(main_status(&slow, "main")["ready"], false, "{slow:#}");
     assert_eq!(main_status(&slow, "main")["restartCount"], 0);
     lab.node.stop();
