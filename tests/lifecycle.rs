@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kubelet_core::runtime::labels;
 use serde_json::Value;
@@ -60,6 +60,37 @@ impl Lab {
 
     fn mark(&self, file: &str) -> String {
         std::fs::read_to_string(self.marks.join(file)).unwrap_or_default()
+    }
+
+    /// Wait until the marks file `file` reads `want`: a container's status can show it
+    /// running a moment before its first command has written anything.
+    async fn wait_mark(&self, file: &str, want: &str) {
+        let started = Instant::now();
+        loop {
+            let have = self.mark(file);
+            if have == want {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "marks/{file} is {have:?}, expected {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How long ago `file` in the marks dir was last written (its mtime): when a container
+    /// did something, independent of how late the test's polling noticed it.
+    fn mark_age(&self, file: &str) -> Option<Duration> {
+        let written = std::fs::metadata(self.marks.join(file))
+            .ok()?
+            .modified()
+            .ok()?;
+        Some(
+            SystemTime::now()
+                .duration_since(written)
+                .unwrap_or_default(),
+        )
     }
 
     /// The pod's status from `/pods`, if it is listed.
@@ -206,7 +237,7 @@ async fn init_containers_run_in_order_and_report_progress() {
             phase(s) == "Running" && is_running(main_status(s, "main"))
         })
         .await;
-    assert_eq!(lab.mark("order"), "first\nsecond\nmain\n");
+    lab.wait_mark("order", "first\nsecond\nmain\n").await;
     for name in ["first", "second"] {
         let c = cstatus(&s, "initContainerStatuses", name);
         assert_eq!(c["state"]["terminated"]["reason"], "Completed", "{c:#}");
@@ -244,7 +275,7 @@ async fn init_containers_run_in_order_and_report_progress() {
         main_status(&s, "main")["lastState"]["terminated"]["exitCode"],
         137
     );
-    assert_eq!(lab.mark("order"), "first\nsecond\nmain\nmain\n");
+    lab.wait_mark("order", "first\nsecond\nmain\nmain\n").await;
     lab.node.remove_manifest("init.yaml");
     lab.node.wait_no_sandboxes().await;
     lab.node.stop();
@@ -509,7 +540,7 @@ async fn failed_liveness_restarts_the_container_within_the_probe_grace_period() 
     let last = &main_status(&s, "main")["lastState"]["terminated"];
     assert_eq!(last["exitCode"], 137, "{s:#}");
     assert_eq!(last["reason"], "Error");
-    assert_eq!(lab.mark("live"), "start\nstart\n");
+    lab.wait_mark("live", "start\nstart\n").await;
     assert!(
         lab.node.logs().contains("failed liveness probe"),
         "the kill reason is logged"
@@ -1079,7 +1110,7 @@ async fn pre_stop_runs_from_the_annotations_when_the_manifest_is_gone() {
             container(
                 "main",
                 "echo started >> /marks/orphan; while true; do sleep 0.2; done",
-                "    lifecycle:\n      preStop:\n        exec: {command: [sh, -c, \"echo prestop >> /marks/orphan; sleep 2; echo prestop-done >> /marks/orphan\"]}\n"
+                "    lifecycle:\n      preStop:\n        exec: {command: [sh, -c, \"touch /marks/orphan-hook; echo prestop >> /marks/orphan; sleep 2; echo prestop-done >> /marks/orphan\"]}\n"
             ),
         ),
     );
@@ -1107,8 +1138,8 @@ async fn pre_stop_runs_from_the_annotations_when_the_manifest_is_gone() {
     lab.node.stop();
     lab.node.remove_manifest("orphan.yaml");
     lab.node.start();
-    let hook_started = eventually("preStop hook ran", DEADLINE, || async {
-        lab.mark("orphan").contains("prestop").then(Instant::now)
+    eventually("preStop hook ran", DEADLINE, || async {
+        lab.mark("orphan").contains("prestop").then_some(())
     })
     .await;
     eventually("orphan removed", DEADLINE, || async {
@@ -1118,7 +1149,7 @@ async fn pre_stop_runs_from_the_annotations_when_the_manifest_is_gone() {
             .then_some(())
     })
     .await;
-    let took = hook_started.elapsed();
+    let took = lab.mark_age("orphan-hook").expect("hook mark");
     assert_eq!(lab.mark("orphan"), "started\nprestop\nprestop-done\n");
     assert!(
         took >= Duration::from_millis(4500) && took < Duration::from_secs(15),
@@ -1143,7 +1174,7 @@ async fn init_containers_run_again_in_a_new_sandbox() {
     lab.start();
     let pod = lab.node.pod_name("reinit");
     lab.node.wait_running(&pod, &["main"]).await;
-    assert_eq!(lab.mark("reinit"), "setup\nmain\n");
+    lab.wait_mark("reinit", "setup\nmain\n").await;
     // The sandbox dies: the new one runs the init containers again before main.
     let sandbox = lab
         .node
@@ -1202,7 +1233,7 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
             ),
         ),
     );
-    // An exec probe slower than its timeout fails, however it ends.
+    // An exec probe slower than its timeout fails, however it ends. Each run leaves a mark.
     lab.write(
         "slowprobe",
         &format!(
@@ -1210,7 +1241,7 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
             container(
                 "main",
                 "while true; do sleep 1; done",
-                "    readinessProbe:\n      exec: {command: [sleep, \"3\"]}\n      timeoutSeconds: 1\n      periodSeconds: 1\n"
+                "    readinessProbe:\n      exec: {command: [sh, -c, \"echo run >> /marks/slowprobe; sleep 3\"]}\n      timeoutSeconds: 1\n      periodSeconds: 1\n"
             ),
         ),
     );
@@ -1260,12 +1291,14 @@ async fn probe_delay_thresholds_timeouts_and_http_headers() {
         took >= 5.0,
         "ready {took} s after the start: initial delay 4 s, then 3 probes 1 s apart"
     );
-    // The slow probe would have passed (sleep exits 0 after 3 s) without its timeout.
-    let slow = lab
-        .wait_status("slowprobe", "running", |s| {
-            is_running(main_status(s, "main"))
-        })
-        .await;
+    // The slow probe would have passed (sleep exits 0 after 3 s) without its timeout: once
+    // two runs have ended (a third began), the container would show ready.
+    eventually("the slow probe ran 3 times", DEADLINE, || async {
+        (lab.mark("slowprobe").lines().count() >= 3).then_some(())
+    })
+    .await;
+    let slow = lab.wait_status("slowprobe", "status", |_| true).await;
+    assert!(is_running(main_status(&slow, "main")), "{slow:#}");
     assert_eq!(main_status(&slow, "main")["ready"], false, "{slow:#}");
     assert_eq!(main_status(&slow, "main")["restartCount"], 0);
     lab.node.stop();
@@ -1292,8 +1325,8 @@ async fn stop_signal_then_sigkill_after_the_pod_grace_period() {
     lab.node.wait_running(&pod, &["main"]).await;
     let removed = Instant::now();
     lab.node.remove_manifest("grace.yaml");
-    let term_at = eventually("SIGTERM received", DEADLINE, || async {
-        (lab.mark("grace") == "term\n").then(Instant::now)
+    eventually("SIGTERM received", DEADLINE, || async {
+        (lab.mark("grace") == "term\n").then_some(())
     })
     .await;
     eventually("container gone", DEADLINE, || async {
@@ -1303,7 +1336,7 @@ async fn stop_signal_then_sigkill_after_the_pod_grace_period() {
             .then_some(())
     })
     .await;
-    let killed_after = term_at.elapsed();
+    let killed_after = lab.mark_age("grace").expect("term mark");
     assert!(
         killed_after >= Duration::from_millis(3500) && killed_after < Duration::from_secs(12),
         "SIGKILL {killed_after:?} after SIGTERM; grace period 4 s (removed {:?} ago)",
@@ -1351,19 +1384,34 @@ async fn liveness_under_never_sleep_hooks_and_image_reasons() {
     );
     lab.start();
 
-    let started = eventually("sleephook container started", DEADLINE, || async {
-        lab.mark("sleephook").contains("started").then(Instant::now)
+    eventually("sleephook container started", DEADLINE, || async {
+        lab.mark("sleephook").contains("started").then_some(())
     })
     .await;
+    // While the hook runs the container is still waiting as ContainerCreating (upstream
+    // reports nothing newer until the hook returns), and the pod is Pending.
+    let seen = std::sync::Mutex::new(Vec::new());
     let s = lab
         .wait_status("sleephook", "running", |s| {
-            is_running(main_status(s, "main"))
+            let main = main_status(s, "main");
+            seen.lock()
+                .unwrap()
+                .push(format!("{}/{}", phase(s), waiting_reason(main)));
+            is_running(main)
         })
         .await;
-    let held = started.elapsed();
+    let held = lab.mark_age("sleephook").expect("start mark");
     assert!(
         held >= Duration::from_millis(2500),
         "Running {held:?} after the process started; the postStart sleep is 3 s: {s:#}"
+    );
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        !seen.is_empty()
+            && seen[..seen.len() - 1]
+                .iter()
+                .all(|w| w == "Pending/ContainerCreating"),
+        "statuses while the postStart hook ran: {seen:?}"
     );
 
     let s = lab
@@ -1415,23 +1463,23 @@ async fn sidecar_startup_probe_gates_the_next_init_container_and_readiness_count
             "  terminationGracePeriodSeconds: 2\n  initContainers:\n{}{}  containers:\n{}",
             container(
                 "side",
-                "echo side >> /marks/gated; sleep 3; touch /tmp/up; while true; do sleep 0.2; done",
+                "echo side >> /marks/gated; touch /marks/t-side; sleep 3; touch /tmp/up; while true; do sleep 0.2; done",
                 "    restartPolicy: Always\n    startupProbe:\n      exec: {command: [cat, /tmp/up]}\n      periodSeconds: 1\n      failureThreshold: 30\n    readinessProbe:\n      exec: {command: [cat, /marks/side-ready]}\n      periodSeconds: 1\n"
             ),
-            container("after", "echo after >> /marks/gated", ""),
+            container("after", "touch /marks/t-after; echo after >> /marks/gated", ""),
             container("main", "echo main >> /marks/gated; sleep 3600", ""),
         ),
     );
     lab.start();
-    let side_started = eventually("sidecar process started", DEADLINE, || async {
-        lab.mark("gated").contains("side").then(Instant::now)
+    eventually("next init container ran", DEADLINE, || async {
+        lab.mark("gated").contains("after").then_some(())
     })
     .await;
-    let after_ran = eventually("next init container ran", DEADLINE, || async {
-        lab.mark("gated").contains("after").then(Instant::now)
-    })
-    .await;
-    let gap = after_ran - side_started;
+    let gap = lab
+        .mark_age("t-side")
+        .expect("side mark")
+        .checked_sub(lab.mark_age("t-after").expect("after mark"))
+        .expect("the next init container ran after the sidecar");
     assert!(
         gap >= Duration::from_millis(2500),
         "the next init container ran {gap:?} after the sidecar's process; its startup probe passes after 3 s"
@@ -1441,7 +1489,7 @@ async fn sidecar_startup_probe_gates_the_next_init_container_and_readiness_count
             is_running(main_status(s, "main"))
         })
         .await;
-    assert_eq!(lab.mark("gated"), "side\nafter\nmain\n");
+    lab.wait_mark("gated", "side\nafter\nmain\n").await;
     let side = cstatus(&s, "initContainerStatuses", "side");
     assert_eq!(side["started"], true, "{s:#}");
     assert_eq!(side["ready"], false, "{s:#}");
@@ -1457,6 +1505,243 @@ async fn sidecar_startup_probe_gates_the_next_init_container_and_readiness_count
         })
         .await;
     assert_eq!(cstatus(&s, "initContainerStatuses", "side")["ready"], true);
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+/// Write an executable CGI script for busybox httpd under `<marks>/www/cgi-bin`.
+fn cgi(lab: &Lab, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = lab.marks.join("www/cgi-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A sleeping container whose readiness probe GETs `path` on the pod's port 8080.
+fn redirect_prober(name: &str, path: &str) -> String {
+    container(
+        name,
+        "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+        &format!(
+            "    readinessProbe:\n      httpGet: {{path: {path}, port: 8080}}\n      periodSeconds: 1\n      timeoutSeconds: 5\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_probe_redirects_follow_the_same_host_only() {
+    let mut lab = Lab::new("lc-redirect");
+    // Each target logs its hits in the marks dir, so the test sees which requests were made.
+    cgi(
+        &lab,
+        "ok",
+        "echo hit >> /marks/hit-ok\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'",
+    );
+    cgi(
+        &lab,
+        "fail",
+        "echo hit >> /marks/hit-fail\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nfail\\n'",
+    );
+    cgi(
+        &lab,
+        "to-ok",
+        "printf 'Status: 302 Found\\r\\nLocation: /cgi-bin/ok\\r\\n\\r\\n'",
+    );
+    cgi(
+        &lab,
+        "to-fail",
+        "printf 'Status: 301 Moved Permanently\\r\\nLocation: /cgi-bin/fail\\r\\n\\r\\n'",
+    );
+    // Another host (nothing listens there): followed, it would fail the probe.
+    cgi(
+        &lab,
+        "elsewhere",
+        "printf 'Status: 302 Found\\r\\nLocation: http://127.0.0.1:1/cgi-bin/ok\\r\\n\\r\\nmoved\\n'",
+    );
+    // Endless same-host redirects, numbered: each probe makes requests 0, 1, 2, ...
+    cgi(
+        &lab,
+        "loop",
+        "n=${QUERY_STRING:-0}\necho $n >> /marks/hit-loop\nprintf 'Status: 302 Found\\r\\nLocation: /cgi-bin/loop?%d\\r\\n\\r\\n' $((n+1))",
+    );
+    lab.write(
+        "redirect",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}{}{}{}{}",
+            container("server", "exec httpd -f -p 8080 -h /marks/www", ""),
+            redirect_prober("to-ok", "/cgi-bin/to-ok"),
+            redirect_prober("to-fail", "/cgi-bin/to-fail"),
+            redirect_prober("elsewhere", "/cgi-bin/elsewhere"),
+            redirect_prober("loop", "/cgi-bin/loop"),
+        ),
+    );
+    lab.start();
+
+    // Same host: followed to the target, whose answer decides. Another host: not
+    // followed, and the 302 itself counts as success.
+    let s = lab
+        .wait_status("redirect", "to-ok and elsewhere ready", |s| {
+            main_status(s, "to-ok")["ready"] == true && main_status(s, "elsewhere")["ready"] == true
+        })
+        .await;
+    assert!(
+        lab.mark("hit-ok").contains("hit"),
+        "the redirect to /cgi-bin/ok was followed"
+    );
+    // The failing target was reached through the redirect; once it answered a few probes
+    // (each result lands in the status within a second or two), to-fail is still unready.
+    eventually("to-fail's target hit 3 times", DEADLINE, || async {
+        (lab.mark("hit-fail").lines().count() >= 3).then_some(())
+    })
+    .await;
+    let s2 = lab.wait_status("redirect", "status", |_| true).await;
+    assert_eq!(
+        main_status(&s2, "to-fail")["ready"],
+        false,
+        "{s2:#}\nfirst: {s:#}"
+    );
+    // 10 requests per probe (the original and 9 redirects), then the probe fails.
+    eventually("the redirect loop probed", DEADLINE, || async {
+        lab.mark("hit-loop").lines().any(|l| l == "9").then_some(())
+    })
+    .await;
+    let seen: Vec<u32> = lab
+        .mark("hit-loop")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert_eq!(
+        seen.iter().max(),
+        Some(&9),
+        "at most 10 requests per probe: {seen:?}"
+    );
+    let s = lab.wait_status("redirect", "status", |_| true).await;
+    assert_eq!(main_status(&s, "loop")["ready"], false, "{s:#}");
+    assert_eq!(condition(&s, "Ready")["status"], "False");
+    // The cross-host redirect is a warning event (logged as an event in standalone mode).
+    let logs = eventually("ProbeWarning event", DEADLINE, || async {
+        let logs = lab.node.logs();
+        logs.contains("ProbeWarning").then_some(logs)
+    })
+    .await;
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("ProbeWarning"))
+        .unwrap_or_default();
+    assert!(
+        warning.contains("Probe terminated redirects") && warning.contains("moved"),
+        "{warning}"
+    );
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_container_error_shows_the_runtime_message_and_is_retried() {
+    let mut lab = Lab::new("lc-create");
+    // A Localhost seccomp profile the kubelet finds but containerd cannot parse: the
+    // runtime refuses CreateContainer.
+    let profiles = lab.node.root_dir.join("seccomp");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(profiles.join("broken.json"), "this is not json").unwrap();
+    lab.write(
+        "refused",
+        &format!(
+            "  terminationGracePeriodSeconds: 2\n  containers:\n{}",
+            container(
+                "main",
+                "echo ran >> /marks/refused; trap 'exit 0' TERM; while true; do sleep 0.2; done",
+                "    securityContext:\n      seccompProfile: {type: Localhost, localhostProfile: broken.json}\n"
+            ),
+        ),
+    );
+    lab.start();
+
+    let s = lab
+        .wait_status("refused", "CreateContainerError", |s| {
+            waiting_reason(main_status(s, "main")) == "CreateContainerError"
+        })
+        .await;
+    let main = main_status(&s, "main");
+    let message = main["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("seccomp") && message.contains("broken.json"),
+        "the runtime's message: {main:#}"
+    );
+    assert_eq!(phase(&s), "Pending", "{s:#}");
+    assert_eq!(main["restartCount"], 0);
+    assert!(main["containerID"].is_null(), "{main:#}");
+    assert!(lab.runtime_containers("refused").await.is_empty());
+    assert_eq!(condition(&s, "ContainersReady")["status"], "False");
+
+    // Retried: once the profile is valid, the next attempt creates and starts it.
+    std::fs::write(
+        profiles.join("broken.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#,
+    )
+    .unwrap();
+    let fixed = Instant::now();
+    let s = lab
+        .wait_status("refused", "running after the fix", |s| {
+            is_running(main_status(s, "main"))
+        })
+        .await;
+    assert!(
+        fixed.elapsed() < Duration::from_secs(30),
+        "retried within the pod worker's retry period: {:?}",
+        fixed.elapsed()
+    );
+    assert_eq!(phase(&s), "Running", "{s:#}");
+    assert_eq!(main_status(&s, "main")["restartCount"], 0, "{s:#}");
+    lab.wait_mark("refused", "ran\n").await;
+    lab.node.stop();
+    lab.node.purge_runtime().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_messages_share_12_kib_across_the_pod() {
+    let mut lab = Lab::new("lc-msgbudget");
+    // Each container writes 5000 bytes: the kubelet keeps the last 4096 of the file, then
+    // the pod's 12 KiB is split between its 4 containers: the first 3072 of those.
+    let text: String = (1..=2000).map(|n| format!("{n},")).collect();
+    let written = &text[..5000];
+    let expected = &written[5000 - 4096..5000 - 4096 + 3072];
+    let writer = |name: &str| {
+        container(
+            name,
+            "seq 1 2000 | tr '\\n' , | head -c 5000 > /dev/termination-log",
+            "",
+        )
+    };
+    lab.write(
+        "budget",
+        &format!(
+            "  restartPolicy: Never\n  containers:\n{}{}{}{}",
+            writer("a"),
+            writer("b"),
+            writer("c"),
+            writer("d"),
+        ),
+    );
+    lab.start();
+
+    let s = lab
+        .wait_status("budget", "phase Succeeded", |s| phase(s) == "Succeeded")
+        .await;
+    let mut total = 0;
+    for name in ["a", "b", "c", "d"] {
+        let t = &main_status(&s, name)["state"]["terminated"];
+        assert_eq!(t["reason"], "Completed", "{s:#}");
+        let message = t["message"].as_str().unwrap_or_default();
+        assert_eq!(message.len(), 3072, "container {name}");
+        assert_eq!(message, expected, "container {name}");
+        total += message.len();
+    }
+    assert_eq!(total, 12 * 1024);
     lab.node.stop();
     lab.node.purge_runtime().await;
 }
