@@ -142,20 +142,8 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         &root_dir,
     );
     node_cgroups
-        .enforce_reserved()
+        .enforce_at_start(shutdown.clone())
         .map_err(anyhow::Error::msg)?;
-    match node_cgroups.enforce_kubepods() {
-        Ok(()) => {
-            tracing::info!(limits = ?node_cgroups.kubepods_limits(), "enforced node allocatable")
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "failed to update node allocatable limits; retrying");
-            tokio::spawn(node_cgroups.keep_enforcing_kubepods(
-                kubelet_core::cm::enforce::RETRY_PERIOD,
-                shutdown.clone(),
-            ));
-        }
-    }
 
     // Cluster mode (--kubeconfig): the API client; nothing is requested yet.
     let cluster = cluster_mode::connect(&flags, &config, &node_name, &host_ips, &shutdown).await?;

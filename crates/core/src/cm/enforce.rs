@@ -299,6 +299,24 @@ impl NodeCgroups {
         Ok(())
     }
 
+    /// What the kubelet does at start, before any pod: the reserved cgroups (an error
+    /// stops the start), then `kubepods`; if that cannot be written now, it is retried in
+    /// the background every [`RETRY_PERIOD`] until it works or `cancel` fires. Needs a
+    /// tokio runtime.
+    pub fn enforce_at_start(self, cancel: CancellationToken) -> Result<(), String> {
+        self.enforce_reserved()?;
+        match self.enforce_kubepods() {
+            Ok(()) => {
+                tracing::info!(limits = ?self.kubepods_limits(), "enforced node allocatable");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to update node allocatable limits; retrying");
+                tokio::spawn(self.keep_enforcing_kubepods(RETRY_PERIOD, cancel));
+            }
+        }
+        Ok(())
+    }
+
     /// Keep trying to write the `kubepods` limits until it works (the pods may use more
     /// memory than a lowered limit allows until evictions bring them down), every
     /// `period`. Returns when written or cancelled.
