@@ -138,8 +138,9 @@ impl CgroupLimits {
         }
         CgroupLimits {
             cpu_shares,
-            memory_bytes: list.get("memory").copied(),
-            pids: list.get(PIDS).copied(),
+            // 0 means "leave alone" to the OCI runtimes' cgroup code upstream relies on.
+            memory_bytes: list.get("memory").copied().filter(|v| *v > 0),
+            pids: list.get(PIDS).copied().filter(|v| *v > 0),
             hugepages: Some(
                 list.iter()
                     .filter_map(|(name, v)| Some((node::hugepage_size_of(name)?, *v)))
@@ -273,7 +274,13 @@ impl NodeCgroups {
                 continue;
             }
             let limits = CgroupLimits::from_resources(&parse_resources(reserved), compressible);
-            self.write_existing_cgroup(cgroup, &limits).map_err(|err| {
+            let written = if reserved.is_empty() {
+                // Nothing reserved: upstream has no limits to apply and refuses.
+                Err(format!("{cgroup:?} cgroup is not configured properly"))
+            } else {
+                self.write_existing_cgroup(cgroup, &limits)
+            };
+            written.map_err(|err| {
                 format!("Failed to enforce {what} Cgroup Limits on {cgroup:?}: {err}")
             })?;
             tracing::info!(cgroup = %cgroup, ?limits, "enforced {key} limits");
@@ -419,8 +426,13 @@ mod tests {
         // Reservations over capacity give 0, not a negative value.
         let mut greedy = enforcement(&["pods"]);
         greedy.system_reserved = map(&[("cpu", "8")]);
+        greedy.kube_reserved = map(&[("memory", "9Gi")]);
         let zero = allocatable_absolute(&capacity, &greedy);
         assert_eq!(zero["cpu"], 0);
+        assert_eq!(zero["memory"], 0);
+        // Nothing left: the minimum shares, and no memory limit written (as runc treats 0).
+        let l = CgroupLimits::from_resources(&zero, false);
+        assert_eq!((l.cpu_shares, l.memory_bytes), (Some(2), None));
     }
 
     #[test]
@@ -544,6 +556,11 @@ mod tests {
             err.contains("Kube Reserved") && err.contains("/kube.slice"),
             "{err}"
         );
+        // Enforced with nothing reserved: refused, as upstream.
+        let mut empty = nc.clone();
+        empty.enforcement.system_reserved.clear();
+        let err = empty.enforce_reserved().unwrap_err();
+        assert!(err.contains("not configured properly"), "{err}");
         // Compressible: only the shares change.
         let mut soft = nc.clone();
         soft.enforcement.enforce = vec!["system-reserved-compressible".into()];
