@@ -128,6 +128,23 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         systemd: config.cgroup_driver == "systemd",
     };
 
+    // Node allocatable enforcement: the kubepods cgroup before any pod is created under
+    // it (retried in the background while it fails), the reserved cgroups or no start.
+    let node_cgroups = kubelet_core::cm::enforce::NodeCgroups::for_host(
+        cgroups.clone(),
+        kubelet_core::cm::enforce::Enforcement {
+            enforce: config.enforce_node_allocatable.clone(),
+            system_reserved: config.system_reserved.clone(),
+            kube_reserved: config.kube_reserved.clone(),
+            system_reserved_cgroup: config.system_reserved_cgroup.clone(),
+            kube_reserved_cgroup: config.kube_reserved_cgroup.clone(),
+        },
+        &root_dir,
+    );
+    node_cgroups
+        .enforce_at_start(shutdown.clone())
+        .map_err(anyhow::Error::msg)?;
+
     // Cluster mode (--kubeconfig): the API client; nothing is requested yet.
     let cluster = cluster_mode::connect(&flags, &config, &node_name, &host_ips, &shutdown).await?;
 
@@ -205,6 +222,12 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         &cri,
         &shutdown,
     )?;
+    let node_allocatable = kubelet_core::cm::node::NodeAllocatable::compute(
+        &kubelet_core::cm::node::Machine::read(&root_dir),
+        &config.system_reserved,
+        &config.kube_reserved,
+        &config.eviction_hard,
+    );
     let ctx = Arc::new(WorkerContext {
         cri: cri.clone(),
         pull_cri,
@@ -225,12 +248,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             memory_capacity: kubelet_core::cm::memory_capacity(),
             cluster_domain: config.cluster_domain.clone(),
             seccomp_default: config.seccomp_default,
-            node: kubelet_core::cm::node::NodeAllocatable::compute(
-                &kubelet_core::cm::node::Machine::read(&root_dir),
-                &config.system_reserved,
-                &config.kube_reserved,
-                &config.eviction_hard,
-            ),
+            node: node_allocatable.clone(),
         },
         root_dir,
         qos: Arc::new(kubelet_core::cm::qos::QosCgroups::new(cgroups.clone())),
@@ -247,13 +265,9 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     // Node conditions housekeeping owns (pressure, shutting down); admission reads them.
     let (health, health_view) = kubelet_core::eviction::node_health();
     let admission = AdmissionPolicy {
-        allocatable: admission::allocatable(
-            admission::cpu_cores(),
-            kubelet_core::cm::memory_capacity(),
+        allocatable: admission::Allocatable::from_node(
+            &node_allocatable,
             i64::from(config.max_pods),
-            &config.system_reserved,
-            &config.kube_reserved,
-            &config.eviction_hard,
         ),
         allowed_unsafe_sysctls: config.allowed_unsafe_sysctls.clone(),
         handlers: vec![

@@ -199,14 +199,15 @@ async fn memory_pressure_evicts_the_hog_and_refuses_best_effort_pods() {
     // Memory signal of the pods only (allocatableMemory.available), so the machine's
     // other processes do not disturb the test: pods may use 1200Mi more than they use
     // now (systemReserved takes the rest), the threshold is 500Mi, and the hog fills a
-    // 1500Mi tmpfs (charged to its memory cgroup).
+    // 1500Mi tmpfs (charged to its memory cgroup). The shared /kubepods must not get
+    // that small allocatable as its memory limit: other tests' pods live there too.
     let allocatable = pods_working_set() + (1200 << 20);
     let reserved = kubelet_core::cm::memory_capacity() - allocatable;
     hk::write_config(
         &node,
         port,
         &format!(
-            "evictionHard: {{allocatableMemory.available: 500Mi}}\nsystemReserved: {{memory: \"{reserved}\"}}\nevictionPressureTransitionPeriod: 25s\n"
+            "evictionHard: {{allocatableMemory.available: 500Mi}}\nsystemReserved: {{memory: \"{reserved}\"}}\nenforceNodeAllocatable: [none]\nevictionPressureTransitionPeriod: 25s\n"
         ),
     );
     hk::fast_housekeeping(&mut node, "2s");

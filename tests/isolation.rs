@@ -450,12 +450,57 @@ fn has_2mi_hugepages() -> bool {
     std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir()
 }
 
+/// The tests of this binary that change the host's 2 MiB huge page reservation.
+static HUGEPAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// At least `pages` 2 MiB huge pages reserved on the host while held (admission counts
+/// only reserved pages as allocatable, as upstream); the previous count comes back on
+/// drop. `None` when the kernel cannot reserve them.
+struct ReservedHugepages {
+    before: String,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+const NR_2MI_HUGEPAGES: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+
+fn reserve_2mi_hugepages(pages: u64) -> Option<ReservedHugepages> {
+    let lock = HUGEPAGES.lock().unwrap_or_else(|e| e.into_inner());
+    let before = std::fs::read_to_string(NR_2MI_HUGEPAGES)
+        .ok()?
+        .trim()
+        .to_string();
+    let guard = ReservedHugepages {
+        before: before.clone(),
+        _lock: lock,
+    };
+    if before.parse::<u64>().ok()? < pages {
+        std::fs::write(NR_2MI_HUGEPAGES, pages.to_string()).ok()?;
+    }
+    let now: u64 = std::fs::read_to_string(NR_2MI_HUGEPAGES)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (now >= pages).then_some(guard)
+}
+
+impl Drop for ReservedHugepages {
+    fn drop(&mut self) {
+        let _ = std::fs::write(NR_2MI_HUGEPAGES, &self.before);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hugepages_medium_mounts_hugetlbfs_with_the_requested_page_size() {
     if !has_2mi_hugepages() {
         eprintln!("skipped: no 2 MiB huge pages on this host");
         return;
     }
+    // The pods' huge pages must be reserved to be admitted.
+    let Some(_reserved) = reserve_2mi_hugepages(8) else {
+        eprintln!("skipped: cannot reserve 2 MiB huge pages here");
+        return;
+    };
     let mut node = Node::new("hugepages-volume");
     node.write_manifest(
         "hp.yaml",
@@ -531,6 +576,11 @@ async fn hugepages_limits_reach_the_pod_hugetlb_cgroup() {
         eprintln!("skipped: no 2 MiB huge pages on this host");
         return;
     }
+    // The pods' huge pages must be reserved to be admitted.
+    let Some(_reserved) = reserve_2mi_hugepages(8) else {
+        eprintln!("skipped: cannot reserve 2 MiB huge pages here");
+        return;
+    };
     let node = Node::new("hugetlb");
     let hierarchy = node.dir.path().join("hugetlb");
     std::fs::create_dir_all(&hierarchy).unwrap();
@@ -888,13 +938,31 @@ async fn requests_over_allocatable_are_rejected_with_upstream_reasons() {
     node.write_manifest("hungry.yaml", &request_pod("hungry", "{memory: 1Pi}"));
     node.write_manifest("greedy.yaml", &request_pod("greedy", "{cpu: \"5000\"}"));
     node.write_manifest("fits.yaml", &request_pod("fits", "{cpu: 10m, memory: 8Mi}"));
+    // 1 GiB pages are never reserved on these VMs: nothing of that size is allocatable.
+    let gigantic = "apiVersion: v1\nkind: Pod\nmetadata: {name: gigantic}\nspec:\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, \"3600\"]\n    resources: {limits: {hugepages-1Gi: 1Gi, memory: 8Mi, cpu: 10m}}\n";
+    let no_1gi_pages =
+        std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages")
+            .map_or(true, |n| n.trim() == "0");
+    if no_1gi_pages {
+        node.write_manifest("gigantic.yaml", gigantic);
+    }
     node.start();
     node.wait_running(&node.pod_name("fits"), &["main"]).await;
     let logs = eventually("rejections logged", DEADLINE, || async {
         let l = node.logs();
-        (l.contains("OutOfmemory") && l.contains("OutOfcpu")).then_some(l)
+        (l.contains("OutOfmemory")
+            && l.contains("OutOfcpu")
+            && (!no_1gi_pages || l.contains("OutOfhugepages-1Gi")))
+        .then_some(l)
     })
     .await;
+    if no_1gi_pages {
+        assert!(
+            logs.contains("Node didn't have enough resource: hugepages-1Gi, requested: 1073741824, used: 0, capacity: 0"),
+            "{logs}"
+        );
+        assert!(node.running(&node.pod_name("gigantic")).await.is_empty());
+    }
     assert!(
         logs.contains("Node didn't have enough resource: memory, requested: 1125899906842624"),
         "{logs}"
@@ -1026,4 +1094,149 @@ async fn dns_policies_default_none_and_host_network() {
     );
     node.stop();
     node.purge_runtime().await;
+}
+
+/// `<mount>/<rel>` exists for some hierarchy: create it in every one (a reserved cgroup
+/// the administrator made).
+fn make_cgroup(rel: &str) {
+    for mount in kubelet_core::cm::cgroup_mounts() {
+        let _ = std::fs::create_dir_all(mount.join(rel));
+    }
+}
+
+fn task_limit() -> i128 {
+    ["pid_max", "threads-max"]
+        .iter()
+        .map(|f| {
+            read(&std::path::Path::new("/proc/sys/kernel").join(f))
+                .parse::<i128>()
+                .unwrap()
+        })
+        .min()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_allocatable_is_enforced_on_kubepods_and_the_reserved_cgroup() {
+    // A cgroup root of its own: other kubelets on this machine write /kubepods.
+    let root = format!("kubelet-rs-it-alloc-{}", std::process::id());
+    let system = format!("{root}-system");
+    make_cgroup(&system);
+    let config = |enforce: &str, system_cgroup: &str| {
+        format!(
+            "cgroupRoot: /{root}\nsystemReserved: {{cpu: 500m, memory: 1Gi, pid: \"1000\"}}\nkubeReserved: {{memory: 256Mi}}\nenforceNodeAllocatable: [{enforce}]\nsystemReservedCgroup: \"{system_cgroup}\"\n"
+        )
+    };
+    // Enforcing system-reserved without its cgroup is a configuration error; on a cgroup
+    // that does not exist the kubelet does not start either.
+    let mut bad = Node::new("alloc-bad");
+    bad.write_config(&config("pods, system-reserved", ""));
+    bad.start();
+    let status = bad.wait_exit(DEADLINE).expect("kubelet exits");
+    assert!(!status.success());
+    assert!(
+        bad.logs()
+            .contains("systemReservedCgroup (--system-reserved-cgroup) must be specified"),
+        "{}",
+        bad.logs()
+    );
+    let mut missing = Node::new("alloc-missing");
+    missing.write_config(&config("pods, system-reserved", &format!("/{root}-nope")));
+    missing.start();
+    let status = missing.wait_exit(DEADLINE).expect("kubelet exits");
+    assert!(!status.success());
+    assert!(
+        missing
+            .logs()
+            .contains("Failed to enforce System Reserved Cgroup Limits"),
+        "{}",
+        missing.logs()
+    );
+
+    let mut node = Node::new("alloc");
+    node.write_config(&config("pods, system-reserved", &format!("/{system}")));
+    // The pod asks for an Unconfined profile; its sandbox still runs RuntimeDefault.
+    node.write_manifest(
+        "p.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  terminationGracePeriodSeconds: 1\n  securityContext:\n    seccompProfile: {type: Unconfined}\n  containers:\n  - {name: main, image: busybox, command: [sleep, \"3600\"]}\n",
+    );
+    node.start();
+    let main = node.wait_running(&node.pod_name("p"), &["main"]).await["main"].clone();
+    let kubepods = format!("{root}/kubepods");
+    let file = |controller: &str, rel: &str, f: &str| read(&cgroup_dir(controller, rel).join(f));
+    let cores = std::thread::available_parallelism().unwrap().get() as i64;
+    assert_eq!(
+        file("cpu", &kubepods, "cpu.shares"),
+        ((cores * 1000 - 500) * 1024 / 1000).to_string(),
+        "allocatable cpu"
+    );
+    // Capacity minus both reservations; the eviction threshold is not subtracted.
+    let memory = kubelet_core::cm::memory_capacity() - (1 << 30) - (256 << 20);
+    assert_eq!(
+        file("memory", &kubepods, "memory.limit_in_bytes"),
+        memory.to_string()
+    );
+    assert_eq!(
+        file("pids", &kubepods, "pids.max"),
+        (task_limit() - 1000).to_string()
+    );
+    // The reserved cgroup holds the reservation itself.
+    assert_eq!(file("cpu", &system, "cpu.shares"), "512");
+    assert_eq!(
+        file("memory", &system, "memory.limit_in_bytes"),
+        (1u64 << 30).to_string()
+    );
+    assert_eq!(file("pids", &system, "pids.max"), "1000");
+    // The pause process of the sandbox: seccomp filter mode (2), while the container
+    // runs unconfined (0).
+    let uid = &main.labels[labels::POD_UID];
+    let sandbox = node
+        .sandboxes()
+        .await
+        .into_iter()
+        .find(|s| s.metadata.as_ref().is_some_and(|m| m.uid == *uid))
+        .expect("sandbox");
+    let procs = file(
+        "pids",
+        &format!("{kubepods}/besteffort/pod{uid}/{}", sandbox.id),
+        "cgroup.procs",
+    );
+    let pause: u32 = procs
+        .lines()
+        .next()
+        .expect("pause pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let status = read(std::path::Path::new(&format!("/proc/{pause}/status")));
+    assert_eq!(status_field(&status, "Seccomp:"), "2", "pause: {status}");
+    let procs = file(
+        "pids",
+        &format!("{kubepods}/besteffort/pod{uid}/{}", main.id),
+        "cgroup.procs",
+    );
+    let pid: u32 = procs
+        .lines()
+        .next()
+        .expect("container pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let status = read(std::path::Path::new(&format!("/proc/{pid}/status")));
+    assert_eq!(
+        status_field(&status, "Seccomp:"),
+        "0",
+        "container: {status}"
+    );
+
+    node.remove_manifest("p.yaml");
+    node.wait_no_sandboxes().await;
+    node.stop();
+    remove_cgroups(&[
+        format!("{kubepods}/burstable"),
+        format!("{kubepods}/besteffort"),
+        kubepods.clone(),
+        root.clone(),
+        system.clone(),
+    ]);
 }

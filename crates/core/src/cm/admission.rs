@@ -10,11 +10,41 @@ use super::quantity;
 
 /// What the node can give pods: capacity minus reservations and the hard eviction
 /// threshold for memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocatable {
     pub cpu_milli: i128,
     pub memory_bytes: i128,
     pub pods: i64,
+    /// 0 = not checked (a view built without the node's storage).
+    pub ephemeral_storage_bytes: i128,
+    /// Huge page size in bytes → allocatable bytes, for every size of the host.
+    pub hugepages: BTreeMap<i128, i128>,
+}
+
+impl Allocatable {
+    /// The node's allocatable as its status reports it (huge pages taken out of memory).
+    pub fn from_node(node: &super::node::NodeAllocatable, max_pods: i64) -> Allocatable {
+        Allocatable {
+            cpu_milli: node.cpu_milli,
+            memory_bytes: node.memory_bytes,
+            pods: max_pods,
+            ephemeral_storage_bytes: node.ephemeral_storage_bytes,
+            hugepages: node.hugepages.clone(),
+        }
+    }
+
+    /// The resources every pod is checked against (name, allocatable), in upstream's
+    /// units: cpu in millicores, the rest in bytes. Huge pages come per pod.
+    fn checked(&self) -> Vec<(String, i128)> {
+        let mut out = vec![
+            ("cpu".to_string(), self.cpu_milli),
+            ("memory".to_string(), self.memory_bytes),
+        ];
+        if self.ephemeral_storage_bytes > 0 {
+            out.push(("ephemeral-storage".into(), self.ephemeral_storage_bytes));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +117,8 @@ pub fn allocatable(
             - eviction_memory)
             .max(0),
         pods: max_pods,
+        ephemeral_storage_bytes: 0,
+        hugepages: BTreeMap::new(),
     }
 }
 
@@ -222,7 +254,15 @@ pub fn admit<'a>(
             ),
         });
     }
-    for (name, capacity) in [("cpu", alloc.cpu_milli), ("memory", alloc.memory_bytes)] {
+    // Huge pages the pod asks for are checked whether the node has that size or not
+    // (then its allocatable is 0), as upstream checks every scalar resource.
+    let mut checked = alloc.checked();
+    for name in hugepage_names(pod) {
+        let size = super::node::hugepage_size_of(&name).unwrap_or(0);
+        checked.push((name, alloc.hugepages.get(&size).copied().unwrap_or(0)));
+    }
+    for (name, capacity) in checked {
+        let name = name.as_str();
         let requested = pod_request(pod, name);
         if requested == 0 {
             continue;
@@ -238,6 +278,22 @@ pub fn admit<'a>(
         }
     }
     Ok(())
+}
+
+/// The `hugepages-<size>` resources any container of the pod requests or limits.
+fn hugepage_names(pod: &Pod) -> std::collections::BTreeSet<String> {
+    let spec = pod.spec.as_ref();
+    spec.into_iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .filter_map(|c| c.resources.as_ref())
+        .flat_map(|r| r.requests.iter().flatten().chain(r.limits.iter().flatten()))
+        .map(|(name, _)| name.clone())
+        .filter(|name| super::node::hugepage_size_of(name).is_some())
+        .collect()
 }
 
 /// Whether an already admitted pod counts against the node when admitting another, as
@@ -339,6 +395,78 @@ mod tests {
         );
         // Best-effort pods need no resources.
         assert!(admit(&pod("", ""), running.iter(), &a, &[]).is_ok());
+    }
+
+    #[test]
+    fn hugepages_and_ephemeral_storage_use_the_node_allocatable() {
+        use crate::cm::node::{HugePages, Machine, NodeAllocatable};
+        let machine = Machine {
+            cpu_cores: 2,
+            memory_bytes: 4 << 30,
+            ephemeral_storage_bytes: 10 << 30,
+            hugepages: vec![
+                HugePages {
+                    page_bytes: 2 << 20,
+                    pages: 4,
+                },
+                HugePages {
+                    page_bytes: 1 << 30,
+                    pages: 0,
+                },
+            ],
+        };
+        let node = NodeAllocatable::compute(
+            &machine,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &BTreeMap::from([("memory.available".to_string(), "100Mi".to_string())]),
+        );
+        let a = Allocatable::from_node(&node, 110);
+        // Reserved huge pages are not memory pods can have.
+        assert_eq!(a.memory_bytes, (4 << 30) - (100 << 20) - (8 << 20));
+        let with = |kv: &[(&str, &str)]| {
+            let mut p = pod("", "");
+            let res = p.spec.as_mut().unwrap().containers[0]
+                .resources
+                .as_mut()
+                .unwrap();
+            let limits: BTreeMap<String, Quantity> = kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect();
+            res.requests = Some(limits.clone());
+            res.limits = Some(limits);
+            p
+        };
+        let small = with(&[("hugepages-2Mi", "4Mi"), ("memory", "10Mi")]);
+        assert!(admit(&small, [].iter(), &a, &[]).is_ok());
+        let r = admit(&small, [small.clone(), small.clone()].iter(), &a, &[]).unwrap_err();
+        assert_eq!(r.reason, "OutOfhugepages-2Mi");
+        assert_eq!(
+            r.message,
+            format!(
+                "Pod was rejected: Node didn't have enough resource: hugepages-2Mi, requested: {}, used: {}, capacity: {}",
+                4 << 20,
+                8 << 20,
+                8 << 20
+            )
+        );
+        // A size with no pages reserved (or not on the host at all) has nothing.
+        let big = with(&[("hugepages-1Gi", "1Gi"), ("memory", "10Mi")]);
+        assert_eq!(
+            admit(&big, [].iter(), &a, &[]).unwrap_err().reason,
+            "OutOfhugepages-1Gi"
+        );
+        let odd = with(&[("hugepages-64Ki", "64Ki")]);
+        assert_eq!(
+            admit(&odd, [].iter(), &a, &[]).unwrap_err().reason,
+            "OutOfhugepages-64Ki"
+        );
+        let disk = with(&[("ephemeral-storage", "11Gi")]);
+        assert_eq!(
+            admit(&disk, [].iter(), &a, &[]).unwrap_err().reason,
+            "OutOfephemeral-storage"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! memory values for CRI, and removal of pod cgroups (containerd never removes them).
 
 pub mod admission;
+pub mod enforce;
 pub mod node;
 pub mod qos;
 pub mod quantity;

@@ -217,6 +217,16 @@ pub fn has_privileged_container(pod: &Pod) -> bool {
             .any(|c| privileged(c.security_context.as_ref()))
 }
 
+/// The sandbox's seccomp profile: always the runtime's default, whatever the pod or its
+/// containers ask for (upstream: so pods may give their containers profiles stricter
+/// than the pause process could live with; their own profiles apply to the containers).
+pub fn sandbox_seccomp() -> cri::SecurityProfile {
+    cri::SecurityProfile {
+        profile_type: cri::security_profile::ProfileType::RuntimeDefault as i32,
+        ..Default::default()
+    }
+}
+
 pub fn sandbox_config(
     pod: &Pod,
     attempt: u32,
@@ -259,14 +269,17 @@ pub fn sandbox_config(
                 run_as_group: psc
                     .and_then(|p| p.run_as_group)
                     .map(|value| cri::Int64Value { value }),
-                // Upstream adds the fsGroup to the sandbox's groups too.
+                // Upstream adds the fsGroup to the sandbox's groups too, first.
                 supplemental_groups: psc
-                    .and_then(|p| p.supplemental_groups.clone())
-                    .unwrap_or_default()
+                    .and_then(|p| p.fs_group)
                     .into_iter()
-                    .chain(psc.and_then(|p| p.fs_group))
+                    .chain(
+                        psc.and_then(|p| p.supplemental_groups.clone())
+                            .unwrap_or_default(),
+                    )
                     .collect(),
                 privileged: has_privileged_container(pod),
+                seccomp: Some(sandbox_seccomp()),
                 ..Default::default()
             }),
             sysctls,
@@ -404,7 +417,40 @@ mod tests {
         let cfg = sandbox_config(&p, 0, &settings(tmp.path(), &[]));
         let sc = cfg.linux.unwrap().security_context.unwrap();
         assert!(sc.privileged);
-        assert_eq!(sc.supplemental_groups, vec![4000, 2000]);
+        assert_eq!(sc.supplemental_groups, vec![2000, 4000], "fsGroup first");
+    }
+
+    #[test]
+    fn the_sandbox_always_runs_with_the_runtime_default_seccomp_profile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runtime_default = cri::security_profile::ProfileType::RuntimeDefault as i32;
+        let profile = |p: &Pod| {
+            sandbox_config(p, 0, &settings(tmp.path(), &[]))
+                .linux
+                .unwrap()
+                .security_context
+                .unwrap()
+                .seccomp
+                .unwrap()
+        };
+        // No profile anywhere.
+        let plain = pod("Default", false);
+        assert_eq!(profile(&plain).profile_type, runtime_default);
+        // The pod's own profile (Unconfined or Localhost) is for its containers only.
+        for (kind, local) in [("Unconfined", None), ("Localhost", Some("p.json"))] {
+            let mut p = pod("Default", false);
+            p.spec.as_mut().unwrap().security_context =
+                Some(k8s_openapi::api::core::v1::PodSecurityContext {
+                    seccomp_profile: Some(k8s_openapi::api::core::v1::SeccompProfile {
+                        type_: kind.into(),
+                        localhost_profile: local.map(str::to_string),
+                    }),
+                    ..Default::default()
+                });
+            let got = profile(&p);
+            assert_eq!(got.profile_type, runtime_default, "pod profile {kind}");
+            assert!(got.localhost_ref.is_empty());
+        }
     }
 
     #[test]
