@@ -247,7 +247,8 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             cpu_cfs_period_us: config.cpu_cfs_quota_period.as_micros() as i64,
             memory_capacity: kubelet_core::cm::memory_capacity(),
             cluster_domain: config.cluster_domain.clone(),
-            seccomp_default: config.seccomp_default,
+            // The flag and the config field are ORed, as upstream.
+            seccomp_default: config.seccomp_default || flags.seccomp_default,
             node: node_allocatable.clone(),
         },
         root_dir,

@@ -175,7 +175,6 @@ fn deprecated_flags_warn_with_upstream_wording_and_still_work() {
             format!("Flag --pod-manifest-path has been deprecated, {CONFIG_FILE_NOTICE}"),
             format!("Flag --file-check-frequency has been deprecated, {CONFIG_FILE_NOTICE}"),
             "Flag --minimum-container-ttl-duration has been deprecated, Use --eviction-hard or --eviction-soft instead. Will be removed in a future version.".to_string(),
-            "flag --minimum-container-ttl-duration is accepted but has no effect in kubelet-rs".to_string(),
         ]
     );
     let s = &loaded.settings;
