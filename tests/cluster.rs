@@ -782,6 +782,9 @@ async fn pods_that_leave_the_node_or_vanish_are_stopped() {
         node.wait_running(pod, &["main"]).await;
     }
     let logs = || node.logs();
+    // Running in the API too: once the pod is another node's, this kubelet no longer
+    // reports its status, so the phase checked below must already be there.
+    wait_phase(&client, "moved", "Running", logs).await;
     // Bound elsewhere behind the kubelet's back (the store, bypassing validation).
     server
         .cluster()
