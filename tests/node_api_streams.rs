@@ -24,10 +24,24 @@ async fn exec_attach_port_forward_and_run_through_the_proxy() {
     node.wait_running(&pod, &["main"]).await;
     wait_listening(ports.secure).await;
     let client = insecure_client();
-    eventually("pod known to the API", DEADLINE, || async {
-        let (_, body) = get(&client, &ports.https("/pods")).await;
-        body.contains(&pod).then_some(())
-    })
+    // The kubelet's own view must show the container running (exec resolves it there),
+    // which can trail the runtime by one relist.
+    eventually(
+        "container running in the kubelet's /pods",
+        DEADLINE,
+        || async {
+            let (_, body) = get(&client, &ports.https("/pods")).await;
+            let list: serde_json::Value = serde_json::from_str(&body).ok()?;
+            list["items"]
+                .as_array()?
+                .iter()
+                .any(|p| {
+                    p["metadata"]["name"] == pod.as_str()
+                        && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+                })
+                .then_some(())
+        },
+    )
     .await;
 
     // exec over WebSocket: stdout on channel 1, the final status on channel 3.
