@@ -38,6 +38,31 @@ pub fn deadline(not_before: SystemTime, not_after: SystemTime, jitter: f64) -> S
     not_before + life.mul_f64(0.7 + 0.2 * jitter.clamp(0.0, 1.0))
 }
 
+/// Sleep until the jittered rotation point of a certificate valid from `not_before` to
+/// `not_after`; false when cancelled first. `what` names the certificate in the log.
+pub async fn sleep_until_rotation(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    what: &str,
+    cancel: &CancellationToken,
+) -> bool {
+    let jitter = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| f64::from(d.subsec_nanos() % 1000) / 1000.0)
+        .unwrap_or(0.5);
+    let wait = deadline(not_before, not_after, jitter)
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tracing::info!(
+        wait_secs = wait.as_secs(),
+        "{what} certificate rotation scheduled"
+    );
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
 impl Rotation {
     pub async fn run(self, cancel: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -47,20 +72,8 @@ impl Rotation {
                 tracing::warn!(dir = %self.cert_dir.display(), "cannot read the current client certificate; rotation stops");
                 return;
             };
-            let jitter = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| f64::from(d.subsec_nanos() % 1000) / 1000.0)
-                .unwrap_or(0.5);
-            let wait = deadline(from, to, jitter)
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            tracing::info!(
-                wait_secs = wait.as_secs(),
-                "client certificate rotation scheduled"
-            );
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+            if !sleep_until_rotation(from, to, "client", &cancel).await {
+                return;
             }
             loop {
                 match self.rotate(&cancel).await {

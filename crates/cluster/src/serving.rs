@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::bootstrap;
 use crate::error::ClusterError;
-use crate::rotation::{deadline, validity};
+use crate::rotation::{sleep_until_rotation, validity};
 
 pub const SIGNER: &str = "kubernetes.io/kubelet-serving";
 pub const PREFIX: &str = "kubelet-server";
@@ -92,20 +92,8 @@ impl ServingCertManager {
             }
             if let Some((from, to)) = current {
                 backoff.reset();
-                let jitter = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| f64::from(d.subsec_nanos() % 1000) / 1000.0)
-                    .unwrap_or(0.5);
-                let wait = deadline(from, to, jitter)
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
-                tracing::info!(
-                    wait_secs = wait.as_secs(),
-                    "serving certificate rotation scheduled"
-                );
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
+                if !sleep_until_rotation(from, to, "serving", &cancel).await {
+                    return;
                 }
             }
             loop {
