@@ -12,6 +12,7 @@
 mod cri_util;
 mod floor;
 mod kubelet;
+mod layout;
 mod nodeapi;
 mod procfs;
 mod report;
@@ -221,6 +222,8 @@ pub struct Machine {
     pub load_after: String,
     pub kubelet_bin: String,
     pub kubelet_size_mib: f64,
+    /// How well the binary's code layout matches link/symbol-order.txt.
+    pub code_layout: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -293,6 +296,7 @@ async fn probe_machine(cri: &CriClient, args: &Args) -> Machine {
         kubelet_size_mib: std::fs::metadata(&args.kubelet)
             .map(|m| m.len() as f64 / 1024.0 / 1024.0)
             .unwrap_or(0.0),
+        code_layout: layout::describe(&args.kubelet),
     }
 }
 

@@ -153,6 +153,7 @@ pub fn render(r: &Results) -> String {
         "kubelet: {} ({:.1} MiB); windows: idle {:.0} s, steady {:.0} s; {} round(s); bench took {:.0} s",
         m.kubelet_bin, m.kubelet_size_mib, r.windows.0, r.windows.1, r.rounds, r.elapsed
     );
+    let _ = writeln!(out, "code layout: {}", m.code_layout);
 
     // 1. Startup.
     let _ = writeln!(

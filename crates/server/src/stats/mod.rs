@@ -69,10 +69,9 @@ pub(crate) async fn summary(
     let readings = read_runtime(state).await?;
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
-        let cgroups = Cgroups::detect();
         let ctx = pods::Ctx {
             state: &state,
-            cgroups: &cgroups,
+            cgroups: &state.cgroups,
             readings: &readings,
             only_cpu_and_memory,
         };
@@ -86,7 +85,6 @@ pub(crate) async fn summary(
 
 /// Feed the CPU sampler (node and pod cgroups) so rates exist before the first request.
 pub(crate) fn sample_cpu(state: &Shared) {
-    let cgroups = Cgroups::detect();
-    node::sample(state, &cgroups);
-    pods::sample(state, &cgroups);
+    node::sample(state, &state.cgroups);
+    pods::sample(state, &state.cgroups);
 }
