@@ -9,7 +9,7 @@
 
 pub mod exits;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,11 +65,17 @@ impl RelistTrigger {
     }
 }
 
-/// After a watched container's process exited, relist again this soon while the runtime
-/// still lists it running (containerd records the exit 50-100 ms after the kernel), each
-/// wait half as long again as the one before, until the relist period: at most ~10 extra
-/// relists when the runtime never agrees.
-const EXIT_RECHECK: Duration = Duration::from_millis(25);
+/// After a watched container's process exited, the runtime records the exit 50-150 ms
+/// later (containerd's shim reaps it first). Until then its ContainerStatus is asked this
+/// often, one cheap call per exited container instead of a full relist, and the relist
+/// follows as soon as the runtime agrees.
+const EXIT_POLL: Duration = Duration::from_millis(20);
+
+/// How long an exited container is polled; after that it is left to the periodic relist.
+const EXIT_POLL_LIMIT: Duration = Duration::from_secs(2);
+
+/// At most this many exited containers are polled at once (the oldest first).
+const EXIT_POLL_BATCH: usize = 8;
 
 /// What the PLEG remembers of a container between relists.
 struct Known {
@@ -92,10 +98,9 @@ pub struct Pleg {
     sandboxes: HashMap<String, (i32, Vec<String>)>,
     generation: u64,
     exits: exits::ExitWatcher,
-    /// Containers whose process exited but which the last relist still showed running.
-    exited: HashSet<String>,
-    /// The next quick re-check while `exited` is not empty.
-    recheck: Duration,
+    /// Containers whose process exited but which the last relist still showed running,
+    /// with when the exit was seen.
+    exited: HashMap<String, Instant>,
 }
 
 impl Pleg {
@@ -109,8 +114,7 @@ impl Pleg {
             sandboxes: HashMap::new(),
             generation: 0,
             exits: exits::ExitWatcher::default(),
-            exited: HashSet::new(),
-            recheck: EXIT_RECHECK,
+            exited: HashMap::new(),
         }
     }
 
@@ -124,70 +128,110 @@ impl Pleg {
         cancel: CancellationToken,
     ) {
         let mut failures: u32 = 0;
+        let mut relist_due = true;
+        let mut last_relist = Instant::now();
         loop {
-            let started = Instant::now();
-            if let Some(metrics) = self.cri.metrics() {
-                metrics.pleg.relist_started();
+            if !relist_due {
+                // Woken only to poll exited containers, and the runtime did not agree yet.
+                relist_due = true;
+            } else {
+                last_relist = Instant::now();
+                failures = self.relist_and_publish(&out, failures).await;
             }
-            let previous = out.borrow().clone();
-            match self.relist(&previous).await {
-                Ok(snapshot) => {
-                    if failures > 0 {
-                        tracing::info!("container runtime is reachable again");
-                    }
-                    failures = 0;
-                    if let Some(metrics) = self.cri.metrics() {
-                        metrics.pleg.observe_relist(started.elapsed());
-                    }
-                    out.send_replace(Arc::new(snapshot));
-                }
-                Err(err) => {
-                    failures += 1;
-                    if failures == 1 || failures.is_multiple_of(30) {
-                        tracing::warn!(error = %err, failures, "PLEG relist failed");
-                    }
-                    if previous.healthy {
-                        out.send_replace(Arc::new(RuntimeSnapshot {
-                            generation: previous.generation,
-                            taken_at_ns: previous.taken_at_ns,
-                            healthy: false,
-                            pods: previous.pods.clone(),
-                        }));
-                    }
-                }
-            }
-            tracing::trace!(
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "PLEG relist"
-            );
             // Back off while the runtime is down (bounded), otherwise relist on the period,
-            // as soon as a worker asks, or as soon as a watched container exits.
+            // as soon as a worker asks, or as soon as a watched container's exit is recorded.
             let wait = if failures > 0 {
                 (self.period * failures.min(5)).min(Duration::from_secs(5))
             } else if !self.exited.is_empty() {
-                let wait = self.recheck;
-                self.recheck = self.recheck * 3 / 2;
-                if self.recheck > self.period {
-                    // The runtime keeps calling it running: leave it to the period.
-                    self.exited.clear();
-                }
-                wait
+                EXIT_POLL
             } else {
-                self.period
+                self.period.saturating_sub(last_relist.elapsed())
             };
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => {
+                    if failures == 0
+                        && !self.exited.is_empty()
+                        && last_relist.elapsed() < self.period
+                    {
+                        relist_due = self.exit_recorded().await;
+                    }
+                }
                 _ = self.trigger.0.notify.notified(), if failures == 0 => {}
                 id = self.exits.next_exit(), if failures == 0 => {
                     tracing::debug!(container = %id, "container process exited; relisting");
-                    if self.exited.is_empty() {
-                        self.recheck = EXIT_RECHECK;
-                    }
-                    self.exited.insert(id);
+                    self.exited.insert(id, Instant::now());
                 }
             }
         }
+    }
+
+    /// One relist; publishes the snapshot (or an unhealthy copy of the previous one) and
+    /// returns the count of consecutive failures.
+    async fn relist_and_publish(
+        &mut self,
+        out: &watch::Sender<Arc<RuntimeSnapshot>>,
+        mut failures: u32,
+    ) -> u32 {
+        let started = Instant::now();
+        if let Some(metrics) = self.cri.metrics() {
+            metrics.pleg.relist_started();
+        }
+        let previous = out.borrow().clone();
+        match self.relist(&previous).await {
+            Ok(snapshot) => {
+                if failures > 0 {
+                    tracing::info!("container runtime is reachable again");
+                }
+                failures = 0;
+                if let Some(metrics) = self.cri.metrics() {
+                    metrics.pleg.observe_relist(started.elapsed());
+                }
+                out.send_replace(Arc::new(snapshot));
+            }
+            Err(err) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(30) {
+                    tracing::warn!(error = %err, failures, "PLEG relist failed");
+                }
+                if previous.healthy {
+                    out.send_replace(Arc::new(RuntimeSnapshot {
+                        generation: previous.generation,
+                        taken_at_ns: previous.taken_at_ns,
+                        healthy: false,
+                        pods: previous.pods.clone(),
+                    }));
+                }
+            }
+        }
+        tracing::trace!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "PLEG relist"
+        );
+        failures
+    }
+
+    /// Whether the runtime now records the exit of a polled container (or lost it). Drops
+    /// containers polled for longer than [`EXIT_POLL_LIMIT`].
+    async fn exit_recorded(&mut self) -> bool {
+        self.exited
+            .retain(|_, seen| seen.elapsed() < EXIT_POLL_LIMIT);
+        let mut oldest: Vec<(&String, &Instant)> = self.exited.iter().collect();
+        oldest.sort_by_key(|(_, seen)| **seen);
+        let ids: Vec<String> = oldest
+            .into_iter()
+            .take(EXIT_POLL_BATCH)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let running = cri::ContainerState::ContainerRunning as i32;
+        let polls = ids.iter().map(|id| self.cri.container_status(id));
+        futures::future::join_all(polls)
+            .await
+            .into_iter()
+            .any(|r| match r {
+                Ok(status) => status.state != running,
+                Err(err) => err.is_not_found(),
+            })
     }
 
     async fn relist(&mut self, previous: &RuntimeSnapshot) -> Result<RuntimeSnapshot, CriError> {
@@ -272,7 +316,8 @@ impl Pleg {
             known.get(id).is_some_and(|k| k.listed_state == running)
         };
         self.exits.retain(|id| still_running(id, &self.containers));
-        self.exited.retain(|id| still_running(id, &self.containers));
+        self.exited
+            .retain(|id, _| still_running(id, &self.containers));
 
         self.generation += 1;
         let pods = pods
