@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubelet_source::DesiredPods;
@@ -346,11 +347,15 @@ impl Dispatcher {
         let done = done.clone();
         let uid_owned = uid.to_string();
         let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            if worker.run(shutdown).await {
+        // `map`, not an `async` block awaiting the run: a block keeps its captured
+        // worker beside the future it moved into, and the task is allocated at that
+        // size for the pod's whole life.
+        let fut = worker.run(shutdown).map(move |removed| {
+            if removed {
                 let _ = done.send((uid_owned, now_ns()));
             }
         });
+        tasks.spawn(fut);
         self.workers.insert(
             uid.to_string(),
             WorkerHandle {
