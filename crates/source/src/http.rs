@@ -18,6 +18,7 @@
 //!   file source's "keep the last good pod" policy);
 //! - a `v1` `List` of Pods is accepted besides a `PodList`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -27,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::error::MAX_MANIFEST_BYTES;
 use crate::seen::FirstSeen;
-use crate::{Pod, SourceError, SourceKind, SourceUpdate, decode, defaults, pod_full_name, pod_uid};
+use crate::{
+    Pod, SourceError, SourceKind, SourceUpdate, decode, defaults, pod_full_name, pod_uid, same_pods,
+};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_CHECK_FREQUENCY: Duration = Duration::from_millis(100);
@@ -48,7 +51,7 @@ pub struct HttpSource {
     /// The body of the last answer processed.
     last_body: Option<Vec<u8>>,
     /// The last snapshot returned.
-    last_pods: Option<Vec<Pod>>,
+    last_pods: Option<Vec<Arc<Pod>>>,
     seen: FirstSeen,
 }
 
@@ -126,7 +129,11 @@ impl HttpSource {
         // Remembered before decoding, so the same broken body is reported once.
         self.last_body = Some(body.clone());
         let pods = self.snapshot(&body)?;
-        if self.last_pods.as_ref() == Some(&pods) {
+        if self
+            .last_pods
+            .as_ref()
+            .is_some_and(|last| same_pods(last, &pods))
+        {
             return Ok(None);
         }
         self.last_pods = Some(pods.clone());
@@ -137,12 +144,12 @@ impl HttpSource {
     }
 
     /// Decodes and prepares the body's pods (see the module doc for invalid pods).
-    fn snapshot(&mut self, body: &[u8]) -> Result<Vec<Pod>, SourceError> {
+    fn snapshot(&mut self, body: &[u8]) -> Result<Vec<Arc<Pod>>, SourceError> {
         let items = decode::decode_pods(body).map_err(|source| SourceError::Decode {
             origin: self.url.clone(),
             source,
         })?;
-        let mut pods: Vec<Pod> = Vec::with_capacity(items.len());
+        let mut pods: Vec<Arc<Pod>> = Vec::with_capacity(items.len());
         for item in items {
             let name = item
                 .as_ref()
@@ -168,7 +175,7 @@ impl HttpSource {
                         })
                 });
             match prepared {
-                Ok(pod) => pods.push(pod),
+                Ok(pod) => pods.push(Arc::new(pod)),
                 Err(e) => {
                     let full_name = name.map(|n| {
                         format!(
@@ -188,7 +195,7 @@ impl HttpSource {
                                 url = %self.url,
                                 "static pod rejected: {e} (keeping the last valid version)"
                             );
-                            pods.push(prev.clone());
+                            pods.push(Arc::clone(prev));
                         }
                         None => tracing::error!(url = %self.url, "static pod rejected: {e}"),
                     }
@@ -202,7 +209,7 @@ impl HttpSource {
     }
 
     /// First pod of each full name wins; the first-seen times are applied.
-    fn dedupe(&mut self, pods: Vec<Pod>) -> Vec<Pod> {
+    fn dedupe(&mut self, pods: Vec<Arc<Pod>>) -> Vec<Arc<Pod>> {
         let mut names = std::collections::BTreeSet::new();
         let mut kept = Vec::with_capacity(pods.len());
         for mut pod in pods {
@@ -214,7 +221,7 @@ impl HttpSource {
                 );
                 continue;
             }
-            self.seen.stamp(&mut pod);
+            self.seen.stamp_shared(&mut pod);
             kept.push(pod);
         }
         kept

@@ -7,7 +7,7 @@
 //!
 //! INTERFACE CONTRACT (used by the kubelet binary; keep these names and shapes):
 //! - `SourceKind` (`File`, `Http`, later `Api`), `as_str()` -> "file" | "http" | "api".
-//! - `SourceUpdate { source: SourceKind, pods: Vec<Pod> }`.
+//! - `SourceUpdate { source: SourceKind, pods: Vec<Arc<Pod>> }`.
 //! - `DesiredPods { pods: BTreeMap<String /*uid*/, Arc<Pod>>, all_sources_ready: bool }`.
 //! - `file::FileSource::new(path, node_name, check_frequency).run(tx, cancel).await`;
 //!   `FileSource::read_once(&self) -> SourceUpdate`; `file::load_manifest(path, node_name)`
@@ -81,11 +81,19 @@ impl fmt::Display for SourceKind {
     }
 }
 
-/// A complete snapshot of one source's pods (not a delta).
+/// A complete snapshot of one source's pods (not a delta). The pods are shared: a
+/// source, the merge and every consumer of [`DesiredPods`] hold the same `Arc`, so a
+/// running pod's spec is kept in memory once, not once per stage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceUpdate {
     pub source: SourceKind,
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
+}
+
+/// Whether two snapshots hold the same pods: pointer equality first (a source re-sends
+/// the `Arc`s of unchanged pods), then by value.
+pub(crate) fn same_pods(a: &[Arc<Pod>], b: &[Arc<Pod>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
 }
 
 /// The merged view of every source, keyed by pod UID.

@@ -9,7 +9,9 @@
 //! A pod full name (namespace/name) claimed by two sources goes to the first source in
 //! [`SourceKind`] order (file, then http, then api); the conflict is logged. A UID
 //! claimed twice keeps the first pod likewise. Unchanged pods keep their `Arc`, so
-//! consumers can compare cheaply with `Arc::ptr_eq`.
+//! consumers can compare cheaply with `Arc::ptr_eq`, and a pod that already carries
+//! the annotations below is published as the very `Arc` its source sent (the file and
+//! URL sources set them), so the merged view holds no copy of its own.
 //!
 //! `kubernetes.io/config.source` is set from the snapshot's source, and
 //! `kubernetes.io/config.seen` keeps the first value seen for each UID for as long as
@@ -66,7 +68,7 @@ fn publish(out: &watch::Sender<DesiredPods>, desired: DesiredPods) {
 pub struct Merger {
     expected: BTreeSet<SourceKind>,
     seen_sources: BTreeSet<SourceKind>,
-    snapshots: BTreeMap<SourceKind, Vec<Pod>>,
+    snapshots: BTreeMap<SourceKind, Vec<Arc<Pod>>>,
     first_seen: FirstSeen,
     current: BTreeMap<String, Arc<Pod>>,
     conflicts: BTreeSet<String>,
@@ -109,7 +111,8 @@ impl Merger {
         let mut by_name: BTreeMap<String, SourceKind> = BTreeMap::new();
         let mut next: BTreeMap<String, Arc<Pod>> = BTreeMap::new();
         let mut conflicts = BTreeSet::new();
-        for (&source, pods) in &self.snapshots {
+        let snapshots = std::mem::take(&mut self.snapshots);
+        for (&source, pods) in &snapshots {
             for pod in pods {
                 let full_name = pod_full_name(pod);
                 let uid = pod_uid(pod).to_string();
@@ -126,20 +129,17 @@ impl Merger {
                     continue;
                 }
                 by_name.insert(full_name, source);
-                let mut pod = pod.clone();
-                let annotations = pod
-                    .metadata
-                    .annotations
-                    .get_or_insert_with(Default::default);
-                annotations.insert(CONFIG_SOURCE.to_string(), source.as_str().to_string());
-                self.first_seen.stamp(&mut pod);
+                let pod = self.annotated(source, pod);
                 let pod = match self.current.get(&uid) {
-                    Some(existing) if **existing == pod => Arc::clone(existing),
-                    _ => Arc::new(pod),
+                    Some(existing) if Arc::ptr_eq(existing, &pod) || **existing == *pod => {
+                        Arc::clone(existing)
+                    }
+                    _ => pod,
                 };
                 next.insert(uid, pod);
             }
         }
+        self.snapshots = snapshots;
         for c in conflicts.difference(&self.conflicts) {
             tracing::error!("{c}");
         }
@@ -147,6 +147,27 @@ impl Merger {
         let uids: BTreeSet<String> = next.keys().cloned().collect();
         self.first_seen.retain(&uids);
         self.current = next;
+    }
+
+    /// `pod` with `config.source` naming `source` and its first-seen `config.seen`:
+    /// the source's own `Arc` when both are already right, else an annotated copy.
+    fn annotated(&mut self, source: SourceKind, pod: &Arc<Pod>) -> Arc<Pod> {
+        let mut pod = Arc::clone(pod);
+        let source_set = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONFIG_SOURCE))
+            .is_some_and(|v| v == source.as_str());
+        if !source_set {
+            Arc::make_mut(&mut pod)
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(CONFIG_SOURCE.to_string(), source.as_str().to_string());
+        }
+        self.first_seen.stamp_shared(&mut pod);
+        pod
     }
 }
 

@@ -6,6 +6,7 @@
 //! value per UID for the UIDs still present.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -43,24 +44,37 @@ impl FirstSeen {
     /// A UID not seen before keeps the pod's own value (or gets "now" if it has none),
     /// and that value is recorded.
     pub fn stamp(&mut self, pod: &mut Pod) {
-        let uid = pod_uid(pod).to_string();
-        let annotations = pod
-            .metadata
+        let value = self.first_value(pod);
+        pod.metadata
             .annotations
-            .get_or_insert_with(Default::default);
-        let value = match self.by_uid.get(&uid) {
-            Some(first) => first.clone(),
-            None => {
-                let value = annotations
-                    .get(CONFIG_SEEN)
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(now_rfc3339_nano);
-                self.by_uid.insert(uid, value.clone());
-                value
-            }
-        };
-        annotations.insert(CONFIG_SEEN.to_string(), value);
+            .get_or_insert_with(Default::default)
+            .insert(CONFIG_SEEN.to_string(), value);
+    }
+
+    /// [`stamp`](Self::stamp) for a shared pod: it is copied only when its annotation
+    /// has to change, so a pod that already carries its first-seen value stays shared.
+    pub fn stamp_shared(&mut self, pod: &mut Arc<Pod>) {
+        let value = self.first_value(pod);
+        if seen_of(pod) != Some(value.as_str()) {
+            Arc::make_mut(pod)
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(CONFIG_SEEN.to_string(), value);
+        }
+    }
+
+    /// The value `pod` must carry, recorded on first sight of its UID.
+    fn first_value(&mut self, pod: &Pod) -> String {
+        let uid = pod_uid(pod);
+        if let Some(first) = self.by_uid.get(uid) {
+            return first.clone();
+        }
+        let value = seen_of(pod)
+            .filter(|v| !v.is_empty())
+            .map_or_else(now_rfc3339_nano, str::to_string);
+        self.by_uid.insert(uid.to_string(), value.clone());
+        value
     }
 
     /// Forgets every UID not in `keep` (a pod that leaves and comes back is new again,
@@ -76,6 +90,14 @@ impl FirstSeen {
     pub fn is_empty(&self) -> bool {
         self.by_uid.is_empty()
     }
+}
+
+fn seen_of(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONFIG_SEEN))
+        .map(String::as_str)
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ impl ApiPodSource {
         let mut current: BTreeMap<String, Arc<Pod>> = BTreeMap::new();
         let mut relisting: Option<BTreeMap<String, Arc<Pod>>> = None;
         let mut synced = false;
-        let mut last_sent: Option<Vec<Pod>> = None;
+        let mut last_sent: Option<Vec<Arc<Pod>>> = None;
         loop {
             let event = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -98,10 +98,10 @@ impl ApiPodSource {
                 pods: current.clone(),
                 synced,
             }));
-            let pods: Vec<Pod> = current
+            let pods: Vec<Arc<Pod>> = current
                 .values()
                 .filter(|p| !is_mirror(p))
-                .map(|p| for_workers(p))
+                .map(|p| Arc::new(for_workers(p)))
                 .collect();
             if last_sent.as_ref() == Some(&pods) {
                 continue;

@@ -330,7 +330,13 @@ impl Pleg {
                 // Keep the previous Arc when nothing changed: workers compare pointers.
                 let arc = match previous.pods.get(&uid) {
                     Some(old) if **old == pod => old.clone(),
-                    _ => Arc::new(pod),
+                    _ => {
+                        // Kept until the pod changes: without the room `push` left
+                        // (four entries at least, ~1 KiB for the containers).
+                        pod.sandboxes.shrink_to_fit();
+                        pod.containers.shrink_to_fit();
+                        Arc::new(pod)
+                    }
                 };
                 (uid, arc)
             })

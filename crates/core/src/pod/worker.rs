@@ -198,7 +198,7 @@ impl PodWorker {
     /// One pass. Returns whether the runtime was changed, and when to look again.
     async fn sync(
         &mut self,
-        pod: &Pod,
+        pod: &Arc<Pod>,
         observed: Option<&ObservedPod>,
     ) -> (bool, Option<Duration>) {
         let now = now_ns();
@@ -384,14 +384,17 @@ impl PodWorker {
                 "Killing",
                 kill.reason.clone(),
             );
-            if let Err(err) = lifecycle::kill_container(
+            // Boxed, as the hook and API calls below: rare, and large (preStop and
+            // postStart hooks make HTTP or exec calls); inline they would size the
+            // boxed sync pass of every pod that starts.
+            if let Err(err) = Box::pin(lifecycle::kill_container(
                 &self.ctx.cri,
                 self.ctx.events.as_ref(),
                 pod,
                 &k,
                 pod_ip.as_deref(),
                 no_turn,
-            )
+            ))
             .await
             {
                 tracing::warn!(pod = %pod_ref(pod), container = %kill.name, error = %err, "failed to stop container");
@@ -441,7 +444,7 @@ impl PodWorker {
             (None, None) => return acted,
         };
         self.api_data = match self.ctx.api.clone() {
-            Some(api) => Some(crate::objects::prefetch(api.as_ref(), pod, true).await),
+            Some(api) => Some(Box::pin(crate::objects::prefetch(api.as_ref(), pod, true)).await),
             None => None,
         };
         let volumes = match volume::prepare_with(
@@ -757,13 +760,13 @@ impl PodWorker {
             container_id: id.to_string(),
             pod_ip: pod_ip.map(str::to_string),
         };
-        let Err(message) = lifecycle::run_handler(
+        let Err(message) = Box::pin(lifecycle::run_handler(
             &self.ctx.cri,
             pod,
             &target,
             handler,
             lifecycle::POST_START_LIMIT,
-        )
+        ))
         .await
         else {
             return Ok(());
@@ -785,14 +788,14 @@ impl PodWorker {
             message: "FailedPostStartHook".into(),
         };
         let no_turn: Option<std::future::Ready<()>> = None;
-        if let Err(err) = lifecycle::kill_container(
+        if let Err(err) = Box::pin(lifecycle::kill_container(
             &self.ctx.cri,
             self.ctx.events.as_ref(),
             pod,
             &kill,
             pod_ip,
             no_turn,
-        )
+        ))
         .await
         {
             tracing::warn!(pod = %pod_ref(pod), container = %container.name, error = %err, "failed to kill container");
@@ -880,7 +883,7 @@ impl PodWorker {
     /// directories and cgroups. Retries with bounded backoff while the runtime fails.
     async fn terminate(
         &mut self,
-        pod: &Pod,
+        pod: &Arc<Pod>,
         grace_override: Option<i64>,
         final_status: Option<Arc<k8s_openapi::api::core::v1::PodStatus>>,
         shutdown: &CancellationToken,

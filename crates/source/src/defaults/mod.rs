@@ -124,6 +124,8 @@ fn add_toleration(tolerations: &mut Vec<Toleration>, t: Toleration) {
     if let Some(existing) = tolerations.iter_mut().find(|a| same(a)) {
         *existing = t;
     } else {
+        // One more entry, not push's four: the pod is kept for as long as it runs.
+        tolerations.reserve_exact(1);
         tolerations.push(t);
     }
 }

@@ -26,6 +26,7 @@ mod scan;
 mod watch;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -33,7 +34,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::{Pod, SourceError, SourceKind, SourceUpdate, decode, defaults};
+use crate::{Pod, SourceError, SourceKind, SourceUpdate, decode, defaults, same_pods};
 use scan::{ReadError, Scan, Scanner};
 use watch::{DirWatch, Target};
 
@@ -166,7 +167,8 @@ struct Runner {
     watch: Option<DirWatch>,
     watch_backoff: Backoff,
     watch_retry_at: Instant,
-    last_sent: Option<Vec<Pod>>,
+    /// The last snapshot sent (the same `Arc`s the scanner keeps).
+    last_sent: Option<Vec<Arc<Pod>>>,
 }
 
 impl Runner {
@@ -206,7 +208,7 @@ impl Runner {
 
     /// Re-lists (file I/O on a blocking thread); returns the snapshot to send when it
     /// differs from the last one sent.
-    async fn rescan(&mut self) -> Option<Vec<Pod>> {
+    async fn rescan(&mut self) -> Option<Vec<Arc<Pod>>> {
         let mut scanner = self
             .scanner
             .take()
@@ -238,7 +240,11 @@ impl Runner {
                 Vec::new()
             }
         };
-        if self.last_sent.as_ref() == Some(&pods) {
+        if self
+            .last_sent
+            .as_ref()
+            .is_some_and(|last| same_pods(last, &pods))
+        {
             return None;
         }
         self.last_sent = Some(pods.clone());
@@ -247,7 +253,11 @@ impl Runner {
 }
 
 /// Sends a snapshot; false when the loop should stop.
-async fn send(tx: &mpsc::Sender<SourceUpdate>, cancel: &CancellationToken, pods: Vec<Pod>) -> bool {
+async fn send(
+    tx: &mpsc::Sender<SourceUpdate>,
+    cancel: &CancellationToken,
+    pods: Vec<Arc<Pod>>,
+) -> bool {
     let update = SourceUpdate {
         source: SourceKind::File,
         pods,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::MAX_MANIFEST_BYTES;
 use crate::seen::FirstSeen;
@@ -14,7 +15,7 @@ use crate::{Pod, SourceError, pod_full_name, pod_uid};
 #[derive(Debug)]
 pub(crate) enum Scan {
     /// The path exists and was read: the pods of the snapshot.
-    Pods(Vec<Pod>),
+    Pods(Vec<Arc<Pod>>),
     /// The path does not exist (an empty snapshot, as upstream).
     Missing,
     /// The path could not be listed at all; nothing is known.
@@ -25,8 +26,9 @@ pub(crate) enum Scan {
 struct FileState {
     /// The bytes last read, to skip files that did not change.
     content: Vec<u8>,
-    /// The pod of the last content that decoded and validated.
-    last_good: Option<Pod>,
+    /// The pod of the last content that decoded and validated. Shared with the
+    /// snapshots sent and with the merged view: this is the pod's only copy.
+    last_good: Option<Arc<Pod>>,
 }
 
 /// Reads the manifest path and keeps the state needed between scans.
@@ -150,10 +152,12 @@ impl Scanner {
                 last_good: None,
             });
         state.content = content;
+        // Kept for the life of the file: no spare capacity from reading it.
+        state.content.shrink_to_fit();
         match result {
             Ok(mut pod) => {
                 self.seen.stamp(&mut pod);
-                state.last_good = Some(pod);
+                state.last_good = Some(Arc::new(pod));
                 self.forget_problem(file);
             }
             Err(e) => {
@@ -169,7 +173,7 @@ impl Scanner {
     }
 
     /// The last good pods by file name; of pods sharing a full name, the first file wins.
-    fn snapshot(&mut self) -> Vec<Pod> {
+    fn snapshot(&mut self) -> Vec<Arc<Pod>> {
         let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut pods = Vec::new();
         let mut duplicates = Vec::new();
@@ -183,7 +187,7 @@ impl Scanner {
                 continue;
             }
             names.insert(full_name, file.clone());
-            pods.push(pod.clone());
+            pods.push(Arc::clone(pod));
         }
         for (file, full_name, first) in duplicates {
             self.report_error(

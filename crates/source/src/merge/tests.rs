@@ -18,7 +18,10 @@ fn pod(name: &str, uid: &str, seen: &str) -> Pod {
 }
 
 fn update(source: SourceKind, pods: Vec<Pod>) -> SourceUpdate {
-    SourceUpdate { source, pods }
+    SourceUpdate {
+        source,
+        pods: pods.into_iter().map(Arc::new).collect(),
+    }
 }
 
 fn both() -> BTreeSet<SourceKind> {
@@ -81,6 +84,49 @@ fn seen_stays_stable_and_arcs_are_reused() {
         "first"
     );
     assert!(Arc::ptr_eq(&before, &after), "unchanged pod keeps its Arc");
+}
+
+#[test]
+fn an_annotated_pod_is_published_as_the_sources_own_arc() {
+    let mut m = Merger::new(both());
+    let mut ready = pod("a", "u1", "t1");
+    ready
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(CONFIG_SOURCE.to_string(), "file".to_string());
+    let sent = Arc::new(ready);
+    m.apply(SourceUpdate {
+        source: SourceKind::File,
+        pods: vec![Arc::clone(&sent)],
+    });
+    assert!(
+        Arc::ptr_eq(&m.desired().pods["u1"], &sent),
+        "no copy of a pod that already carries its annotations"
+    );
+
+    // Without config.source (or with another first-seen value) the merge annotates a
+    // copy and leaves the source's pod as it was.
+    let bare = Arc::new(pod("b", "u2", "t1"));
+    m.apply(SourceUpdate {
+        source: SourceKind::Http,
+        pods: vec![Arc::clone(&bare)],
+    });
+    let published = &m.desired().pods["u2"];
+    assert!(!Arc::ptr_eq(published, &bare));
+    assert_eq!(
+        published.metadata.annotations.as_ref().unwrap()[CONFIG_SOURCE],
+        "http"
+    );
+    assert!(
+        !bare
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(CONFIG_SOURCE)
+    );
 }
 
 #[tokio::test]
