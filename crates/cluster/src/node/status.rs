@@ -77,9 +77,9 @@ mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
 
-    #[test]
-    fn heartbeat_only_changes_are_not_changes() {
-        let facts = NodeFacts {
+    /// Facts of a node that reports nothing beyond its kubelet port.
+    fn empty_facts() -> NodeFacts {
+        NodeFacts {
             resources: Resources {
                 capacity: Default::default(),
                 allocatable: Default::default(),
@@ -91,7 +91,12 @@ mod tests {
             pressure: Pressure::default(),
             kubelet_port: 10250,
             runtime: RuntimeFeatures::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn heartbeat_only_changes_are_not_changes() {
+        let facts = empty_facts();
         let t1 = Time(Timestamp::from_second(1).unwrap());
         let t2 = Time(Timestamp::from_second(2).unwrap());
         let a = build(None, &facts, &t1);
@@ -114,19 +119,7 @@ mod tests {
     #[test]
     fn runtime_handlers_features_and_volumes() {
         use k8s_openapi::api::core::v1::{NodeFeatures, NodeRuntimeHandler};
-        let mut facts = NodeFacts {
-            resources: Resources {
-                capacity: Default::default(),
-                allocatable: Default::default(),
-            },
-            addresses: vec![],
-            info: Default::default(),
-            images: vec![],
-            readiness: Readiness::default(),
-            pressure: Pressure::default(),
-            kubelet_port: 10250,
-            runtime: RuntimeFeatures::default(),
-        };
+        let mut facts = empty_facts();
         let t = Time(Timestamp::from_second(1).unwrap());
         let previous = NodeStatus {
             volumes_in_use: Some(vec!["kubernetes.io/csi/x".into()]),

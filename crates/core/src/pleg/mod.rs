@@ -131,13 +131,13 @@ impl Pleg {
         let mut relist_due = true;
         let mut last_relist = Instant::now();
         loop {
-            if !relist_due {
-                // Woken only to poll exited containers, and the runtime did not agree yet.
-                relist_due = true;
-            } else {
+            if relist_due {
                 last_relist = Instant::now();
                 failures = self.relist_and_publish(&out, failures).await;
             }
+            // Every wake-up relists, except a poll of exited containers the runtime still
+            // lists running.
+            relist_due = true;
             // Back off while the runtime is down (bounded), otherwise relist on the period,
             // as soon as a worker asks, or as soon as a watched container's exit is recorded.
             let wait = if failures > 0 {
