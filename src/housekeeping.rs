@@ -69,11 +69,11 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
     }
     let root_dir = flags.root_dir.clone();
     let pod_logs_dir = PathBuf::from(&config.pod_logs_dir);
-    let cgroups = CgroupLayout {
-        per_qos: config.cgroups_per_qos,
-        root: config.cgroup_root.clone(),
-        systemd: config.cgroup_driver == "systemd",
-    };
+    let cgroups = CgroupLayout::detect(
+        config.cgroups_per_qos,
+        &config.cgroup_root,
+        config.cgroup_driver == "systemd",
+    );
 
     let gc = GarbageCollector::new(
         cri.clone(),

@@ -127,11 +127,11 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("cannot create pod logs dir {}: {e}", pod_logs_dir.display())
     })?;
     let host_ips = kubelet_core::node::host_ips(&flags.node_ip);
-    let cgroups = CgroupLayout {
-        per_qos: config.cgroups_per_qos,
-        root: config.cgroup_root.clone(),
-        systemd: config.cgroup_driver == "systemd",
-    };
+    let cgroups = CgroupLayout::detect(
+        config.cgroups_per_qos,
+        &config.cgroup_root,
+        config.cgroup_driver == "systemd",
+    );
 
     // Node allocatable enforcement: the kubepods cgroup before any pod is created under
     // it (retried in the background while it fails), the reserved cgroups or no start.
@@ -452,11 +452,11 @@ fn start_node_api(
         root_dir: flags.root_dir.clone(),
         pod_logs_dir: PathBuf::from(&config.pod_logs_dir),
         node_log_dir: PathBuf::from("/var/log"),
-        cgroups: CgroupLayout {
-            per_qos: config.cgroups_per_qos,
-            root: config.cgroup_root.clone(),
-            systemd: config.cgroup_driver == "systemd",
-        },
+        cgroups: CgroupLayout::detect(
+            config.cgroups_per_qos,
+            &config.cgroup_root,
+            config.cgroup_driver == "systemd",
+        ),
         cloud_provider: flags.cloud_provider.clone(),
         configz: serde_json::to_value(config)?,
     };

@@ -200,9 +200,5 @@ pub async fn purge(cri: &CriClient, owned: impl Fn(&str) -> bool) -> usize {
 /// The kubelet's default cgroup layout (cgroupfs, per-QoS, root "/"), which the bench's
 /// kubelets and floor pods use.
 pub fn default_cgroups() -> CgroupLayout {
-    CgroupLayout {
-        per_qos: true,
-        root: String::new(),
-        systemd: false,
-    }
+    CgroupLayout::detect(true, "", false)
 }

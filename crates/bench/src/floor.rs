@@ -65,11 +65,11 @@ impl Floor {
         let loaded =
             kubelet_config::load(args).map_err(|e| anyhow::anyhow!("floor settings: {e}"))?;
         let s = loaded.settings;
-        let cgroups = CgroupLayout {
-            per_qos: s.config.cgroups_per_qos,
-            root: s.config.cgroup_root.clone(),
-            systemd: s.config.cgroup_driver == "systemd",
-        };
+        let cgroups = CgroupLayout::detect(
+            s.config.cgroups_per_qos,
+            &s.config.cgroup_root,
+            s.config.cgroup_driver == "systemd",
+        );
         Ok(Floor {
             cri,
             node: s.node_name.clone(),

@@ -348,6 +348,27 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// Waits while a containerd that just started still loads its CRI plugin (it answers
+/// "server is not initialized yet" while it recovers earlier sandboxes; a minute at
+/// most), and fails at once on any other error.
+async fn wait_for_runtime(cri: &CriClient) -> Result<(), kubelet_core::runtime::cri::CriError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut said = false;
+    loop {
+        match cri.version().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.message().contains("not initialized") && Instant::now() < deadline => {
+                if !said {
+                    progress("the container runtime is still starting its CRI service; waiting");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 async fn async_main(args: Args) -> ExitCode {
     let started = Instant::now();
     let prefix = format!("kubelet-bench-{}-", std::process::id());
@@ -358,7 +379,7 @@ async fn async_main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = cri.version().await {
+    if let Err(e) = wait_for_runtime(&cri).await {
         eprintln!(
             "kubelet-bench: the container runtime at {} does not answer: {e}",
             args.endpoint

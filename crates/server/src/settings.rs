@@ -111,6 +111,7 @@ impl ServerSettings {
                 per_qos: true,
                 root: "/".into(),
                 systemd: false,
+                host: Default::default(),
             },
             cloud_provider: String::new(),
             configz: serde_json::Value::Object(Default::default()),

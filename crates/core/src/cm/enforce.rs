@@ -465,6 +465,7 @@ mod tests {
                 per_qos: true,
                 root: "/".into(),
                 systemd: false,
+                host: Default::default(),
             },
             enforcement: enforcement(&["pods"]),
             capacity,
@@ -492,6 +493,7 @@ mod tests {
             per_qos,
             root: root.into(),
             systemd,
+            host: Default::default(),
         };
         assert_eq!(
             node_cgroup(&layout(true, "/", false)).as_deref(),
@@ -536,6 +538,7 @@ mod tests {
                 per_qos: true,
                 root: "/".into(),
                 systemd: false,
+                host: Default::default(),
             },
             enforcement: e,
             capacity: internal_capacity(&machine(), Some(32768)),

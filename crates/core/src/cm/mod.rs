@@ -9,6 +9,7 @@ pub mod quantity;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -74,15 +75,81 @@ pub fn qos_class(pod: &Pod) -> QosClass {
     }
 }
 
-/// Cgroup settings the kubelet was configured with.
+/// Cgroup settings the kubelet was configured with, and the host's cgroup hierarchies.
 #[derive(Debug, Clone)]
 pub struct CgroupLayout {
     pub per_qos: bool,
     pub root: String,
     pub systemd: bool,
+    pub host: Arc<CgroupHost>,
+}
+
+/// What the host offers, read once at start ([`CgroupHost::detect`]): every pod start
+/// used to read `/proc/self/mountinfo` (which grows with every pod's mounts) and the
+/// huge page sizes again.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupHost {
+    pub mounts: Vec<CgroupMount>,
+    /// Huge page sizes of the host, in bytes.
+    pub page_sizes: Vec<i128>,
+}
+
+impl CgroupHost {
+    pub fn detect() -> Self {
+        CgroupHost {
+            mounts: std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|info| parse_cgroup_mounts(&info))
+                .unwrap_or_default(),
+            page_sizes: node::host_hugepages(Path::new(HUGEPAGES_DIR))
+                .iter()
+                .map(|h| h.page_bytes)
+                .collect(),
+        }
+    }
+}
+
+/// A mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    pub path: PathBuf,
+    /// cgroup v1: the hierarchy's mount options, which name its controllers (`cpu`,
+    /// `cpuacct`, ...; none for a named hierarchy such as `name=systemd`). None for the
+    /// v2 unified hierarchy, where any controller may be enabled.
+    pub options: Option<Vec<String>>,
+}
+
+impl CgroupMount {
+    /// Whether control file `file` (`cpu.shares`, `hugetlb.2MB.max`) can exist in this
+    /// hierarchy: its controller (the name up to the first dot) is one of the hierarchy's.
+    fn may_have(&self, file: &str) -> bool {
+        let controller = file.split('.').next().unwrap_or(file);
+        self.options
+            .as_ref()
+            .is_none_or(|options| options.iter().any(|o| o == controller))
+    }
+
+    /// Write the files of `files` this hierarchy may have, in `dir` (a cgroup of it).
+    pub(crate) fn write(&self, dir: &Path, files: &[(String, String)]) -> Result<(), String> {
+        let mine: Vec<(String, String)> = files
+            .iter()
+            .filter(|(f, _)| self.may_have(f))
+            .cloned()
+            .collect();
+        write_existing(dir, &mine)
+    }
 }
 
 impl CgroupLayout {
+    /// The configured layout, with the host's hierarchies read now.
+    pub fn detect(per_qos: bool, root: &str, systemd: bool) -> Self {
+        CgroupLayout {
+            per_qos,
+            root: root.to_string(),
+            systemd,
+            host: Arc::new(CgroupHost::detect()),
+        }
+    }
+
     /// The cgroup parent of the pod's sandbox (upstream naming for both drivers).
     pub fn pod_cgroup(&self, pod: &Pod) -> String {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -125,9 +192,9 @@ impl CgroupLayout {
         if !self.per_qos || self.systemd || uid.is_empty() {
             return;
         }
-        for mount in cgroup_mounts() {
+        for mount in &self.host.mounts {
             for rel in self.pod_cgroup_candidates(uid) {
-                let dir = mount.join(rel.trim_start_matches('/'));
+                let dir = mount.path.join(rel.trim_start_matches('/'));
                 if dir.is_dir()
                     && let Err(err) = remove_tree_of_empty_dirs(&dir)
                 {
@@ -283,17 +350,13 @@ impl CgroupLayout {
             return Ok(());
         }
         let rel = self.pod_cgroup(pod);
-        let host_sizes: Vec<i128> = node::host_hugepages(Path::new(HUGEPAGES_DIR))
-            .iter()
-            .map(|h| h.page_bytes)
-            .collect();
-        let files = pod_cgroup_files(limits, &host_sizes);
-        for mount in cgroup_mounts() {
-            let dir = mount.join(rel.trim_start_matches('/'));
+        let files = pod_cgroup_files(limits, &self.host.page_sizes);
+        for mount in &self.host.mounts {
+            let dir = mount.path.join(rel.trim_start_matches('/'));
             if let Err(err) = std::fs::create_dir_all(&dir) {
                 return Err(format!("creating pod cgroup {}: {err}", dir.display()));
             }
-            write_existing(&dir, &files)?;
+            mount.write(&dir, &files)?;
         }
         Ok(())
     }
@@ -330,15 +393,21 @@ fn pod_cgroup_files(limits: &PodLimits, host_sizes: &[i128]) -> Vec<(String, Str
     files
 }
 
-/// Write each file that exists in `dir`; the others belong to hierarchies `dir` is not in.
+/// Write each file that exists in `dir`; the others belong to hierarchies `dir` is not in
+/// (or to controllers the kernel lacks). Opened without creating: cgroupfs files exist
+/// or not, and a missing one costs no extra stat.
 fn write_existing(dir: &Path, files: &[(String, String)]) -> Result<(), String> {
+    use std::io::Write;
     for (file, value) in files {
         let path = dir.join(file);
-        if !path.exists() {
-            continue;
-        }
-        if let Err(err) = std::fs::write(&path, value) {
-            return Err(format!("writing {value} to {}: {err}", path.display()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(value.as_bytes()));
+        match written {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(format!("writing {value} to {}: {err}", path.display())),
         }
     }
     Ok(())
@@ -397,17 +466,34 @@ fn remove_tree_of_empty_dirs(dir: &Path) -> std::io::Result<()> {
 
 /// Mount points of cgroup v1 hierarchies and the v2 unified hierarchy.
 pub fn cgroup_mounts() -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
+    CgroupHost::detect()
+        .mounts
+        .into_iter()
+        .map(|m| m.path)
+        .collect()
+}
+
+/// The cgroup hierarchies of a `/proc/self/mountinfo`: mount point (field 5) and, after
+/// the ` - ` separator, file system type and super block options.
+fn parse_cgroup_mounts(info: &str) -> Vec<CgroupMount> {
     info.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split_whitespace().next()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
+            let mut fields = right.split_whitespace();
+            let fstype = fields.next()?;
+            let options = fields.nth(1).unwrap_or_default();
+            let path = PathBuf::from(left.split_whitespace().nth(4)?);
+            match fstype {
+                "cgroup" => Some(CgroupMount {
+                    path,
+                    options: Some(options.split(',').map(str::to_string).collect()),
+                }),
+                "cgroup2" => Some(CgroupMount {
+                    path,
+                    options: None,
+                }),
+                _ => None,
             }
-            left.split_whitespace().nth(4).map(PathBuf::from)
         })
         .collect()
 }
@@ -572,6 +658,7 @@ mod tests {
             per_qos: true,
             root: "/".into(),
             systemd: false,
+            host: Default::default(),
         };
         assert_eq!(
             layout.pod_cgroup(&pod_with(&[], &[])),
@@ -583,6 +670,7 @@ mod tests {
         );
         let systemd = CgroupLayout {
             systemd: true,
+            host: Default::default(),
             ..layout
         };
         assert_eq!(
@@ -602,6 +690,7 @@ mod tests {
             per_qos: false,
             root: "/custom/".into(),
             systemd: false,
+            host: Default::default(),
         };
         assert_eq!(flat.pod_cgroup(&pod_with(&[("cpu", "1")], &[])), "/custom");
     }
@@ -780,6 +869,59 @@ mod tests {
         assert_eq!(files["cpu.cfs_quota_us"], "-1");
         assert_eq!(files["memory.limit_in_bytes"], "-1");
         assert_eq!(files["cpu.cfs_period_us"], "50000");
+    }
+
+    #[test]
+    fn cgroup_hierarchies_from_mountinfo() {
+        let info = "\
+25 30 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/systemd rw,nosuid shared:10 - cgroup cgroup rw,xattr,name=systemd
+29 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:13 - cgroup cgroup rw,cpu,cpuacct
+31 25 0:28 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
+40 30 0:35 / /sys/fs/cgroup/unified rw,nosuid shared:20 - cgroup2 cgroup2 rw,nsdelegate
+41 30 0:36 / /proc rw shared:21 - proc proc rw";
+        let mounts = parse_cgroup_mounts(info);
+        let paths: Vec<&str> = mounts.iter().map(|m| m.path.to_str().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/unified"
+            ]
+        );
+        let [named, cpu, memory, unified] = &mounts[..] else {
+            panic!("{mounts:?}")
+        };
+        assert!(!named.may_have("cpu.shares"));
+        assert!(cpu.may_have("cpu.shares") && cpu.may_have("cpuacct.usage"));
+        assert!(!cpu.may_have("memory.limit_in_bytes") && !cpu.may_have("pids.max"));
+        assert!(memory.may_have("memory.limit_in_bytes"));
+        assert!(unified.may_have("memory.max") && unified.may_have("hugetlb.2MB.max"));
+
+        // A hierarchy writes only its controllers' files, even where others exist.
+        let tmp = tempfile::tempdir().unwrap();
+        for f in ["cpu.shares", "memory.limit_in_bytes"] {
+            std::fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let files = [
+            ("cpu.shares".to_string(), "2".to_string()),
+            ("memory.limit_in_bytes".to_string(), "1024".to_string()),
+            ("pids.max".to_string(), "10".to_string()),
+        ];
+        cpu.write(tmp.path(), &files).unwrap();
+        let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
+        assert_eq!(read("cpu.shares"), "2");
+        assert_eq!(
+            read("memory.limit_in_bytes"),
+            "",
+            "not the cpu hierarchy's file"
+        );
+        assert!(
+            !tmp.path().join("pids.max").exists(),
+            "missing files are not created"
+        );
     }
 
     #[test]

@@ -6,12 +6,11 @@
 //! `QOSReserved` feature gate; kubelet-rs does not implement it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{CgroupLayout, HUGEPAGES_DIR, QosClass, cgroup_mounts, cpu_shares, node};
+use super::{CgroupLayout, QosClass, cpu_shares, node};
 
 /// Values upstream writes on hugetlb limits it means as unbounded.
 const UNBOUNDED_HUGETLB: i128 = 1 << 62;
@@ -101,13 +100,16 @@ impl QosCgroups {
         } else {
             format!("{root}/kubepods")
         };
-        let sizes: Vec<String> = node::host_hugepages(Path::new(HUGEPAGES_DIR))
+        let sizes: Vec<String> = self
+            .layout
+            .host
+            .page_sizes
             .iter()
-            .map(|h| node::hugepage_cgroup_size(h.page_bytes))
+            .map(|bytes| node::hugepage_cgroup_size(*bytes))
             .collect();
-        for mount in cgroup_mounts() {
+        for mount in &self.layout.host.mounts {
             for (tier, shares) in [("burstable", burstable_shares), ("besteffort", 2)] {
-                let dir = mount.join(&kubepods).join(tier);
+                let dir = mount.path.join(&kubepods).join(tier);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 let mut writes = vec![
@@ -122,13 +124,7 @@ impl QosCgroups {
                     writes.push((format!("hugetlb.{size}.limit_in_bytes"), v1));
                     writes.push((format!("hugetlb.{size}.max"), "max".into()));
                 }
-                for (file, value) in writes {
-                    let path = dir.join(&file);
-                    if path.exists() {
-                        std::fs::write(&path, &value)
-                            .map_err(|e| format!("writing {value} to {}: {e}", path.display()))?;
-                    }
-                }
+                mount.write(&dir, &writes)?;
             }
         }
         Ok(())
@@ -179,6 +175,7 @@ mod tests {
             per_qos: true,
             root: "/".into(),
             systemd: true,
+            host: Default::default(),
         });
         systemd.track(&pod("a", Some("250m")), true);
         assert!(systemd.state.lock().unwrap().burstable.is_empty());

@@ -200,6 +200,7 @@ mod tests {
                 per_qos: true,
                 root: String::new(),
                 systemd: false,
+                host: Default::default(),
             },
         };
         let pod = Pod {
@@ -254,6 +255,7 @@ mod tests {
             per_qos: true,
             root: String::new(),
             systemd: true,
+            host: Default::default(),
         };
         let pod = Pod {
             metadata: ObjectMeta {

@@ -253,6 +253,8 @@ impl GarbageCollector {
                         Ok(()) => {
                             tracing::info!(dir = %dir.display(), "removed log directory of a pod that no longer exists")
                         }
+                        // Its pod's worker removed it while the lists were read.
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                         Err(err) => {
                             tracing::warn!(dir = %dir.display(), error = %err, "failed to remove pod log directory")
                         }

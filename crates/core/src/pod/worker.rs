@@ -358,6 +358,7 @@ impl PodWorker {
         plan: &PodActions,
     ) -> bool {
         let mut acted = false;
+        self.images.forget_present();
         let grace = crate::runtime::labels::termination_grace_seconds(pod);
         if plan.kill_pod
             && let Some(o) = observed
@@ -423,7 +424,21 @@ impl PodWorker {
                 {
                     return acted;
                 }
-                match self.create_sandbox(pod, attempt).await {
+                // The images are looked up while the sandbox is created: one round trip
+                // less between the sandbox and its first container.
+                let cri = self.ctx.cri.clone();
+                let to_start: Vec<Cow<'_, Container>> = plan
+                    .start
+                    .iter()
+                    .filter_map(|s| spec_container(pod, s.kind, s.index))
+                    .collect();
+                let to_start: Vec<&Container> = to_start.iter().map(|c| c.as_ref()).collect();
+                let (created, present) = tokio::join!(
+                    self.create_sandbox(pod, attempt),
+                    ImagePuller::find_present(&cri, &to_start)
+                );
+                self.images.remember_present(present);
+                match created {
                     Some(created) => {
                         acted = true;
                         created
@@ -980,6 +995,8 @@ impl PodWorker {
                 .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{}", self.uid)))
             && logs.is_dir()
             && let Err(err) = std::fs::remove_dir_all(&logs)
+            // Gone already (housekeeping removes orphaned log directories too).
+            && err.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(dir = %logs.display(), error = %err, "failed to remove pod log directory");
         }

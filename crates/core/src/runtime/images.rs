@@ -1,6 +1,8 @@
 //! Image pulls by pull policy, with a per-image backoff so a missing image or a down
 //! registry is retried at 10s doubling to 5 min (ErrImagePull, then ImagePullBackOff).
 
+use std::collections::HashMap;
+
 use k8s_openapi::api::core::v1::Container;
 
 use super::backoff::Backoff;
@@ -20,6 +22,9 @@ pub struct ImagePuller {
     /// Same client with the (longer) pull timeout.
     pull_cri: CriClient,
     backoff: Backoff,
+    /// Images found on the node by [`ImagePuller::find_present`] during this sync pass
+    /// (image -> id), taken by the next `ensure` of each.
+    present: HashMap<String, String>,
 }
 
 /// Upstream default: Always for `:latest` or no tag, else IfNotPresent (digests too).
@@ -50,6 +55,46 @@ impl ImagePuller {
             cri,
             pull_cri,
             backoff: Backoff::containers(),
+            present: HashMap::new(),
+        }
+    }
+
+    /// Which of the images of `containers` whose pull policy lets them come from the node
+    /// are there now (image -> id), asked all at once. A worker asks while the sandbox is
+    /// being created, so that the check is not one more runtime round trip between the
+    /// sandbox and its first container; hand the answer to [`ImagePuller::remember_present`].
+    pub async fn find_present(
+        cri: &CriClient,
+        containers: &[&Container],
+    ) -> HashMap<String, String> {
+        let mut images: Vec<String> = containers
+            .iter()
+            .filter(|c| pull_policy(c) != "Always")
+            .filter_map(|c| c.image.clone())
+            .filter(|i| !i.trim().is_empty() && !i.contains(char::is_whitespace))
+            .collect();
+        images.sort();
+        images.dedup();
+        let answers = futures::future::join_all(images.iter().map(|i| cri.image_status(i))).await;
+        images
+            .into_iter()
+            .zip(answers)
+            .filter_map(|(image, answer)| match answer {
+                Ok(Some(found)) => Some((image, found.id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Use `present` (from [`ImagePuller::find_present`]) in this sync pass.
+    pub fn remember_present(&mut self, present: HashMap<String, String>) {
+        self.present = present;
+    }
+
+    /// Drop what [`ImagePuller::remember_present`] kept: it is only good for one pass.
+    pub fn forget_present(&mut self) {
+        if !self.present.is_empty() {
+            self.present = HashMap::new();
         }
     }
 
@@ -107,14 +152,23 @@ impl ImagePuller {
         }
         let policy = pull_policy(container);
         if policy != "Always" {
-            match self.cri.image_status(&image).await {
-                Ok(Some(found)) => {
+            let known = self.present.remove(&image).map(|id| Ok(Some(id)));
+            let status = match known {
+                Some(found) => found,
+                None => self
+                    .cri
+                    .image_status(&image)
+                    .await
+                    .map(|found| found.map(|f| f.id)),
+            };
+            match status {
+                Ok(Some(id)) => {
                     emit(
                         EventType::Normal,
                         "Pulled",
                         format!("Container image {image:?} already present on machine"),
                     );
-                    return Ok(found.id);
+                    return Ok(id);
                 }
                 Ok(None) if policy == "Never" => {
                     return Err(ImageError {

@@ -309,6 +309,7 @@ mod tests {
                 per_qos: true,
                 root: "/".into(),
                 systemd: false,
+                host: Default::default(),
             },
             cluster_dns: dns.iter().map(|s| s.to_string()).collect(),
             cluster_domain: "cluster.local".into(),

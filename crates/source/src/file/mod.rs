@@ -3,8 +3,8 @@
 //! The path is a directory, read non-recursively in name order, skipping entries whose
 //! name starts with '.', or a single file. Each file holds exactly one Pod. The source
 //! lists the path at start, then again on every inotify event (directory watch, or the
-//! parent directory of a single file; events are coalesced for 100 ms so an editor's
-//! several writes make one re-list) and every `check_frequency` as a safety net. It sends
+//! parent directory of a single file; events are coalesced, see [`coalesce`], so an
+//! editor's several writes make one re-list) and every `check_frequency` as a safety net. It sends
 //! a complete snapshot after each re-list that changed the pods (and always the first
 //! one). A missing path yields an empty snapshot (so the source counts as ready, as
 //! upstream) and is retried.
@@ -36,10 +36,15 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::{Pod, SourceError, SourceKind, SourceUpdate, decode, defaults, same_pods};
 use scan::{ReadError, Scan, Scanner};
-use watch::{DirWatch, Target};
+use watch::{Change, DirWatch, Signal, Target};
 
-/// Quiet period that coalesces bursts of file events into one re-list.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Quiet period before a re-list once every write seen has finished (a file closed,
+/// removed or renamed): only enough to take in a burst, such as `cp *.yaml`.
+const SETTLED_QUIET: Duration = Duration::from_millis(10);
+/// Quiet period while a file seen being written has not been closed yet.
+const WRITING_QUIET: Duration = Duration::from_millis(100);
+/// Longest wait from the first event to the re-list, however busy the directory.
+const MAX_COALESCE: Duration = Duration::from_millis(500);
 /// Shortest accepted re-list period (a zero period would spin).
 const MIN_CHECK_FREQUENCY: Duration = Duration::from_millis(100);
 /// Longest accepted re-list period (keeps timer arithmetic far from overflow).
@@ -140,16 +145,17 @@ impl FileSource {
                 _ = ticker.tick() => {}
                 _ = sleep_until_opt(retry_at) => {}
                 signal = recv_opt(runner.watch.as_mut().map(|w| &mut w.events)) => {
-                    if signal.is_none() {
+                    let settled = match (signal, runner.watch.as_mut()) {
+                        (Some(first), Some(w)) => {
+                            coalesce(&mut w.events, first, &cancel).await
+                        }
+                        _ => Coalesced::WatchGone,
+                    };
+                    match settled {
+                        Coalesced::Quiet => {}
+                        Coalesced::Cancelled => return,
                         // The watcher's callback is gone: rebuild the watch.
-                        runner.watch = None;
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(DEBOUNCE) => {}
-                    }
-                    if let Some(w) = runner.watch.as_mut() {
-                        while w.events.try_recv().is_ok() {}
+                        Coalesced::WatchGone => runner.watch = None,
                     }
                 }
             }
@@ -275,7 +281,57 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-async fn recv_opt(rx: Option<&mut mpsc::Receiver<()>>) -> Option<()> {
+/// How waiting for quiet after an event ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Coalesced {
+    Quiet,
+    WatchGone,
+    Cancelled,
+}
+
+/// Takes in the events that follow `first` until the directory is quiet: SETTLED_QUIET
+/// after the last event when every file seen being written has been closed (or removed,
+/// or renamed), WRITING_QUIET while one is still open, and never longer than
+/// MAX_COALESCE in all. A re-list then reads complete files in the common cases (an
+/// editor's save, `cp`, `mv` into place), and reacts to a removal within milliseconds.
+async fn coalesce(
+    events: &mut mpsc::Receiver<Signal>,
+    first: Signal,
+    cancel: &CancellationToken,
+) -> Coalesced {
+    let started = Instant::now();
+    let latest = started + MAX_COALESCE;
+    let mut writing: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut next = Some(first);
+    loop {
+        if let Some(signal) = next.take() {
+            match signal.change {
+                Change::InProgress => writing.extend(signal.paths),
+                Change::Settled => {
+                    for p in &signal.paths {
+                        writing.remove(p);
+                    }
+                }
+            }
+        }
+        let quiet = if writing.is_empty() {
+            SETTLED_QUIET
+        } else {
+            WRITING_QUIET
+        };
+        let deadline = (Instant::now() + quiet).min(latest);
+        tokio::select! {
+            _ = cancel.cancelled() => return Coalesced::Cancelled,
+            _ = tokio::time::sleep_until(deadline) => return Coalesced::Quiet,
+            signal = events.recv() => match signal {
+                Some(signal) => next = Some(signal),
+                None => return Coalesced::WatchGone,
+            },
+        }
+    }
+}
+
+async fn recv_opt<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -296,6 +352,88 @@ fn trim_trailing_separators(path: PathBuf) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn signal(change: Change, path: &str) -> Signal {
+        Signal {
+            change,
+            paths: vec![PathBuf::from(path)],
+        }
+    }
+
+    /// Feeds `later` (delay from the previous one, signal) while coalescing after `first`;
+    /// returns how it ended and the virtual time it took.
+    async fn coalesce_with(first: Signal, later: Vec<(u64, Signal)>) -> (Coalesced, Duration) {
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE_FOR_TESTS);
+        let feeder = tokio::spawn(async move {
+            for (delay_ms, s) in later {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                if tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the sender (a live watch) until the consumer is done.
+            tx.closed().await;
+        });
+        let started = Instant::now();
+        let how = coalesce(&mut rx, first, &CancellationToken::new()).await;
+        drop(rx);
+        feeder.await.unwrap();
+        (how, started.elapsed())
+    }
+
+    const EVENT_QUEUE_FOR_TESTS: usize = 16;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removal_is_relisted_after_the_short_quiet_period() {
+        let (how, took) = coalesce_with(signal(Change::Settled, "/m/a.yaml"), vec![]).await;
+        assert_eq!(how, Coalesced::Quiet);
+        assert_eq!(took, SETTLED_QUIET);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_still_being_written_waits_for_its_close() {
+        // Created, no close: the long quiet period.
+        let (how, took) = coalesce_with(signal(Change::InProgress, "/m/a.yaml"), vec![]).await;
+        assert_eq!(how, Coalesced::Quiet);
+        assert_eq!(took, WRITING_QUIET);
+        // Created, closed 3 ms later: the short one after the close.
+        let (_, took) = coalesce_with(
+            signal(Change::InProgress, "/m/a.yaml"),
+            vec![(3, signal(Change::Settled, "/m/a.yaml"))],
+        )
+        .await;
+        assert_eq!(took, Duration::from_millis(3) + SETTLED_QUIET);
+        // Another file's close does not end the wait for the one still open.
+        let (_, took) = coalesce_with(
+            signal(Change::InProgress, "/m/a.yaml"),
+            vec![(3, signal(Change::Settled, "/m/b.yaml"))],
+        )
+        .await;
+        assert_eq!(took, Duration::from_millis(3) + WRITING_QUIET);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_stream_of_writes_is_relisted_at_the_longest_wait() {
+        let later = (0..100)
+            .map(|i| (50, signal(Change::InProgress, &format!("/m/{i}.yaml"))))
+            .collect();
+        let (how, took) = coalesce_with(signal(Change::InProgress, "/m/a.yaml"), later).await;
+        assert_eq!(how, Coalesced::Quiet);
+        assert_eq!(took, MAX_COALESCE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_whose_callback_is_gone_is_reported() {
+        let (tx, mut rx) = mpsc::channel(1);
+        drop(tx);
+        let how = coalesce(
+            &mut rx,
+            signal(Change::InProgress, "/m/a.yaml"),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(how, Coalesced::WatchGone);
+    }
 
     #[test]
     fn trailing_separators_are_trimmed() {

@@ -69,28 +69,70 @@ pub(crate) fn identity(dir: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// What an inotify event says about the files it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A write may still be going on (a file created, data written): wait for quiet.
+    InProgress,
+    /// The change is complete (a file closed after writing, removed or renamed, or the
+    /// watch lost events): re-list almost at once.
+    Settled,
+}
+
+impl Change {
+    fn of(event: &Event) -> Self {
+        use notify::EventKind;
+        use notify::event::{CreateKind, ModifyKind};
+        match event.kind {
+            EventKind::Create(CreateKind::Folder) => Change::Settled,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => Change::InProgress,
+            EventKind::Modify(ModifyKind::Any) | EventKind::Any | EventKind::Other => {
+                Change::InProgress
+            }
+            EventKind::Access(_) | EventKind::Remove(_) | EventKind::Modify(_) => Change::Settled,
+        }
+    }
+}
+
+/// One relevant event: what kind of change, to which paths.
+#[derive(Clone, Debug)]
+pub(crate) struct Signal {
+    pub(crate) change: Change,
+    pub(crate) paths: Vec<PathBuf>,
+}
+
 /// A live watch; dropping it stops the watch.
 pub(crate) struct DirWatch {
     pub(crate) target: Target,
     pub(crate) identity: Option<(u64, u64)>,
-    pub(crate) events: mpsc::Receiver<()>,
+    pub(crate) events: mpsc::Receiver<Signal>,
     _watcher: RecommendedWatcher,
 }
+
+/// Signals queued between two re-lists before further ones are dropped.
+const EVENT_QUEUE: usize = 64;
 
 impl DirWatch {
     /// Starts watching `target.dir` (non-recursively).
     pub(crate) fn start(target: Target) -> notify::Result<Self> {
-        // Capacity 1: pending signals coalesce, the consumer re-lists everything anyway.
-        let (tx, events) = mpsc::channel(1);
+        // The consumer re-lists everything anyway: when the queue is full a signal is
+        // dropped, which at worst waits the longer quiet period.
+        let (tx, events) = mpsc::channel(EVENT_QUEUE);
         let filter = target.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
-            let relevant = match &res {
-                Ok(event) => filter.matches(event),
+            let signal = match res {
+                Ok(event) => filter.matches(&event).then(|| Signal {
+                    change: Change::of(&event),
+                    paths: event.paths,
+                }),
                 // An error (e.g. queue overflow) may hide changes: re-list.
-                Err(_) => true,
+                Err(_) => Some(Signal {
+                    change: Change::Settled,
+                    paths: Vec::new(),
+                }),
             };
-            if relevant {
-                let _ = tx.try_send(());
+            if let Some(signal) = signal {
+                let _ = tx.try_send(signal);
             }
         })?;
         watcher.watch(&target.dir, RecursiveMode::NonRecursive)?;
@@ -143,6 +185,28 @@ mod tests {
         };
         assert!(t.matches(&event(&["/m/pod.yaml"])));
         assert!(!t.matches(&event(&["/m/other.yaml"])));
+    }
+
+    #[test]
+    fn finished_writes_and_removals_are_settled_creations_are_not() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind};
+        use notify::event::{RemoveKind, RenameMode};
+        let of = |kind| Change::of(&Event::new(kind));
+        assert_eq!(of(EventKind::Create(CreateKind::File)), Change::InProgress);
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Data(DataChange::Any))),
+            Change::InProgress
+        );
+        assert_eq!(
+            of(EventKind::Access(AccessKind::Close(AccessMode::Write))),
+            Change::Settled
+        );
+        assert_eq!(of(EventKind::Remove(RemoveKind::File)), Change::Settled);
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Name(RenameMode::To))),
+            Change::Settled
+        );
+        assert_eq!(of(EventKind::Any), Change::InProgress);
     }
 
     #[test]
