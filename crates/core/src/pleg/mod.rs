@@ -77,6 +77,12 @@ const EXIT_POLL_LIMIT: Duration = Duration::from_secs(2);
 /// At most this many exited containers are polled at once (the oldest first).
 const EXIT_POLL_BATCH: usize = 8;
 
+/// On-demand relists wait this many times the last relist's duration after it ended: a
+/// burst of requests (a hundred pods starting, each asking to see its effect) then keeps
+/// the runtime answering lists at most a third of the time, while a cheap relist (a few
+/// milliseconds with few pods) still follows a request at once.
+const ON_DEMAND_SPACING: u32 = 2;
+
 /// What the PLEG remembers of a container between relists.
 struct Known {
     /// The state the list showed when it was inspected.
@@ -130,10 +136,12 @@ impl Pleg {
         let mut failures: u32 = 0;
         let mut relist_due = true;
         let mut last_relist = Instant::now();
+        let mut last_end = Instant::now();
         loop {
             if relist_due {
                 last_relist = Instant::now();
                 failures = self.relist_and_publish(&out, failures).await;
+                last_end = Instant::now();
             }
             // Every wake-up relists, except a poll of exited containers the runtime still
             // lists running.
@@ -157,7 +165,14 @@ impl Pleg {
                         relist_due = self.exit_recorded().await;
                     }
                 }
-                _ = self.trigger.0.notify.notified(), if failures == 0 => {}
+                _ = self.trigger.0.notify.notified(), if failures == 0 => {
+                    let took = last_end.duration_since(last_relist);
+                    let resume = last_end + (took * ON_DEMAND_SPACING).min(self.period);
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep_until(resume.into()) => {}
+                    }
+                }
                 id = self.exits.next_exit(), if failures == 0 => {
                     tracing::debug!(container = %id, "container process exited; relisting");
                     self.exited.insert(id, Instant::now());
