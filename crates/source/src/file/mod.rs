@@ -4,9 +4,9 @@
 //! name starts with '.', or a single file. Each file holds exactly one Pod. The source
 //! lists the path at start, then again on every inotify event (directory watch, or the
 //! parent directory of a single file; events are coalesced, see [`coalesce`], so an
-//! editor's several writes make one re-list) and every `check_frequency` as a safety net. It sends
-//! a complete snapshot after each re-list that changed the pods (and always the first
-//! one). A missing path yields an empty snapshot (so the source counts as ready, as
+//! editor's several writes make one re-list) and every `check_frequency` as a safety
+//! net. It sends a complete snapshot after each re-list that changed the pods (and always
+//! the first one). A missing path yields an empty snapshot (so the source counts as ready, as
 //! upstream) and is retried.
 //!
 //! # Deliberate difference from upstream: keep the last good pod
@@ -145,13 +145,13 @@ impl FileSource {
                 _ = ticker.tick() => {}
                 _ = sleep_until_opt(retry_at) => {}
                 signal = recv_opt(runner.watch.as_mut().map(|w| &mut w.events)) => {
-                    let settled = match (signal, runner.watch.as_mut()) {
+                    let ended = match (signal, runner.watch.as_mut()) {
                         (Some(first), Some(w)) => {
                             coalesce(&mut w.events, first, &cancel).await
                         }
                         _ => Coalesced::WatchGone,
                     };
-                    match settled {
+                    match ended {
                         Coalesced::Quiet => {}
                         Coalesced::Cancelled => return,
                         // The watcher's callback is gone: rebuild the watch.
