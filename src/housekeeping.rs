@@ -47,6 +47,8 @@ pub struct Deps<'a> {
     pub desired: watch::Receiver<DesiredPods>,
     pub killer: PodKiller,
     pub health: NodeHealthWriter,
+    /// The layout the kubelet detected at start.
+    pub cgroups: CgroupLayout,
     pub shutdown: &'a CancellationToken,
 }
 
@@ -61,6 +63,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
         desired,
         killer,
         health,
+        cgroups,
         shutdown,
     } = d;
     let fast = period_override();
@@ -69,11 +72,6 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
     }
     let root_dir = flags.root_dir.clone();
     let pod_logs_dir = PathBuf::from(&config.pod_logs_dir);
-    let cgroups = CgroupLayout::detect(
-        config.cgroups_per_qos,
-        &config.cgroup_root,
-        config.cgroup_driver == "systemd",
-    );
 
     let gc = GarbageCollector::new(
         cri.clone(),

@@ -107,12 +107,7 @@ impl ServerSettings {
             root_dir: PathBuf::from("/var/lib/kubelet"),
             pod_logs_dir: PathBuf::from("/var/log/pods"),
             node_log_dir: PathBuf::from("/var/log"),
-            cgroups: CgroupLayout {
-                per_qos: true,
-                root: "/".into(),
-                systemd: false,
-                host: Default::default(),
-            },
+            cgroups: CgroupLayout::detect(true, "/", false),
             cloud_provider: String::new(),
             configz: serde_json::Value::Object(Default::default()),
         }

@@ -39,9 +39,10 @@ pub(crate) struct AppState {
     pub started: Instant,
     pub cpu: CpuSampler,
     pub pod_starts: PodStartTracker,
-    /// Where the cgroup hierarchies are mounted, read once: they do not move while the
-    /// kubelet runs, and /proc/self/mountinfo lists every container's mounts (reading it
-    /// was a tenth of the idle kubelet's CPU when done at every sample).
+    /// Where the cgroup hierarchies usage is read from: the ones the kubelet detected at
+    /// start (`settings.cgroups`). They do not move while the kubelet runs, and
+    /// /proc/self/mountinfo lists every container's mounts (reading it was a tenth of the
+    /// idle kubelet's CPU when done at every sample).
     pub cgroups: Cgroups,
 }
 
@@ -50,12 +51,12 @@ pub(crate) type Shared = Arc<AppState>;
 impl AppState {
     pub fn new(settings: ServerSettings, deps: ServerDeps) -> Shared {
         Arc::new(AppState {
-            settings,
             deps,
             started: Instant::now(),
             cpu: CpuSampler::default(),
             pod_starts: PodStartTracker::default(),
-            cgroups: Cgroups::detect(),
+            cgroups: Cgroups::from_mounts(&settings.cgroups.host.mounts),
+            settings,
         })
     }
 

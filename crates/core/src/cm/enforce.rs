@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::node::{self, Machine};
-use super::{CgroupLayout, HUGEPAGES_DIR, cgroup_mounts, cpu_shares, quantity, shares_to_weight};
+use super::{CgroupLayout, cpu_shares, quantity, shares_to_weight};
 
 /// The resource upstream calls the process-id limit (`pid` in the reserved maps).
 pub const PIDS: &str = "pid";
@@ -212,16 +212,14 @@ pub struct NodeCgroups {
 }
 
 impl NodeCgroups {
-    /// Read the machine (capacity, pid limit, huge page sizes, cgroup mounts).
+    /// Read the machine (capacity, pid limit); huge page sizes and cgroup mounts come
+    /// from the layout's host.
     pub fn for_host(layout: CgroupLayout, enforcement: Enforcement, root_dir: &Path) -> Self {
         let machine = Machine::read(root_dir);
         NodeCgroups {
             capacity: internal_capacity(&machine, max_pids(Path::new("/proc/sys/kernel"))),
-            host_sizes: node::host_hugepages(Path::new(HUGEPAGES_DIR))
-                .iter()
-                .map(|h| h.page_bytes)
-                .collect(),
-            mounts: cgroup_mounts(),
+            host_sizes: layout.host.page_sizes.clone(),
+            mounts: layout.host.mounts.iter().map(|m| m.path.clone()).collect(),
             layout,
             enforcement,
         }

@@ -464,7 +464,8 @@ fn remove_tree_of_empty_dirs(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir(dir)
 }
 
-/// Mount points of cgroup v1 hierarchies and the v2 unified hierarchy.
+/// Mount points of the host's cgroup v1 hierarchies and the v2 unified hierarchy, read
+/// now (the kubelet itself reads them once, into [`CgroupHost`]).
 pub fn cgroup_mounts() -> Vec<PathBuf> {
     CgroupHost::detect()
         .mounts
@@ -475,7 +476,7 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
 
 /// The cgroup hierarchies of a `/proc/self/mountinfo`: mount point (field 5) and, after
 /// the ` - ` separator, file system type and super block options.
-fn parse_cgroup_mounts(info: &str) -> Vec<CgroupMount> {
+pub fn parse_cgroup_mounts(info: &str) -> Vec<CgroupMount> {
     info.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;

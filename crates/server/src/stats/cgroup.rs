@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use kubelet_core::cm::CgroupMount;
+
 /// Where the hierarchies are mounted.
 #[derive(Debug, Clone, Default)]
 pub struct Cgroups {
@@ -27,36 +29,23 @@ pub struct MemorySample {
 }
 
 impl Cgroups {
-    pub fn detect() -> Self {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        Self::from_mountinfo(&text)
-    }
-
-    pub fn from_mountinfo(text: &str) -> Self {
+    /// The hierarchies usage is read from: the first unified mount, and the first mount
+    /// of each v1 controller read here.
+    pub fn from_mounts(mounts: &[CgroupMount]) -> Self {
         let mut c = Cgroups::default();
-        for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let Some(mount_point) = left.split_whitespace().nth(4) else {
-                continue;
-            };
-            let mut r = right.split_whitespace();
-            let fs_type = r.next().unwrap_or_default();
-            let options = r.nth(1).unwrap_or_default();
-            match fs_type {
-                "cgroup2" => {
-                    c.unified.get_or_insert_with(|| PathBuf::from(mount_point));
+        for mount in mounts {
+            match &mount.options {
+                None => {
+                    c.unified.get_or_insert_with(|| mount.path.clone());
                 }
-                "cgroup" => {
-                    for opt in options.split(',') {
-                        if matches!(opt, "cpuacct" | "cpu" | "memory" | "pids") {
-                            c.v1.entry(opt.to_string())
-                                .or_insert_with(|| PathBuf::from(mount_point));
+                Some(options) => {
+                    for opt in options {
+                        if matches!(opt.as_str(), "cpuacct" | "cpu" | "memory" | "pids") {
+                            c.v1.entry(opt.clone())
+                                .or_insert_with(|| mount.path.clone());
                         }
                     }
                 }
-                _ => {}
             }
         }
         c
@@ -204,7 +193,7 @@ mod tests {
 
     #[test]
     fn finds_hierarchies() {
-        let c = Cgroups::from_mountinfo(HYBRID);
+        let c = Cgroups::from_mounts(&kubelet_core::cm::parse_cgroup_mounts(HYBRID));
         assert_eq!(
             c.v1.get("cpuacct").unwrap(),
             Path::new("/sys/fs/cgroup/cpu,cpuacct")
@@ -241,7 +230,7 @@ mod tests {
 
     #[test]
     fn reads_root_of_this_host() {
-        let c = Cgroups::detect();
+        let c = Cgroups::from_mounts(&kubelet_core::cm::CgroupHost::detect().mounts);
         assert!(c.cpu_usage_ns("/").is_some(), "{c:?}");
     }
 }
