@@ -240,9 +240,12 @@ impl Watch {
         let mut ticker = tokio::time::interval(self.cl.bookmark_interval);
         ticker.tick().await;
         loop {
+            // Biased, closing first: once `close_watches` returned, no change made after
+            // it may reach this watch (a test cuts the kubelet off, then writes).
             tokio::select! {
-                _ = &mut deadline => return,
+                biased;
                 _ = epoch.changed() => return,
+                _ = &mut deadline => return,
                 _ = self.tx.closed() => return,
                 _ = ticker.tick(), if self.bookmarks => {
                     let rv = last_rv;
@@ -252,6 +255,9 @@ impl Watch {
                 }
                 msg = sub.live.recv() => match msg {
                     Ok(c) => {
+                        if epoch.has_changed().unwrap_or(true) {
+                            return;
+                        }
                         if c.rv <= last_rv {
                             continue;
                         }
