@@ -103,6 +103,20 @@ async fn registers_goes_ready_and_renews_its_lease() {
         info.container_runtime_version
     );
     assert_eq!(info.operating_system, "linux");
+    // nodeInfo.swap only where there is swap (the API server refuses a capacity of 0, and
+    // the test API server validates it as the real one does, so registration itself
+    // fails on a swapless machine if this is wrong).
+    let swap_total = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("SwapTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    assert_eq!(
+        info.swap.and_then(|s| s.capacity),
+        (swap_total > 0).then_some(swap_total)
+    );
     assert!(
         !info.boot_id.is_empty() && !info.kernel_version.is_empty() && !info.os_image.is_empty()
     );
