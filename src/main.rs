@@ -219,6 +219,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     };
     start_node_api(
         reviewers,
+        cluster.as_ref().map(|c| c.rejected_writes()),
         cluster.as_ref().and_then(|c| c.serving_cert()),
         &flags,
         &config,
@@ -398,6 +399,7 @@ fn spawn_runtime_probe(cri: CriClient, shutdown: CancellationToken) {
 #[allow(clippy::too_many_arguments)] // each argument is one component the API reads
 fn start_node_api(
     reviewers: kubelet_server::Reviewers,
+    rejected_writes: Option<Arc<dyn kubelet_server::RejectedWrites>>,
     serving: Option<Arc<kubelet_server::tls::ServingCert>>,
     flags: &kubelet_config::KubeletFlags,
     config: &kubelet_config::KubeletConfiguration,
@@ -467,6 +469,7 @@ fn start_node_api(
         metrics: kubelet_metrics::KubeletMetrics::new(node_name),
         // Cluster mode plugs its TokenReview/SubjectAccessReview clients in here.
         reviewers,
+        rejected_writes,
     };
     kubelet_server::start(settings, deps, shutdown.clone())?;
     Ok(())

@@ -103,6 +103,20 @@ async fn registers_goes_ready_and_renews_its_lease() {
         info.container_runtime_version
     );
     assert_eq!(info.operating_system, "linux");
+    // nodeInfo.swap only where there is swap (the API server refuses a capacity of 0, and
+    // the test API server validates it as the real one does, so registration itself
+    // fails on a swapless machine if this is wrong).
+    let swap_total = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("SwapTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    assert_eq!(
+        info.swap.and_then(|s| s.capacity),
+        (swap_total > 0).then_some(swap_total)
+    );
     assert!(
         !info.boot_id.is_empty() && !info.kernel_version.is_empty() && !info.os_image.is_empty()
     );
@@ -1018,4 +1032,75 @@ async fn ephemeral_containers_run_once_in_the_running_pod() {
     assert!(log.contains("from-kubectl-debug"), "{log}");
     node.stop();
     node.purge_runtime().await;
+}
+
+/// GET http://127.0.0.1:`port``path`: (status code, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// A Node the API server refuses as Invalid (here: two taints with the same key and
+/// effect, which the configuration accepts and kube-apiserver does not): the refusal is
+/// logged once with the field and message however often registration is retried, and
+/// `/healthz` fails naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_the_api_server_refuses_is_reported_once_and_in_healthz() {
+    let server = api_server().await;
+    let mut node = Node::new("cluster_refused");
+    node.write_config(
+        "registerWithTaints:\n- {key: dedicated, effect: NoSchedule}\n- {key: dedicated, value: x, effect: NoSchedule}\n",
+    );
+    let port = free_port();
+    node.start_with(&[&kubeconfig_flag(&server), &format!("--healthz-port={port}")]);
+    let logs = || node.logs();
+    let body = wait_for("healthz names the refusal", API_DEADLINE, logs, || async {
+        let (code, body) = http_get(port, "/healthz?verbose")?;
+        (code == 500 && body.contains("[-]apiserver-writes failed")).then_some(body)
+    })
+    .await;
+    let expected = format!(
+        "[-]apiserver-writes failed: register node {} refused as invalid by the API server (",
+        node.name
+    );
+    assert!(body.contains(&expected), "{body}");
+    assert!(
+        body.contains("metadata.taints[1]: Duplicate value: {\"Key\":\"dedicated\",\"Value\":\"x\",\"Effect\":\"NoSchedule\",\"TimeAdded\":null}: taints must be unique by key and effect pair"),
+        "{body}"
+    );
+    // Registration goes on being retried, but the refusal is logged once.
+    wait_for(
+        "three registration attempts",
+        API_DEADLINE,
+        logs,
+        || async {
+            let posts = server
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST" && r.path == "/api/v1/nodes" && r.code == 422)
+                .count();
+            (posts >= 3).then_some(())
+        },
+    )
+    .await;
+    let log = node.logs();
+    assert_eq!(
+        log.matches("refused the write as invalid").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("metadata.taints[1]: Duplicate value"), "{log}");
+    assert!(!log.contains("unable to register node"), "{log}");
+    node.stop();
 }

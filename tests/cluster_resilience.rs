@@ -41,7 +41,18 @@ async fn mirror_pods_follow_static_pods() {
     let client = client(&server).await;
     let mut node = Node::new("cluster_mirror");
     node.write_manifest("web.yaml", &busybox_pod("web", "sleep 3600", ""));
-    node.start_with(&[&kubeconfig_flag(&server)]);
+    // The kubelet acts as the node (`system:node:<name>` in `system:nodes`), so the API
+    // server's NodeRestriction rules for the mirror pods it creates apply.
+    let token = format!("node-token-{}", node.name);
+    server.add_token(
+        &token,
+        test_apiserver::UserInfo::new(&format!("system:node:{}", node.name), &["system:nodes"]),
+    );
+    let kubeconfig = node.dir.path().join("node.kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig, &test_apiserver::Credentials::Token(token))
+        .unwrap();
+    node.start_with(&[&format!("--kubeconfig={}", kubeconfig.display())]);
     let pod_name = node.pod_name("web");
     let logs = || node.logs();
     let mirror = wait_for("mirror pod Running", API_DEADLINE, logs, || async {
@@ -61,8 +72,8 @@ async fn mirror_pods_follow_static_pods() {
     );
     let owner = &mirror.metadata.owner_references.clone().unwrap()[0];
     assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str()),
-        ("Node", node.name.as_str())
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Node", node.name.as_str(), Some(true))
     );
     let container_id = node.wait_running(&pod_name, &["main"]).await["main"]
         .id

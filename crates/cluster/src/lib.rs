@@ -22,6 +22,7 @@ pub mod events;
 pub mod node;
 pub mod objects;
 pub mod pods;
+pub mod rejections;
 pub mod rotation;
 pub mod serving;
 pub mod time;
@@ -82,6 +83,7 @@ pub struct Cluster {
     api_pods: watch::Sender<Arc<pods::ApiPods>>,
     rotation: Option<rotation::Rotation>,
     serving: Option<Arc<kubelet_server::tls::ServingCert>>,
+    rejections: rejections::Rejections,
     cancel: CancellationToken,
 }
 
@@ -141,6 +143,7 @@ impl Cluster {
                 .as_ref()
                 .map(|_| Arc::new(kubelet_server::tls::ServingCert::default())),
             settings,
+            rejections: rejections::Rejections::default(),
             cancel,
         })
     }
@@ -161,6 +164,11 @@ impl Cluster {
     /// until the CSR is issued.
     pub fn serving_cert(&self) -> Option<Arc<kubelet_server::tls::ServingCert>> {
         self.serving.clone()
+    }
+
+    /// Writes the API server refused as Invalid, for the node API's healthz and metrics.
+    pub fn rejected_writes(&self) -> Arc<dyn kubelet_server::RejectedWrites> {
+        Arc::new(self.rejections.clone())
     }
 
     /// The webhook reviewers for the node API.
@@ -187,6 +195,7 @@ impl Cluster {
             deps.cri.clone(),
             deps.snapshots.clone(),
             deps.pressure,
+            self.rejections.clone(),
         );
         let registered = manager.registered();
         tokio::spawn(manager.run(cancel.clone()));
@@ -195,6 +204,7 @@ impl Cluster {
             deps.statuses,
             self.api_pods.subscribe(),
             deps.terminated,
+            self.rejections.clone(),
         );
         tokio::spawn(status.run(cancel.clone()));
         let mirrors = pods::mirror::MirrorManager::new(

@@ -11,6 +11,7 @@ mod probes;
 mod runtime;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -41,6 +42,9 @@ pub struct KubeletMetrics {
     pub running_pods: Gauge,
     /// `kubelet_running_containers{container_state}` (set when scraped).
     pub running_containers: Family<StateLabel, Gauge>,
+    /// `kubelet_api_server_invalid_writes_total{operation}`: writes the API server refused
+    /// as Invalid (cluster mode; kubelet-rs only; brought up to date when scraped).
+    pub api_invalid_writes: Family<StateLabel, Counter>,
     node_name: Family<StateLabel, Gauge>,
     process_start_time: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
@@ -55,6 +59,7 @@ impl KubeletMetrics {
             pods: PodMetrics::default(),
             running_pods: Gauge::default(),
             running_containers: Family::default(),
+            api_invalid_writes: Family::default(),
             node_name: Family::default(),
             process_start_time: Gauge::default(),
         };
@@ -82,6 +87,11 @@ impl KubeletMetrics {
             "kubelet_running_containers",
             "Number of containers currently running",
             self.running_containers.clone(),
+        );
+        r.register(
+            "kubelet_api_server_invalid_writes",
+            "Writes (node registration, node and pod status) the API server refused as Invalid",
+            self.api_invalid_writes.clone(),
         );
         self.pods.register(&mut r);
         self.runtime.register(&mut r);

@@ -29,4 +29,4 @@ pub mod tls;
 pub use error::{ApiError, ServerError};
 pub use listen::{NodeApi, start};
 pub use settings::{AuthSettings, ServerSettings, TlsSettings};
-pub use state::{Reviewers, ServerDeps};
+pub use state::{RejectedWrite, RejectedWrites, Reviewers, ServerDeps};

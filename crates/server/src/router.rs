@@ -246,6 +246,13 @@ mod tests {
     use crate::state::{AppState, ServerDeps};
 
     fn state(taken_at_ns: i64) -> Shared {
+        state_with(taken_at_ns, None)
+    }
+
+    fn state_with(
+        taken_at_ns: i64,
+        rejected_writes: Option<Arc<dyn crate::state::RejectedWrites>>,
+    ) -> Shared {
         let snapshot = RuntimeSnapshot {
             taken_at_ns,
             healthy: taken_at_ns > 0,
@@ -264,6 +271,7 @@ mod tests {
             .unwrap(),
             metrics: KubeletMetrics::new("node-a"),
             reviewers: Default::default(),
+            rejected_writes,
         };
         AppState::new(ServerSettings::for_node("node-a"), deps)
     }
@@ -321,6 +329,52 @@ mod tests {
         assert_eq!(
             call(healthz_router(state(0)), "GET", "/healthz").await.0,
             StatusCode::OK
+        );
+    }
+
+    /// A fixed record of refused writes.
+    struct Refused(Vec<crate::state::RejectedWrite>);
+
+    impl crate::state::RejectedWrites for Refused {
+        fn standing(&self) -> Vec<crate::state::RejectedWrite> {
+            self.0.clone()
+        }
+        fn totals(&self) -> Vec<(String, u64)> {
+            self.0
+                .iter()
+                .map(|r| (r.operation.clone(), r.count))
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn healthz_and_metrics_show_writes_the_api_server_refuses() {
+        let none = state_with(now_ns(), Some(Arc::new(Refused(vec![]))));
+        let (status, body) = call(healthz_router(none), "GET", "/healthz?verbose").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("[+]apiserver-writes ok\n"), "{body}");
+        let refused = state_with(
+            now_ns(),
+            Some(Arc::new(Refused(vec![crate::state::RejectedWrite {
+                operation: "register node".into(),
+                object: "vm".into(),
+                message:
+                    "metadata.nodeSwapStatus.capacity: Invalid value: 0: must be greater than zero"
+                        .into(),
+                count: 3,
+            }]))),
+        );
+        let (status, body) = call(healthz_router(refused.clone()), "GET", "/healthz").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.contains("[-]apiserver-writes failed: register node vm refused as invalid by the API server (3 times): metadata.nodeSwapStatus.capacity: Invalid value: 0: must be greater than zero\n"),
+            "{body}"
+        );
+        crate::handlers::metrics::refresh_gauges(&refused);
+        let text = refused.deps.metrics.encode();
+        assert!(
+            text.contains("kubelet_api_server_invalid_writes_total{operation=\"register node\"} 3"),
+            "{text}"
         );
     }
 

@@ -24,6 +24,30 @@ pub struct ServerDeps {
     pub metrics: KubeletMetrics,
     /// API-server clients for Webhook authentication/authorization (cluster mode).
     pub reviewers: Reviewers,
+    /// Writes the API server refused as Invalid (cluster mode): the `apiserver-writes`
+    /// healthz check and `kubelet_api_server_invalid_writes_total`.
+    pub rejected_writes: Option<Arc<dyn RejectedWrites>>,
+}
+
+/// A write the API server refuses as Invalid, standing until it is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedWrite {
+    /// What the kubelet tried, e.g. `register node`.
+    pub operation: String,
+    /// The object, e.g. `vm` or `default/web-1`.
+    pub object: String,
+    /// `field: message` of each cause.
+    pub message: String,
+    /// Refusals in a row.
+    pub count: u64,
+}
+
+/// Cluster mode's record of refused writes.
+pub trait RejectedWrites: Send + Sync {
+    /// The refusals standing now.
+    fn standing(&self) -> Vec<RejectedWrite>;
+    /// Refusals since start, by operation.
+    fn totals(&self) -> Vec<(String, u64)>;
 }
 
 /// The TokenReview and SubjectAccessReview senders; none in standalone mode.

@@ -114,7 +114,8 @@ pub enum ApiError {
 }
 
 fn invalid_message(s: &Subject, causes: &[Cause]) -> String {
-    let kind = kind_name(&s.kind);
+    // Upstream names the group-qualified Kind: `Lease.coordination.k8s.io "x" is invalid`.
+    let kind = s.qualified();
     let list: Vec<String> = causes
         .iter()
         .map(|c| {
@@ -130,12 +131,6 @@ fn invalid_message(s: &Subject, causes: &[Cause]) -> String {
         1 => format!("{} \"{}\" is invalid: {}", kind, s.name, list[0]),
         _ => format!("{} \"{}\" is invalid: [{}]", kind, s.name, list.join(", ")),
     }
-}
-
-/// Upstream names the Kind (not the resource) in Invalid messages; our subjects carry the
-/// Kind for Invalid errors already, so this is the identity.
-fn kind_name(k: &str) -> &str {
-    k
 }
 
 impl ApiError {

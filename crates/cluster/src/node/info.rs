@@ -57,11 +57,18 @@ pub fn system_info(runtime_version: &str) -> NodeSystemInfo {
         machine_id: machine.machine_id,
         operating_system: std::env::consts::OS.to_string(),
         os_image: os_image(),
-        swap: Some(NodeSwapStatus {
-            capacity: Some(machine.swap_capacity as i64),
-        }),
+        swap: swap_status(machine.swap_capacity),
         system_uuid: machine.system_uuid,
     }
+}
+
+/// `nodeInfo.swap`: the swap capacity in bytes, or nothing at all on a node without swap
+/// (as upstream's MachineInfo setter; the API server refuses a capacity of 0 with
+/// `metadata.nodeSwapStatus.capacity: Invalid value: 0: must be greater than zero`).
+pub fn swap_status(capacity_bytes: u64) -> Option<NodeSwapStatus> {
+    (capacity_bytes > 0).then(|| NodeSwapStatus {
+        capacity: Some(i64::try_from(capacity_bytes).unwrap_or(i64::MAX)),
+    })
 }
 
 /// InternalIP for each node IP, then Hostname.
@@ -94,6 +101,12 @@ mod tests {
         assert_eq!(info.kubelet_version, "v1.35.0");
         assert_eq!(info.operating_system, "linux");
         assert!(!info.boot_id.is_empty());
+        assert_eq!(
+            swap_status(0),
+            None,
+            "a swapless node reports no swap status"
+        );
+        assert_eq!(swap_status(2 << 30).and_then(|s| s.capacity), Some(2 << 30));
         let a = addresses(&["10.0.0.5".into()], "node-a");
         assert_eq!(a[0].type_, "InternalIP");
         assert_eq!(a[1].address, "node-a");

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::error::{ClusterError, with_timeout};
+use crate::rejections::Rejections;
 use capacity::{Machine, Reservations};
 use conditions::Pressure;
 use health::HealthCheck;
@@ -56,7 +57,11 @@ pub struct NodeManager {
     pressure: Option<watch::Receiver<Pressure>>,
     /// Published after each successful registration (the Node as the server has it).
     registered: watch::Sender<Option<Arc<Node>>>,
+    rejections: Rejections,
 }
+
+const REGISTER: &str = "register node";
+const PATCH_STATUS: &str = "update node status";
 
 impl NodeManager {
     pub fn new(
@@ -65,8 +70,10 @@ impl NodeManager {
         cri: CriClient,
         snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
         pressure: Option<watch::Receiver<Pressure>>,
+        rejections: Rejections,
     ) -> Self {
         NodeManager {
+            rejections,
             health: HealthCheck::new(cri.clone(), snapshots),
             client,
             settings,
@@ -97,8 +104,10 @@ impl NodeManager {
         let mut backoff = Backoff::new(Duration::from_millis(500), self.settings.update_frequency);
         let mut ever_ready = false;
         loop {
+            let name = self.settings.registration.node_name.clone();
             let wait = match self.update(&nodes, &mut last_report).await {
                 Ok(ready) => {
+                    self.rejections.accepted(PATCH_STATUS, &name);
                     backoff.reset();
                     ever_ready |= ready;
                     if ever_ready {
@@ -108,7 +117,9 @@ impl NodeManager {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(node = %self.settings.registration.node_name, error = %err, "error updating node status, will retry");
+                    if !self.rejections.record(PATCH_STATUS, &name, &err) {
+                        tracing::warn!(node = %name, error = %err, "error updating node status, will retry");
+                    }
                     backoff.next_delay()
                 }
             };
@@ -127,13 +138,17 @@ impl NodeManager {
             // The Node is created with its status, so it is never seen without one.
             let facts = self.facts().await;
             let status = status::build(None, &facts, &crate::time::now());
+            let name = self.settings.registration.node_name.clone();
             match register::register(nodes, &self.settings.registration, status).await {
                 Ok(node) => {
+                    self.rejections.accepted(REGISTER, &name);
                     self.registered.send_replace(Some(Arc::new(node)));
                     return true;
                 }
                 Err(err) => {
-                    tracing::warn!(node = %self.settings.registration.node_name, error = %err, "unable to register node with API server");
+                    if !self.rejections.record(REGISTER, &name, &err) {
+                        tracing::warn!(node = %name, error = %err, "unable to register node with API server");
+                    }
                 }
             }
             if !backoff.wait(cancel).await {

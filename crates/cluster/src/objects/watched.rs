@@ -27,6 +27,17 @@ const UNUSED_AFTER: Duration = Duration::from_secs(600);
 /// first list failed.
 type State<K> = Option<Result<Option<Arc<K>>, String>>;
 
+/// Whether a watch failed because the API server forbids it (403).
+fn is_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => status_of(k) == Some(403),
+        watcher::Error::WatchError(s) => s.code == 403,
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
 /// (namespace, name) -> its watch.
 type Entries<K> = HashMap<(String, String), Arc<Entry<K>>>;
 
@@ -174,6 +185,14 @@ impl<K: Watchable> WatchedObjects<K> {
                         if tx.borrow().is_none() {
                             tx.send_replace(Some(Err(e.to_string())));
                         }
+                        if is_forbidden(&e) {
+                            // The node authorizer lets a node read only what its pods
+                            // reference: no pod here needs this object any more. Stop
+                            // instead of retrying forever; the next lookup watches anew.
+                            tracing::debug!(error = %e, "watch forbidden; stopping it");
+                            task_cancel.cancel();
+                            return;
+                        }
                         continue;
                     }
                 };
@@ -213,5 +232,54 @@ impl<K: Watchable> WatchedObjects<K> {
                 fresh
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Secret;
+    use test_apiserver::{Credentials, Options, Policy, Rule, Server, UserInfo};
+
+    /// A Secret the node may not read (the node authorizer's answer once no pod on the
+    /// node references it) is watched once, not retried forever.
+    #[tokio::test]
+    async fn a_forbidden_watch_stops() {
+        let server = Server::start(Options::default()).await.unwrap();
+        server.add_token(
+            "node-token",
+            UserInfo::new("system:node:n1", &["system:nodes"]),
+        );
+        server.set_policy(Policy::Rules(vec![Rule {
+            users: vec!["system:node:n1".into()],
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        }]));
+        let path = server.dir().join("node.kubeconfig");
+        server
+            .write_kubeconfig(&path, &Credentials::Token("node-token".into()))
+            .unwrap();
+        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let secrets: WatchedObjects<Secret> = WatchedObjects::new(
+            client,
+            "secret",
+            Arc::new(watch::Sender::new(0)),
+            CancellationToken::new(),
+        );
+        let err = secrets.get("default", "s1").await.unwrap_err();
+        assert!(err.to_string().contains("forbidden"), "{err}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let asked = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/secrets"))
+            .count();
+        // One list of the watch and the direct read; no retries.
+        assert_eq!(asked, 2, "{:?}", server.requests());
     }
 }

@@ -189,7 +189,9 @@ pub fn mirror_of(pod: &Pod, node_name: &str, node: Option<&Node>) -> Pod {
             kind: "Node".into(),
             name: n.metadata.name.clone()?,
             uid: n.metadata.uid.clone()?,
-            controller: None,
+            // NodeRestriction admits a node's mirror pod only with the Node as its
+            // controller (and without blockOwnerDeletion), as upstream's mirror client sets.
+            controller: Some(true),
             block_owner_deletion: None,
         })
     });
@@ -235,5 +237,7 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str()),
             ("Node", "node-uid")
         );
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.block_owner_deletion, None);
     }
 }

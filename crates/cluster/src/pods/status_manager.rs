@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ApiPods, is_static, merge_patch, terminal};
 use crate::backoff::Backoff;
 use crate::error::{ClusterError, with_timeout};
+use crate::rejections::Rejections;
 
 /// Pod condition types the kubelet owns (upstream PodConditionsByKubelet).
 const KUBELET_CONDITIONS: &[&str] = &[
@@ -44,7 +45,10 @@ pub struct StatusManager {
     sent: HashMap<String, (String, PodStatus)>,
     /// Pods finally deleted (or gone) already.
     deleted: BTreeSet<String>,
+    rejections: Rejections,
 }
+
+const PATCH_STATUS: &str = "update pod status";
 
 impl StatusManager {
     pub fn new(
@@ -52,8 +56,10 @@ impl StatusManager {
         statuses: StatusStore,
         api: watch::Receiver<Arc<ApiPods>>,
         terminated: watch::Receiver<BTreeSet<String>>,
+        rejections: Rejections,
     ) -> Self {
         StatusManager {
+            rejections,
             client,
             status_changes: statuses.subscribe(),
             statuses,
@@ -130,13 +136,17 @@ impl StatusManager {
             {
                 continue;
             }
+            let name = super::full_name(&target);
             match self.patch(&target, &desired).await {
                 Ok(()) => {
+                    self.rejections.accepted(PATCH_STATUS, &name);
                     self.sent.insert(target_uid, (rv, desired));
                 }
-                Err(e) if e.is_not_found() => {}
+                Err(e) if e.is_not_found() => self.rejections.accepted(PATCH_STATUS, &name),
                 Err(e) => {
-                    tracing::warn!(pod = %super::full_name(&target), error = %e, "failed to update pod status; will retry");
+                    if !self.rejections.record(PATCH_STATUS, &name, &e) {
+                        tracing::warn!(pod = %name, error = %e, "failed to update pod status; will retry");
+                    }
                     failures += 1;
                 }
             }
@@ -198,15 +208,19 @@ impl StatusManager {
                     .and_then(|p| p.status.clone())
                     .unwrap_or_else(|| pod.status.clone().unwrap_or_default());
                 let desired = final_api_status(pod, merged(pod.status.as_ref(), &ours));
+                let name = super::full_name(pod);
                 match self.patch(pod, &desired).await {
-                    Ok(()) => {}
+                    Ok(()) => self.rejections.accepted(PATCH_STATUS, &name),
                     Err(e) if e.is_not_found() => {
+                        self.rejections.accepted(PATCH_STATUS, &name);
                         self.deleted.insert(uid.clone());
                         self.statuses.remove(uid);
                         continue;
                     }
                     Err(e) => {
-                        tracing::warn!(pod = %super::full_name(pod), error = %e, "failed to update the terminal pod status; will retry");
+                        if !self.rejections.record(PATCH_STATUS, &name, &e) {
+                            tracing::warn!(pod = %name, error = %e, "failed to update the terminal pod status; will retry");
+                        }
                         failures += 1;
                         continue;
                     }

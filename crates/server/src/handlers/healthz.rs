@@ -58,12 +58,38 @@ pub fn pleg_health(state: &Shared) -> Result<(), String> {
     Ok(())
 }
 
+/// Cluster mode: fails while the API server refuses a write as Invalid (the Node cannot
+/// register, a status cannot be reported), naming the write and the server's causes.
+pub fn writes_health(state: &Shared) -> Result<(), String> {
+    let Some(w) = &state.deps.rejected_writes else {
+        return Ok(());
+    };
+    let standing = w.standing();
+    if standing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = standing
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} refused as invalid by the API server ({} times): {}",
+                r.operation, r.object, r.count, r.message
+            )
+        })
+        .collect();
+    Err(list.join("; "))
+}
+
 fn checks(state: &Shared) -> Vec<(&'static str, Result<(), String>)> {
-    vec![
+    let mut list = vec![
         ("ping", Ok(())),
         ("log", Ok(())),
         ("syncloop", pleg_health(state)),
-    ]
+    ];
+    if state.deps.rejected_writes.is_some() {
+        list.push(("apiserver-writes", writes_health(state)));
+    }
+    list
 }
 
 pub async fn all(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {

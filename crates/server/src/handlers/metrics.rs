@@ -18,7 +18,7 @@ fn with_type(body: String, content_type: &'static str) -> Response {
 }
 
 /// Set the gauges that describe the runtime right now.
-fn refresh_gauges(state: &Shared) {
+pub(crate) fn refresh_gauges(state: &Shared) {
     let snapshot = state.snapshot();
     let m = &state.deps.metrics;
     state.pod_starts.record(&state.deps.statuses.list(), m);
@@ -28,6 +28,14 @@ fn refresh_gauges(state: &Shared) {
         .filter(|p| p.latest_sandbox().is_some_and(|s| s.ready))
         .count();
     m.running_pods.set(running_pods as i64);
+    if let Some(w) = &state.deps.rejected_writes {
+        for (operation, total) in w.totals() {
+            let c = m
+                .api_invalid_writes
+                .get_or_create(&vec![("operation".to_string(), operation)]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+    }
     for (label, wanted) in [
         ("running", ContainerState::Running),
         ("exited", ContainerState::Exited),

@@ -28,11 +28,14 @@ fn flag(pairs: &[(String, String)], name: &str) -> bool {
         .is_some_and(|(_, v)| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
+/// The API server asks with `input`, `output`, `error`, `tty` set to "1" (what upstream's
+/// kubelet reads); `stdin`, `stdout`, `stderr` (the names of the pod's exec options) are
+/// accepted too for clients that call the kubelet directly.
 pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, ApiError> {
     let mut o = StreamOptions {
-        stdin: flag(pairs, "stdin"),
-        stdout: flag(pairs, "stdout"),
-        stderr: flag(pairs, "stderr"),
+        stdin: flag(pairs, "input") || flag(pairs, "stdin"),
+        stdout: flag(pairs, "output") || flag(pairs, "stdout"),
+        stderr: flag(pairs, "error") || flag(pairs, "stderr"),
         tty: flag(pairs, "tty"),
         command: pairs
             .iter()
@@ -240,6 +243,9 @@ mod tests {
         assert!(o.stdout && o.stderr && !o.stdin && !o.tty);
         let o = stream_options(&q("stdout=1&stderr=1&tty=1")).unwrap();
         assert!(!o.stderr, "tty drops stderr");
+        // What kube-apiserver sends the kubelet for `kubectl exec -i` (upstream's names).
+        let o = stream_options(&q("command=sh&input=1&output=1&error=1")).unwrap();
+        assert!(o.stdin && o.stdout && o.stderr && !o.tty);
         assert_eq!(
             stream_options(&q("command=ls"))
                 .unwrap_err()

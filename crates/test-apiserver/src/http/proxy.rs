@@ -32,6 +32,37 @@ pub async fn handle(cl: &Cluster, rp: &ResourcePath, req: Request<Incoming>) -> 
     }
 }
 
+/// The kubelet query of an exec or attach as kube-apiserver builds it from the decoded
+/// PodExecOptions / PodAttachOptions: the commands, then `input`, `output`, `error`, `tty`
+/// as "1" for the streams asked for (the kubelet reads only those names).
+fn kubelet_stream_query(query: &str) -> String {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let truthy = |name: &str| {
+        pairs.iter().any(|(k, v)| {
+            k == name && matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True")
+        })
+    };
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &pairs {
+        if k == "command" {
+            out.append_pair("command", v);
+        }
+    }
+    for (from, to) in [
+        ("stdin", "input"),
+        ("stdout", "output"),
+        ("stderr", "error"),
+        ("tty", "tty"),
+    ] {
+        if truthy(from) {
+            out.append_pair(to, "1");
+        }
+    }
+    out.finish()
+}
+
 /// The kubelet URL path (with query) a subresource request maps to, and the node.
 fn target(cl: &Cluster, rp: &ResourcePath, uri: &hyper::Uri) -> ApiResult<(String, String)> {
     let ns = rp.namespace.as_deref().unwrap_or("");
@@ -70,9 +101,15 @@ fn target(cl: &Cluster, rp: &ResourcePath, uri: &hyper::Uri) -> ApiResult<(Strin
         "exec" => "exec",
         _ => "attach",
     };
-    let kept: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "container"))
-        .finish();
+    let kept: String = if sub == "log" {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "container"),
+            )
+            .finish()
+    } else {
+        kubelet_stream_query(query)
+    };
     let path = format!("/{prefix}/{ns}/{name}/{container}");
     Ok((
         node,
@@ -279,5 +316,24 @@ impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kubelet_stream_query;
+
+    #[test]
+    fn exec_options_reach_the_kubelet_under_upstream_names() {
+        assert_eq!(
+            kubelet_stream_query(
+                "command=sh&command=-c&container=web&stdin=true&stdout=true&stderr=true"
+            ),
+            "command=sh&command=-c&input=1&output=1&error=1"
+        );
+        assert_eq!(
+            kubelet_stream_query("stdout=1&tty=true&stderr=false"),
+            "output=1&tty=1"
+        );
     }
 }

@@ -9,6 +9,7 @@ mod quantity;
 pub mod service;
 pub mod typed;
 pub mod validate;
+pub mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,12 +50,18 @@ pub fn get_array<'a>(obj: &'a Value, key: &str) -> &'a [Value] {
 }
 
 fn name_rule(def: &ResourceDef) -> NameRule {
-    match def.kind {
-        "Namespace" => NameRule::Label,
-        "Service" => NameRule::Dns1035,
-        "Event" | "Lease" | "CertificateSigningRequest" => NameRule::PathSegment,
+    match (def.group, def.kind) {
+        (_, "Namespace") => NameRule::Label,
+        (_, "Service") => NameRule::Dns1035,
+        // core/v1 events skip the ObjectMeta rules; events.k8s.io/v1 ones do not.
+        ("", "Event") | (_, "CertificateSigningRequest") => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
+}
+
+/// Whether an Event write came through events.k8s.io (strict validation).
+fn strict_event(def: &ResourceDef) -> bool {
+    def.group == "events.k8s.io"
 }
 
 /// Converts an object of `def`'s version into the storage form.
@@ -81,10 +88,31 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, ctx: &HookCtx<'_>) -> 
     if let Some(c) = check_name(name_rule(def), meta::name(obj), "metadata.name") {
         causes.push(c);
     }
+    if def.kind != "Event" {
+        causes.extend(validation::meta::validate_create(obj).into_causes());
+    }
     match def.kind {
+        "Node" => causes.extend(validation::node::validate_kind_rules(obj).into_causes()),
+        "Lease" => causes.extend(validation::lease::validate(obj).into_causes()),
+        "Event" => {
+            causes.extend(validation::event::validate_create(obj, strict_event(def)).into_causes())
+        }
         "Pod" => {
             pod::apply_defaults(obj);
             causes.extend(pod::validate_create(obj));
+            if let Some(node) = validation::mirror::node_of(ctx.user) {
+                let node_uid = ctx
+                    .store
+                    .get(&crate::store::ObjKey::new("nodes", "", node))
+                    .map(|n| meta::uid(&n).to_string());
+                if let Some(why) = validation::mirror::refuse_create(node, obj, node_uid.as_deref())
+                {
+                    return Err(ApiError::Forbidden(
+                        crate::error::Subject::new(def.group, def.plural, meta::name(obj)),
+                        why,
+                    ));
+                }
+            }
             let qos = pod::qos_class(obj);
             meta::ensure_object(obj).insert(
                 "status".into(),
@@ -224,8 +252,27 @@ pub fn prepare_update(
     keep_system_fields(old, &mut new)?;
     let mut causes = Vec::new();
     match (def.kind, sub) {
-        ("Pod", None) => causes.extend(pod::validate_spec_update(old, &new)),
-        ("Pod", Some("status")) => causes.extend(pod::validate_status_update(old, &new)),
+        ("Node", None) => {
+            causes.extend(validation::node::validate(&new).into_causes());
+            causes.extend(validation::node::validate_update(&new, old).into_causes());
+        }
+        ("Node", Some("status")) => {
+            causes.extend(validation::node::validate_update(&new, old).into_causes())
+        }
+        ("Lease", _) => {
+            causes.extend(validation::meta::validate_update(&new, old).into_causes());
+            causes.extend(validation::lease::validate(&new).into_causes());
+        }
+        ("Event", _) => causes
+            .extend(validation::event::validate_update(&new, old, strict_event(def)).into_causes()),
+        ("Pod", None) => {
+            causes.extend(validation::meta::validate_update(&new, old).into_causes());
+            causes.extend(pod::validate_spec_update(old, &new));
+        }
+        ("Pod", Some("status")) => {
+            causes.extend(pod::validate_status_update(old, &new));
+            causes.extend(validation::pod_status::validate(&new, old).into_causes());
+        }
         ("Pod", Some("ephemeralcontainers")) => {
             causes.extend(pod::validate_ephemeral_update(old, &new))
         }

@@ -40,14 +40,28 @@ pub async fn call(
     body: Option<&Value>,
     content_type: &str,
 ) -> Resp {
+    call_as(addr, None, method, path, body, content_type).await
+}
+
+/// One request, with a bearer token when given.
+pub async fn call_as(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    content_type: &str,
+) -> Resp {
     let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(bytes)))
-        .expect("request");
+        .header("content-type", content_type);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Full::new(Bytes::from(bytes))).expect("request");
     let resp = send(addr, req).await;
     let code = resp.status().as_u16();
     let b = resp.into_body().collect().await.expect("body").to_bytes();
