@@ -224,13 +224,25 @@ mod tests {
             "cpuset cpu io memory pids\n",
         )
         .unwrap();
-        std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        // Only what is available and not enabled yet is written (one controller: a
+        // plain file keeps the last write).
+        std::fs::write(root.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
         create_v2(root, "kubepods/burstable").unwrap();
         assert!(root.join("kubepods/burstable").is_dir());
-        // A plain file takes the last write: the last controller enabled is pids.
         assert_eq!(
             std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
-            "+pids"
+            "+cpuset"
+        );
+        std::fs::write(
+            root.join("cgroup.subtree_control"),
+            "cpuset cpu memory pids\n",
+        )
+        .unwrap();
+        create_v2(root, "kubepods/besteffort").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+            "cpuset cpu memory pids\n",
+            "nothing to enable"
         );
     }
 }
