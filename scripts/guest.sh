@@ -265,11 +265,12 @@ cd /tmp
 status=0
 while read -r name filter; do
 	start=$(cut -d' ' -f1 /proc/uptime)
-	"$S/bin/$name" --include-ignored --test-threads=1 ${filter:+"$filter"} >"$R/$name.out" 2>&1
+	out="$R/$name${filter:+-$filter}.out"
+	"$S/bin/$name" --include-ignored --test-threads=1 ${filter:+"$filter"} >"$out" 2>&1
 	rc=$?
 	end=$(cut -d' ' -f1 /proc/uptime)
 	echo "guest: $name ${filter:+($filter) }exit $rc in $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", b - a}') s"
-	grep -E '^test |^test result' "$R/$name.out" || true
+	grep -E '^test |^test result' "$out" || true
 	((rc == 0)) || status=1
 done <"$S/tests"
 echo "$status" >"$R/status"
@@ -311,7 +312,8 @@ run_driver() {
 		-virtfs "local,path=$share,mount_tag=share,security_model=none" \
 		</dev/null >"$run/console.log" 2>&1 || rc=$?
 	log "$driver: qemu exited $rc after $((($(now_ms) - t0) / 1000)) s (console: $run/console.log)"
-	grep -h '^guest: ' "$share/results/guest.log" 2>/dev/null | sed "s/^guest: /guest[$driver]: /" >&2 || true
+	grep -hE '^(guest: |test )' "$share/results/guest.log" 2>/dev/null |
+		sed -e "s/^guest: /guest[$driver]: /" -e "s/^test /guest[$driver]:   test /" >&2 || true
 	status=$(cat "$share/results/status" 2>/dev/null || echo missing)
 	if [[ $status != 0 ]]; then
 		log "$driver: FAILED (status $status); test output in $share/results"

@@ -130,6 +130,20 @@ async fn pod_qos_and_node_allocatable_values_and_removal() {
     assert_eq!(read(&burstable, "cpu.weight"), weight(102).to_string());
     assert_eq!(read(&besteffort, "cpu.weight"), "1");
 
+    // Huge pages (the Debian kernel has the hugetlb controller and 2 MiB pages): pods
+    // that ask for none get 0, the QoS cgroups are unbounded.
+    let controllers = read(&unified(), "cgroup.controllers");
+    assert!(
+        controllers.split_whitespace().any(|c| c == "hugetlb"),
+        "{controllers}"
+    );
+    for dir in [&g_dir, &b_dir, &e_dir] {
+        assert_eq!(read(dir, "hugetlb.2MB.max"), "0", "{}", dir.display());
+    }
+    for dir in [&burstable, &besteffort] {
+        assert_eq!(read(dir, "hugetlb.2MB.max"), "max", "{}", dir.display());
+    }
+
     // Node allocatable on kubepods: capacity minus kubeReserved (page-rounded memory).
     let kubepods = cgroup(&["kubepods"]);
     let cores = std::thread::available_parallelism().unwrap().get() as u64;
