@@ -324,6 +324,8 @@ run_driver() {
 	log "$driver: qemu exited $rc after $((($(now_ms) - t0) / 1000)) s (console: $run/console.log)"
 	grep -hE '^(guest: |test )' "$share/results/guest.log" 2>/dev/null |
 		sed -e "s/^guest: /guest[$driver]: /" -e "s/^test /guest[$driver]:   test /" >&2 || true
+	# The copies of binaries and images are not needed any more; results and console stay.
+	rm -rf "$share/bin" "$share/registry"
 	status=$(cat "$share/results/status" 2>/dev/null || echo missing)
 	if [[ $status != 0 ]]; then
 		log "$driver: FAILED (status $status); test output in $share/results"
@@ -342,6 +344,14 @@ cmd_run() {
 	[[ -f $TEST_EXES ]] || die "no test executables: run '$0 build'"
 	[[ -d $ENV_DIR/registry/data ]] || die "no registry data in $ENV_DIR: run 'make env'"
 	mkdir -p "$CACHE/runs"
+	# Runs of earlier invocations (named <pid>-<driver>) whose process is gone.
+	local dir pid
+	for dir in "$CACHE/runs"/*-*; do
+		[[ -d $dir ]] || continue
+		pid=${dir##*/}
+		pid=${pid%%-*}
+		[[ $pid == "$$" || -d /proc/$pid ]] || rm -rf "$dir"
+	done
 	local driver failed=()
 	for driver in $DRIVERS; do
 		run_driver "$driver" || failed+=("$driver")
