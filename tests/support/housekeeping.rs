@@ -67,6 +67,7 @@ pub async fn wait_status(
     deadline: Duration,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    let deadline = crate::support::scaled(deadline);
     let started = Instant::now();
     let mut last = None;
     while started.elapsed() < deadline {
@@ -86,6 +87,7 @@ pub async fn wait_status(
 
 /// Wait until the kubelet log contains `text`.
 pub async fn wait_log(node: &Node, text: &str, deadline: Duration) {
+    let deadline = crate::support::scaled(deadline);
     let started = Instant::now();
     while started.elapsed() < deadline {
         if node.logs().contains(text) {

@@ -18,6 +18,28 @@ use kubelet_core::runtime::labels;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// How much slower than the host this machine runs the tests:
+/// `KUBELET_TEST_TIMEOUT_SCALE` (e.g. 4 in scripts/guest.sh's emulated guest), 1 unless
+/// set. Every wait of this module is stretched by it.
+pub fn timeout_scale() -> f64 {
+    std::env::var("KUBELET_TEST_TIMEOUT_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v >= 1.0)
+        .unwrap_or(1.0)
+}
+
+/// `d` stretched by [`timeout_scale`].
+pub fn scaled(d: Duration) -> Duration {
+    d.mul_f64(timeout_scale())
+}
+
+/// The cgroup driver test kubelets use: `KUBELET_TEST_CGROUP_DRIVER` (`systemd` in the
+/// guest's systemd run; containerd's SystemdCgroup must match), else `cgroupfs`.
+pub fn cgroup_driver() -> String {
+    std::env::var("KUBELET_TEST_CGROUP_DRIVER").unwrap_or_else(|_| "cgroupfs".into())
+}
+
 pub fn endpoint() -> String {
     std::env::var("CONTAINER_RUNTIME_ENDPOINT").unwrap_or_else(|_| {
         panic!(
@@ -37,6 +59,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    let deadline = scaled(deadline);
     let start = Instant::now();
     loop {
         if let Some(v) = check().await {
@@ -61,6 +84,9 @@ pub fn with_safe_defaults(extra: &str) -> String {
     }
     if !extra.contains("imageGCHighThresholdPercent:") {
         defaults.push_str("imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n");
+    }
+    if !extra.contains("cgroupDriver:") && cgroup_driver() != "cgroupfs" {
+        defaults.push_str(&format!("cgroupDriver: {}\n", cgroup_driver()));
     }
     format!("{defaults}{extra}")
 }
@@ -172,9 +198,9 @@ impl Node {
                 );
                 return started.elapsed();
             }
-            if started.elapsed() > Duration::from_secs(20) {
+            if started.elapsed() > scaled(Duration::from_secs(20)) {
                 let _ = child.kill();
-                panic!("kubelet did not exit within 20s of SIGTERM");
+                panic!("kubelet did not exit within 20s (scaled) of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -187,6 +213,7 @@ impl Node {
 
     /// Wait up to `deadline` for the kubelet to exit on its own; its exit status.
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = scaled(deadline);
         let started = Instant::now();
         while started.elapsed() < deadline {
             if let Some(child) = self.child.as_mut()
@@ -273,7 +300,7 @@ impl Node {
     ) -> HashMap<String, cri::Container> {
         let what = format!("pod {pod_name} running containers {names:?}");
         let result = tokio::time::timeout(
-            DEADLINE,
+            scaled(DEADLINE),
             eventually(&what, DEADLINE, || async {
                 let running = self.running(pod_name).await;
                 names

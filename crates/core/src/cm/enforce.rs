@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::cgroup::CgroupName;
 use super::node::{self, Machine};
 use super::{CgroupLayout, cpu_shares, quantity, shares_to_weight};
 
@@ -183,20 +184,15 @@ impl CgroupLimits {
     }
 }
 
-/// The cgroupfs path of the node allocatable cgroup: `<cgroupRoot>/kubepods`, or the
-/// cgroup root itself without per-QoS cgroups (`None` for the root cgroup, which is never
-/// limited). The systemd driver is not managed here.
-pub fn node_cgroup(layout: &CgroupLayout) -> Option<String> {
-    if layout.systemd {
-        return None;
+/// The node allocatable cgroup: `<cgroupRoot>/kubepods` (`kubepods.slice` with systemd),
+/// or the cgroup root itself without per-QoS cgroups (`None` for the root cgroup, which
+/// is never limited).
+pub fn node_cgroup(layout: &CgroupLayout) -> Option<CgroupName> {
+    if layout.per_qos {
+        return Some(layout.kubepods_name());
     }
-    let root = layout.root.trim_matches('/');
-    match (layout.per_qos, root.is_empty()) {
-        (true, true) => Some("kubepods".into()),
-        (true, false) => Some(format!("{root}/kubepods")),
-        (false, true) => None,
-        (false, false) => Some(root.to_string()),
-    }
+    let root = layout.root_name();
+    (!root.0.is_empty()).then_some(root)
 }
 
 /// Writes the node-level cgroups.
@@ -233,19 +229,14 @@ impl NodeCgroups {
         )
     }
 
-    /// Create the node allocatable cgroup in every hierarchy and write its limits.
+    /// Create the node allocatable cgroup (in every hierarchy, or as a systemd slice)
+    /// and write its limits.
     pub fn enforce_kubepods(&self) -> Result<(), String> {
-        let Some(rel) = node_cgroup(&self.layout) else {
+        let Some(name) = node_cgroup(&self.layout) else {
             return Ok(());
         };
         let files = self.kubepods_limits().files(&self.host_sizes);
-        for mount in &self.mounts {
-            let dir = mount.join(&rel);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("creating cgroup {}: {e}", dir.display()))?;
-            super::write_existing(&dir, &files)?;
-        }
-        Ok(())
+        self.layout.apply_cgroup(&name, &files)
     }
 
     /// Write the reservations on `systemReservedCgroup` / `kubeReservedCgroup` when
@@ -493,31 +484,21 @@ mod tests {
             systemd,
             host: Default::default(),
         };
+        let path = |l: CgroupLayout| node_cgroup(&l).map(|n| l.cgroup_path(&n));
+        assert_eq!(path(layout(true, "/", false)).as_deref(), Some("/kubepods"));
+        assert_eq!(path(layout(true, "", false)).as_deref(), Some("/kubepods"));
         assert_eq!(
-            node_cgroup(&layout(true, "/", false)).as_deref(),
-            Some("kubepods")
+            path(layout(true, "/custom/", false)).as_deref(),
+            Some("/custom/kubepods")
+        );
+        assert_eq!(path(layout(false, "/", false)), None, "never the root");
+        assert_eq!(
+            path(layout(false, "/flat", false)).as_deref(),
+            Some("/flat")
         );
         assert_eq!(
-            node_cgroup(&layout(true, "", false)).as_deref(),
-            Some("kubepods")
-        );
-        assert_eq!(
-            node_cgroup(&layout(true, "/custom/", false)).as_deref(),
-            Some("custom/kubepods")
-        );
-        assert_eq!(
-            node_cgroup(&layout(false, "/", false)),
-            None,
-            "never the root"
-        );
-        assert_eq!(
-            node_cgroup(&layout(false, "/flat", false)).as_deref(),
-            Some("flat")
-        );
-        assert_eq!(
-            node_cgroup(&layout(true, "/", true)),
-            None,
-            "systemd not managed"
+            path(layout(true, "/", true)).as_deref(),
+            Some("/kubepods.slice")
         );
     }
 

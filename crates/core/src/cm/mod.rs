@@ -2,10 +2,12 @@
 //! memory values for CRI, and removal of pod cgroups (containerd never removes them).
 
 pub mod admission;
+pub mod cgroup;
 pub mod enforce;
 pub mod node;
 pub mod qos;
 pub mod quantity;
+pub mod systemd;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use std::sync::Arc;
 
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod};
+
+use cgroup::CgroupName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QosClass {
@@ -150,9 +154,29 @@ impl CgroupLayout {
         }
     }
 
-    /// The cgroup parent of the pod's sandbox (upstream naming for both drivers).
-    pub fn pod_cgroup(&self, pod: &Pod) -> String {
+    /// The node allocatable cgroup `<cgroupRoot>/kubepods` by name.
+    pub fn kubepods_name(&self) -> CgroupName {
+        self.root_name().child("kubepods")
+    }
+
+    /// The QoS cgroup of a class (`kubepods` itself for Guaranteed).
+    pub fn qos_name(&self, qos: QosClass) -> CgroupName {
+        match qos {
+            QosClass::Guaranteed => self.kubepods_name(),
+            QosClass::Burstable => self.kubepods_name().child("burstable"),
+            QosClass::BestEffort => self.kubepods_name().child("besteffort"),
+        }
+    }
+
+    /// The pod cgroup by name, under its QoS cgroup.
+    pub fn pod_cgroup_name(&self, pod: &Pod) -> CgroupName {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.qos_name(qos_class(pod)).child(&format!("pod{uid}"))
+    }
+
+    /// The cgroup parent of the pod's sandbox (upstream naming for both drivers): a
+    /// cgroupfs path, or the pod's slice unit for systemd.
+    pub fn pod_cgroup(&self, pod: &Pod) -> String {
         let root = self.root.trim_end_matches('/');
         if !self.per_qos {
             return if root.is_empty() {
@@ -161,47 +185,44 @@ impl CgroupLayout {
                 root.to_string()
             };
         }
-        let qos = qos_class(pod);
+        let name = self.pod_cgroup_name(pod);
         if self.systemd {
-            let uid = uid.replace('-', "_");
-            return match qos {
-                QosClass::Guaranteed => format!("kubepods-pod{uid}.slice"),
-                QosClass::Burstable => format!("kubepods-burstable-pod{uid}.slice"),
-                QosClass::BestEffort => format!("kubepods-besteffort-pod{uid}.slice"),
-            };
-        }
-        match qos {
-            QosClass::Guaranteed => format!("{root}/kubepods/pod{uid}"),
-            QosClass::Burstable => format!("{root}/kubepods/burstable/pod{uid}"),
-            QosClass::BestEffort => format!("{root}/kubepods/besteffort/pod{uid}"),
+            name.systemd_unit()
+        } else {
+            name.cgroupfs()
         }
     }
 
-    /// Every place a cgroupfs pod cgroup of this uid may live.
-    fn pod_cgroup_candidates(&self, uid: &str) -> Vec<String> {
-        let root = self.root.trim_end_matches('/');
-        ["", "/burstable", "/besteffort"]
-            .iter()
-            .map(|qos| format!("{root}/kubepods{qos}/pod{uid}"))
-            .collect()
-    }
-
-    /// Remove the pod's cgroup directories in every hierarchy. Only empty directories go
-    /// (rmdir), deepest first, so a cgroup still in use is left and reported.
+    /// Remove the pod's cgroup (every QoS class it may have had): stop its slice
+    /// (systemd) and rmdir its directories in every hierarchy. Only empty directories go,
+    /// deepest first, so a cgroup still in use is left and reported.
     pub fn remove_pod_cgroups(&self, uid: &str) {
-        if !self.per_qos || self.systemd || uid.is_empty() {
+        if !self.per_qos || uid.is_empty() {
             return;
         }
-        for mount in &self.host.mounts {
-            for rel in self.pod_cgroup_candidates(uid) {
-                let dir = mount.path.join(rel.trim_start_matches('/'));
-                if dir.is_dir()
-                    && let Err(err) = remove_tree_of_empty_dirs(&dir)
-                {
-                    tracing::warn!(cgroup = %dir.display(), error = %err, "could not remove pod cgroup");
-                }
+        let pod = format!("pod{uid}");
+        for qos in [
+            QosClass::Guaranteed,
+            QosClass::Burstable,
+            QosClass::BestEffort,
+        ] {
+            let name = self.qos_name(qos).child(&pod);
+            if !self.systemd && !self.exists(&name) {
+                continue;
+            }
+            if let Err(err) = self.remove_cgroup(&name) {
+                tracing::warn!(cgroup = %self.cgroup_path(&name), error = %err, "could not remove pod cgroup");
             }
         }
+    }
+
+    /// Whether the cgroup exists in some hierarchy.
+    pub fn exists(&self, name: &CgroupName) -> bool {
+        let rel = self.cgroup_path(name);
+        self.host
+            .mounts
+            .iter()
+            .any(|m| m.path.join(rel.trim_start_matches('/')).is_dir())
     }
 }
 
@@ -343,22 +364,15 @@ pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i6
 }
 
 impl CgroupLayout {
-    /// Create the pod cgroup in every hierarchy and write its limits, before the sandbox
-    /// is created under it. Files a hierarchy does not have are skipped.
+    /// Create the pod cgroup (in every hierarchy, or as a systemd slice) and write its
+    /// limits, before the sandbox is created under it. Files a hierarchy does not have
+    /// are skipped.
     pub fn ensure_pod_cgroup(&self, pod: &Pod, limits: &PodLimits) -> Result<(), String> {
-        if !self.per_qos || self.systemd {
+        if !self.per_qos {
             return Ok(());
         }
-        let rel = self.pod_cgroup(pod);
         let files = pod_cgroup_files(limits, &self.host.page_sizes);
-        for mount in &self.host.mounts {
-            let dir = mount.path.join(rel.trim_start_matches('/'));
-            if let Err(err) = std::fs::create_dir_all(&dir) {
-                return Err(format!("creating pod cgroup {}: {err}", dir.display()));
-            }
-            mount.write(&dir, &files)?;
-        }
-        Ok(())
+        self.apply_cgroup(&self.pod_cgroup_name(pod), &files)
     }
 }
 
@@ -377,10 +391,6 @@ fn pod_cgroup_files(limits: &PodLimits, host_sizes: &[i128]) -> Vec<(String, Str
         ("pids.max", v2_max(limits.pids)),
         // cgroup v2
         (
-            "cpu.max",
-            format!("{} {}", v2_max(limits.cpu_quota), limits.cpu_period),
-        ),
-        (
             "cpu.weight",
             shares_to_weight(limits.cpu_shares).to_string(),
         ),
@@ -389,6 +399,14 @@ fn pod_cgroup_files(limits: &PodLimits, host_sizes: &[i128]) -> Vec<(String, Str
     .into_iter()
     .map(|(f, v)| (f.to_string(), v))
     .collect();
+    // cgroup v2: a quota with its period; without one upstream leaves cpu.max alone
+    // (unbounded, at the kernel's default period).
+    if limits.cpu_quota > 0 {
+        files.push((
+            "cpu.max".into(),
+            format!("{} {}", limits.cpu_quota, limits.cpu_period),
+        ));
+    }
     files.extend(hugetlb_writes(&limits.hugepages, host_sizes));
     files
 }
@@ -864,7 +882,10 @@ mod tests {
         let unbounded = pod_limits(&pod_with(&[("cpu", "50m")], &[]), true, 50_000, -1);
         let files: BTreeMap<String, String> =
             pod_cgroup_files(&unbounded, &[]).into_iter().collect();
-        assert_eq!(files["cpu.max"], "max 50000");
+        assert!(
+            !files.contains_key("cpu.max"),
+            "no quota: cpu.max is left alone, as upstream"
+        );
         assert_eq!(files["memory.max"], "max");
         assert_eq!(files["pids.max"], "max");
         assert_eq!(files["cpu.cfs_quota_us"], "-1");

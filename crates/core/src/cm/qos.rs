@@ -1,5 +1,5 @@
-//! The QoS-level cgroups of upstream's QoS container manager, for the cgroupfs driver:
-//! `kubepods/besteffort` always has the minimum 2 cpu shares, `kubepods/burstable` the
+//! The QoS-level cgroups of upstream's QoS container manager, for both drivers:
+//! `kubepods/besteffort` (`kubepods-besteffort.slice`) always has the minimum 2 cpu shares, `kubepods/burstable` the
 //! shares of the summed cpu requests of the node's active Burstable pods (2 at least);
 //! both have unbounded hugetlb limits. Rewritten whenever the active pods or their
 //! requests change. Memory limits on these cgroups come upstream only with the alpha
@@ -48,7 +48,7 @@ impl QosCgroups {
     }
 
     fn managed(&self) -> bool {
-        self.layout.per_qos && !self.layout.systemd
+        self.layout.per_qos
     }
 
     /// Record whether `pod` is active (admitted and not finished) and rewrite the QoS
@@ -91,15 +91,9 @@ impl QosCgroups {
         }
     }
 
-    /// Create the QoS cgroups in every hierarchy and write their values (files a
-    /// hierarchy lacks are skipped).
+    /// Create the QoS cgroups (in every hierarchy, or as systemd slices) and write
+    /// their values (files a hierarchy lacks are skipped).
     fn write(&self, burstable_shares: i64) -> Result<(), String> {
-        let root = self.layout.root.trim_matches('/');
-        let kubepods = if root.is_empty() {
-            "kubepods".to_string()
-        } else {
-            format!("{root}/kubepods")
-        };
         let sizes: Vec<String> = self
             .layout
             .host
@@ -107,25 +101,24 @@ impl QosCgroups {
             .iter()
             .map(|bytes| node::hugepage_cgroup_size(*bytes))
             .collect();
-        for mount in &self.layout.host.mounts {
-            for (tier, shares) in [("burstable", burstable_shares), ("besteffort", 2)] {
-                let dir = mount.path.join(&kubepods).join(tier);
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-                let mut writes = vec![
-                    ("cpu.shares".to_string(), shares.to_string()),
-                    (
-                        "cpu.weight".to_string(),
-                        super::shares_to_weight(shares).to_string(),
-                    ),
-                ];
-                for size in &sizes {
-                    let v1 = UNBOUNDED_HUGETLB.to_string();
-                    writes.push((format!("hugetlb.{size}.limit_in_bytes"), v1));
-                    writes.push((format!("hugetlb.{size}.max"), "max".into()));
-                }
-                mount.write(&dir, &writes)?;
+        for (qos, shares) in [
+            (QosClass::Burstable, burstable_shares),
+            (QosClass::BestEffort, 2),
+        ] {
+            let mut writes = vec![
+                ("cpu.shares".to_string(), shares.to_string()),
+                (
+                    "cpu.weight".to_string(),
+                    super::shares_to_weight(shares).to_string(),
+                ),
+            ];
+            for size in &sizes {
+                let v1 = UNBOUNDED_HUGETLB.to_string();
+                writes.push((format!("hugetlb.{size}.limit_in_bytes"), v1));
+                writes.push((format!("hugetlb.{size}.max"), "max".into()));
             }
+            self.layout
+                .apply_cgroup(&self.layout.qos_name(qos), &writes)?;
         }
         Ok(())
     }
@@ -170,14 +163,14 @@ mod tests {
         assert_eq!(qos_shares([250, 500].into_iter()), (768, 2));
         assert_eq!(pod_cpu_request(&pod("a", Some("250m"))), 250);
 
-        // Unmanaged layouts (systemd, no per-QoS cgroups) never touch the filesystem.
-        let systemd = QosCgroups::new(CgroupLayout {
-            per_qos: true,
+        // Unmanaged layouts (no per-QoS cgroups) never touch the filesystem.
+        let flat = QosCgroups::new(CgroupLayout {
+            per_qos: false,
             root: "/".into(),
-            systemd: true,
+            systemd: false,
             host: Default::default(),
         });
-        systemd.track(&pod("a", Some("250m")), true);
-        assert!(systemd.state.lock().unwrap().burstable.is_empty());
+        flat.track(&pod("a", Some("250m")), true);
+        assert!(flat.state.lock().unwrap().burstable.is_empty());
     }
 }
