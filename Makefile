@@ -10,6 +10,9 @@ export KUBELET_ENV_DIR ?= $(CURDIR)/.work/env
 NODE_ENV := $(CURDIR)/scripts/node-env.sh
 CONTAINER_RUNTIME_ENDPOINT := unix://$(KUBELET_ENV_DIR)/containerd.sock
 KUBELET_BIN := $(CURDIR)/target/release/kubelet
+# A cgroup v1 host (no /sys/fs/cgroup/cgroup.controllers) is refused unless told otherwise,
+# as upstream v1.35+.
+CGROUP_V1_FLAG := $(if $(wildcard /sys/fs/cgroup/cgroup.controllers),,--fail-cgroupv1=false)
 
 # ---------------------------------------------------------------------------------------
 # KUBELET_FLAGS: the flags `make demo` passes to the kubelet. ADJUST HERE as the kubelet
@@ -20,7 +23,8 @@ KUBELET_FLAGS ?= \
 	--pod-manifest-path=$(CURDIR)/examples \
 	--container-runtime-endpoint=$(CONTAINER_RUNTIME_ENDPOINT) \
 	--root-dir=$(CURDIR)/.work/kubelet \
-	--cert-dir=$(CURDIR)/.work/kubelet/pki
+	--cert-dir=$(CURDIR)/.work/kubelet/pki \
+	$(CGROUP_V1_FLAG)
 # ---------------------------------------------------------------------------------------
 
 .PHONY: help env build demo test bench status down clean

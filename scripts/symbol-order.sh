@@ -129,6 +129,7 @@ healthzPort: $HZ_PORT
 healthzBindAddress: 127.0.0.1
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+failCgroupV1: false
 evictionHard: {memory.available: 100Mi, nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%", imagefs.inodesFree: "0%"}
 EOF
 

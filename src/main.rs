@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubelet_config::{ConfigError, Settings};
-use kubelet_core::cm::CgroupLayout;
 use kubelet_core::cm::admission;
+use kubelet_core::cm::{CgroupHost, CgroupLayout, host_checks};
 use kubelet_core::pleg::Pleg;
 use kubelet_core::pod::dispatcher::{AdmissionPolicy, Dispatcher};
 use kubelet_core::pod::worker::WorkerContext;
@@ -104,7 +104,7 @@ fn init_logging(verbosity: u8) {
 async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let Settings {
         flags,
-        config,
+        mut config,
         node_name,
     } = settings;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %node_name, "starting kubelet-rs");
@@ -128,10 +128,23 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("cannot create pod logs dir {}: {e}", pod_logs_dir.display())
     })?;
     let host_ips = kubelet_core::node::host_ips(&flags.node_ip);
-    let cgroups = CgroupLayout::detect(
+    // Host cgroup checks as upstream: cgroup v1 against failCgroupV1, then the runtime's
+    // own cgroup driver (CRI RuntimeConfig) over the configured one.
+    let cgroup_host = CgroupHost::detect();
+    host_checks::check_cgroup_version(cgroup_host.is_v2(), config.fail_cgroup_v1)
+        .map_err(anyhow::Error::msg)?;
+    config.cgroup_driver = host_checks::cgroup_driver(
+        || cri.runtime_config(),
+        &config.cgroup_driver,
+        host_checks::RUNTIME_CONFIG_RETRY,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let cgroups = CgroupLayout::on_host(
         config.cgroups_per_qos,
         &config.cgroup_root,
         config.cgroup_driver == "systemd",
+        cgroup_host,
     );
 
     // Node allocatable enforcement: the kubepods cgroup before any pod is created under

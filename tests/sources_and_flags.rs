@@ -98,6 +98,7 @@ async fn deprecated_flags_warn_like_upstream_and_still_work() {
         .arg(format!("--container-runtime-endpoint={}", endpoint()))
         .arg(format!("--root-dir={}", node.root_dir.display()))
         .arg(format!("--hostname-override={}", node.name))
+        .arg("--fail-cgroupv1=false")
         .arg("--enable-server=false")
         .arg("--runonce")
         .output()
@@ -153,6 +154,53 @@ async fn kubelet_waits_for_the_runtime_and_survives_its_restart() {
     node.write_manifest("q.yaml", &busybox_pod("q", "sleep 3600", ""));
     node.wait_running(&node.pod_name("q"), &["main"]).await;
     assert_eq!(node.running(&node.pod_name("p")).await["main"].id, first.id);
+    node.stop();
+    node.purge_runtime().await;
+}
+
+/// Upstream's start-up cgroup checks: a cgroup v1 host is refused unless `failCgroupV1` is
+/// false (the default is true since v1.35), and the runtime is asked for its cgroup
+/// driver (CRI RuntimeConfig; containerd 1.6 does not implement it, so the configured
+/// driver stays, with upstream's message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_v1_is_refused_by_default_and_the_runtime_is_asked_for_its_driver() {
+    let mut node = Node::new("cgroup-checks");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v2 {
+        node.write_config("failCgroupV1: true\n");
+        let out = tokio::time::timeout(
+            scaled(DEADLINE),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_kubelet"))
+                .args(node.args())
+                .output(),
+        )
+        .await
+        .expect("the kubelet must exit on a cgroup v1 host")
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("kubelet is configured to not run on a host using cgroup v1"),
+            "{err}"
+        );
+        assert!(node.sandboxes().await.is_empty());
+    }
+
+    node.write_config("failCgroupV1: false\n");
+    node.write_manifest("p.yaml", &busybox_pod("p", "sleep 3600", ""));
+    node.start();
+    node.wait_running(&node.pod_name("p"), &["main"]).await;
+    let logs = node.logs();
+    assert!(
+        logs.contains("CRI implementation should be updated to support RuntimeConfig")
+            || logs.contains("Using cgroup driver setting received from the CRI runtime"),
+        "{logs}"
+    );
+    assert_eq!(
+        logs.contains("cgroup v1 support is in maintenance mode"),
+        !v2,
+        "{logs}"
+    );
     node.stop();
     node.purge_runtime().await;
 }

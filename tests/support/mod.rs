@@ -85,6 +85,10 @@ pub fn with_safe_defaults(extra: &str) -> String {
     if !extra.contains("imageGCHighThresholdPercent:") {
         defaults.push_str("imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n");
     }
+    // This machine is cgroup v1, which upstream (and kubelet-rs) refuse by default.
+    if !extra.contains("failCgroupV1:") {
+        defaults.push_str("failCgroupV1: false\n");
+    }
     if !extra.contains("cgroupDriver:") && cgroup_driver() != "cgroupfs" {
         defaults.push_str(&format!("cgroupDriver: {}\n", cgroup_driver()));
     }

@@ -69,7 +69,7 @@ impl Kubelet {
                  fileCheckFrequency: 20s\nenableServer: false\naddress: 127.0.0.1\n\
                  readOnlyPort: {read_only_port}\nhealthzPort: {healthz_port}\n\
                  healthzBindAddress: 127.0.0.1\nmaxPods: {max_pods}\n\
-                 imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n\
+                 imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\nfailCgroupV1: false\n\
                  evictionHard: {{memory.available: 100Mi, nodefs.available: \"0%\", \
                  nodefs.inodesFree: \"0%\", imagefs.available: \"0%\", imagefs.inodesFree: \"0%\"}}\n",
                 manifests.display(),

@@ -196,7 +196,7 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     flag("exit-on-lock-contention", Bool, None, NoEffect, "Exit when another process contends for --lock-file"),
     flag("experimental-allocatable-ignore-eviction", Bool, Some(REMOVED_1_25), NoEffect, "Ignore hard eviction thresholds when computing node allocatable"),
     flag("experimental-mounter-path", Str, Some(MOUNTER), NoEffect, "Path of a mount helper binary"),
-    flag("fail-cgroupv1", Bool, None, NoEffect, "Refuse to start on hosts using cgroup v1"),
+    flag("fail-cgroupv1", Bool, None, Used, "Refuse to start on hosts using cgroup v1"),
     flag("fail-swap-on", Bool, CFG, NoEffect, "Refuse to start when swap is enabled"),
     flag("feature-gates", BoolMap, CFG, Used, "Feature gates, e.g. Gate1=true,Gate2=false"),
     flag("file-check-frequency", Duration, CFG, Used, "How often static pod files are re-read"),

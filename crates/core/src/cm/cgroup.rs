@@ -81,7 +81,7 @@ impl CgroupLayout {
 
     /// Whether the host runs the v2 unified hierarchy only.
     pub fn is_v2(&self) -> bool {
-        !self.host.mounts.is_empty() && self.host.mounts.iter().all(|m| m.options.is_none())
+        self.host.is_v2()
     }
 
     /// Create cgroup `name` and write `files` (v1 and v2 names; each hierarchy takes the

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod cgroup;
 pub mod enforce;
+pub mod host_checks;
 pub mod node;
 pub mod qos;
 pub mod quantity;
@@ -99,6 +100,11 @@ pub struct CgroupHost {
 }
 
 impl CgroupHost {
+    /// Whether the host runs the v2 unified hierarchy only (no v1 hierarchy mounted).
+    pub fn is_v2(&self) -> bool {
+        !self.mounts.is_empty() && self.mounts.iter().all(|m| m.options.is_none())
+    }
+
     pub fn detect() -> Self {
         CgroupHost {
             mounts: std::fs::read_to_string("/proc/self/mountinfo")
@@ -146,11 +152,16 @@ impl CgroupMount {
 impl CgroupLayout {
     /// The configured layout, with the host's hierarchies read now.
     pub fn detect(per_qos: bool, root: &str, systemd: bool) -> Self {
+        Self::on_host(per_qos, root, systemd, CgroupHost::detect())
+    }
+
+    /// The configured layout on hierarchies already read.
+    pub fn on_host(per_qos: bool, root: &str, systemd: bool, host: CgroupHost) -> Self {
         CgroupLayout {
             per_qos,
             root: root.to_string(),
             systemd,
-            host: Arc::new(CgroupHost::detect()),
+            host: Arc::new(host),
         }
     }
 

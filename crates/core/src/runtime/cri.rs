@@ -474,6 +474,18 @@ impl CriClient {
 
     /// Status with the runtime's verbose info (containerd puts its CRI config, with the
     /// sandbox image, under "config").
+    /// The runtime's own configuration (its cgroup driver); containerd before 2.0 answers
+    /// `Unimplemented`.
+    pub async fn runtime_config(&self) -> Result<cri::RuntimeConfigResponse, CriError> {
+        call!(
+            self,
+            runtime,
+            runtime_config,
+            "RuntimeConfig",
+            cri::RuntimeConfigRequest {}
+        )
+    }
+
     pub async fn status_verbose(&self) -> Result<cri::StatusResponse, CriError> {
         call!(
             self,
