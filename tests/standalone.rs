@@ -254,10 +254,12 @@ async fn restart_adopts_running_pods_and_removes_unconfigured_ones() {
     let keep = node.wait_running(&node.pod_name("keep"), &["main"]).await["main"].clone();
     node.wait_running(&node.pod_name("drop"), &["main"]).await;
 
-    // SIGTERM: exits promptly and leaves the pods running.
+    // SIGTERM: exits without tearing the pods down (that would wait out their 30 s grace
+    // period: `sleep` as PID 1 ignores SIGTERM) and leaves them running. The bound is loose
+    // because a loaded machine slows the exit; the pods' state is what is checked below.
     let took = node.stop();
     assert!(
-        took < Duration::from_secs(5),
+        took < scaled(Duration::from_secs(15)),
         "kubelet took {took:?} to stop"
     );
     assert_eq!(node.sandboxes().await.len(), 2);
