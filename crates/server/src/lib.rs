@@ -18,7 +18,6 @@ mod http_metrics;
 mod listen;
 pub mod logs;
 pub mod machine;
-mod pod_start;
 mod proxy;
 mod router;
 mod settings;

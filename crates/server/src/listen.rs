@@ -242,8 +242,7 @@ pub fn start(
     Ok(api)
 }
 
-/// Every 10 s: sample CPU usage (so `usageNanoCores` is known at the first request) and
-/// record pod start durations.
+/// Every 10 s: sample CPU usage (so `usageNanoCores` is known at the first request).
 fn spawn_cpu_sampler(state: Shared, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -253,12 +252,7 @@ fn spawn_cpu_sampler(state: Shared, shutdown: CancellationToken) {
                 _ = tick.tick() => {}
             }
             let s = state.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                stats::sample_cpu(&s);
-                s.pod_starts
-                    .record(&s.deps.statuses.list(), &s.deps.metrics);
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || stats::sample_cpu(&s)).await;
         }
     });
 }

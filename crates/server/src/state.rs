@@ -11,7 +11,6 @@ use kubelet_metrics::KubeletMetrics;
 use tokio::sync::watch;
 
 use crate::auth::{SubjectAccessReviewer, TokenReviewer};
-use crate::pod_start::PodStartTracker;
 use crate::settings::ServerSettings;
 use crate::stats::{Cgroups, CpuSampler};
 
@@ -62,7 +61,6 @@ pub(crate) struct AppState {
     pub deps: ServerDeps,
     pub started: Instant,
     pub cpu: CpuSampler,
-    pub pod_starts: PodStartTracker,
     /// Where the cgroup hierarchies usage is read from: the ones the kubelet detected at
     /// start (`settings.cgroups`). They do not move while the kubelet runs, and
     /// /proc/self/mountinfo lists every container's mounts (reading it was a tenth of the
@@ -78,7 +76,6 @@ impl AppState {
             deps,
             started: Instant::now(),
             cpu: CpuSampler::default(),
-            pod_starts: PodStartTracker::default(),
             cgroups: Cgroups::from_mounts(&settings.cgroups.host.mounts),
             settings,
         })

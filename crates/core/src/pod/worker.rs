@@ -280,6 +280,15 @@ impl PodWorker {
             // A finished pod is probed no more (upstream stops its probe workers).
             self.probes.stop_all();
         }
+        if let Some(secs) = status::start::start_duration(
+            pod,
+            self.notes.last_phase.as_deref(),
+            status.phase.as_deref(),
+            now_ns(),
+        ) && let Some(metrics) = self.ctx.cri.metrics()
+        {
+            metrics.pods.start_duration.observe(secs);
+        }
         self.notes.last_phase = status.phase.clone();
         self.ctx.statuses.set(pod, status);
         self.ctx.qos.track(pod, !terminal);

@@ -2,6 +2,7 @@
 //! reasons): phase, conditions and container statuses with upstream's rules
 //! (kubelet_pods.go getPhase / generateAPIPodStatus).
 
+pub mod start;
 pub mod store;
 
 use std::collections::HashMap;

@@ -21,7 +21,6 @@ fn with_type(body: String, content_type: &'static str) -> Response {
 pub(crate) fn refresh_gauges(state: &Shared) {
     let snapshot = state.snapshot();
     let m = &state.deps.metrics;
-    state.pod_starts.record(&state.deps.statuses.list(), m);
     let running_pods = snapshot
         .pods
         .values()
