@@ -317,7 +317,7 @@ run_driver() {
 		-accel "$ACCEL" -machine q35 -cpu max -smp 2 -m 3072 \
 		-nographic -no-reboot -nic none \
 		-kernel "$CACHE/image/vmlinuz" -initrd "$CACHE/image/initrd.img" \
-		-append "console=ttyS0 root=/dev/vda rw systemd.unified_cgroup_hierarchy=1 panic=-1 quiet systemd.show_status=0 loglevel=3" \
+		-append "console=ttyS0 root=/dev/vda rw systemd.unified_cgroup_hierarchy=1 psi=1 panic=-1 quiet systemd.show_status=0 loglevel=3" \
 		-drive "file=$CACHE/image/rootfs.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \
 		-virtfs "local,path=$share,mount_tag=share,security_model=none" \
 		</dev/null >"$run/console.log" 2>&1 || rc=$?

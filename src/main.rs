@@ -473,6 +473,10 @@ fn start_node_api(
         node_log_dir: PathBuf::from("/var/log"),
         cgroups: cgroups.clone(),
         cloud_provider: flags.cloud_provider.clone(),
+        psi: kubelet_config::feature_gates::enabled(
+            &config.feature_gates,
+            kubelet_config::feature_gates::KUBELET_PSI,
+        ),
         configz: serde_json::to_value(config)?,
     };
     let deps = kubelet_server::ServerDeps {

@@ -240,6 +240,46 @@ async fn stats_summary_reads_v2_files() {
     let capacity = kubelet_core::cm::memory_capacity() as u64;
     assert!(working_set > 0 && working_set < capacity, "{n}");
     assert!(available > 0 && available + working_set <= capacity, "{n}");
+
+    // Pressure stall information (KubeletPSI), from the cgroups' *.pressure files: the
+    // guest boots with psi=1, so the kernel has it.
+    let kernel = std::fs::read_to_string("/proc/pressure/io").expect("PSI in the kernel");
+    let pod_stats = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["name"] == pod.as_str())
+        .unwrap();
+    let container = &pod_stats["containers"][0];
+    for (what, stats) in [("node", n), ("pod", pod_stats), ("container", container)] {
+        for psi in [
+            &stats["cpu"]["psi"],
+            &stats["memory"]["psi"],
+            &stats["io"]["psi"],
+        ] {
+            for kind in ["some", "full"] {
+                assert!(
+                    psi[kind]["total"].is_u64()
+                        && ["avg10", "avg60", "avg300"]
+                            .iter()
+                            .all(|a| psi[kind][a].as_f64().is_some_and(|v| v >= 0.0)),
+                    "{what}: psi {kind} missing or malformed in {stats}"
+                );
+            }
+        }
+    }
+    // Totals are the files' cumulative microseconds: never ahead of a later read.
+    let later_some_io: u64 = kernel
+        .lines()
+        .find_map(|l| l.strip_prefix("some "))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("total=")))
+        .and_then(|t| t.parse().ok())
+        .unwrap();
+    let served = n["io"]["psi"]["some"]["total"].as_u64().unwrap();
+    assert!(
+        served <= later_some_io,
+        "node io psi total {served} is ahead of /proc/pressure/io read later ({later_some_io})"
+    );
     node.remove_manifest("m.yaml");
     node.wait_no_sandboxes().await;
     node.stop();

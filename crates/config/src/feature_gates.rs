@@ -10,6 +10,7 @@ pub const GRACEFUL_NODE_SHUTDOWN_BASED_ON_POD_PRIORITY: &str =
     "GracefulNodeShutdownBasedOnPodPriority";
 pub const IMAGE_MAXIMUM_GC_AGE: &str = "ImageMaximumGCAge";
 pub const KUBELET_CRASH_LOOP_BACK_OFF_MAX: &str = "KubeletCrashLoopBackOffMax";
+pub const KUBELET_PSI: &str = "KubeletPSI";
 pub const KUBELET_ENSURE_SECRET_PULLED_IMAGES: &str = "KubeletEnsureSecretPulledImages";
 pub const MEMORY_QOS: &str = "MemoryQoS";
 pub const NODE_LOG_QUERY: &str = "NodeLogQuery";
@@ -24,6 +25,7 @@ const DEFAULTS: &[(&str, bool)] = &[
     (IMAGE_MAXIMUM_GC_AGE, true),
     (KUBELET_CRASH_LOOP_BACK_OFF_MAX, false),
     (KUBELET_ENSURE_SECRET_PULLED_IMAGES, true),
+    (KUBELET_PSI, true),
     (MEMORY_QOS, false),
     (NODE_LOG_QUERY, false),
     (NODE_SWAP, true),

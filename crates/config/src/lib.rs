@@ -18,7 +18,7 @@
 
 mod defaults;
 mod error;
-mod feature_gates;
+pub mod feature_gates;
 mod file;
 mod flags;
 pub mod go_duration;

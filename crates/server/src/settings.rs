@@ -39,6 +39,8 @@ pub struct ServerSettings {
     pub cgroups: CgroupLayout,
     /// `--cloud-provider`, for `/spec/` when the machine does not tell.
     pub cloud_provider: String,
+    /// KubeletPSI: pressure stall information in `/stats/summary` (cgroup v2 hosts).
+    pub psi: bool,
     /// The effective KubeletConfiguration as JSON, served by `/configz`.
     pub configz: serde_json::Value,
 }
@@ -109,6 +111,7 @@ impl ServerSettings {
             node_log_dir: PathBuf::from("/var/log"),
             cgroups: CgroupLayout::detect(true, "/", false),
             cloud_provider: String::new(),
+            psi: true,
             configz: serde_json::Value::Object(Default::default()),
         }
     }

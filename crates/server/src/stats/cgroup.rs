@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use kubelet_core::cm::CgroupMount;
 
+use super::psi;
+use super::types::PsiStats;
+
 /// Where the hierarchies are mounted.
 #[derive(Debug, Clone, Default)]
 pub struct Cgroups {
@@ -111,6 +114,21 @@ impl Cgroups {
             page_faults: keyed(&stat, "pgfault").unwrap_or(0),
             major_page_faults: keyed(&stat, "pgmajfault").unwrap_or(0),
             limit,
+        })
+    }
+
+    /// The pressure stall information of `resource` in this cgroup, on a cgroup v2 host
+    /// (upstream reads none on v1 or hybrid hosts). The root cgroup falls back to
+    /// /proc/pressure, the same system-wide numbers on kernels whose root has no files.
+    pub fn pressure(&self, cgroup: &str, resource: psi::Resource) -> Option<PsiStats> {
+        if !self.v1.is_empty() {
+            return None;
+        }
+        let dir = self.v2_dir(cgroup)?;
+        psi::read_dir(&dir, resource).or_else(|| {
+            let root = cgroup.trim_matches('/').is_empty();
+            root.then(|| psi::read_file(&Path::new("/proc/pressure").join(resource.name())))
+                .flatten()
         })
     }
 

@@ -11,6 +11,7 @@ mod du;
 mod host;
 mod node;
 mod pods;
+mod psi;
 pub mod resource_metrics;
 mod sampler;
 pub mod types;

@@ -5,6 +5,7 @@ use kubelet_core::runtime::model::now_ns;
 
 use super::cgroup::{Cgroups, MemorySample};
 use super::pods::{Ctx, fs_stats_of};
+use super::psi::Pressures;
 use super::types::*;
 use super::{host, pods};
 use crate::machine::statvfs;
@@ -18,6 +19,7 @@ fn node_cpu(state: &Shared, cgroups: &Cgroups, now: i64) -> Option<CpuStats> {
         time: time_string(now),
         usage_nano_cores: state.cpu.observe(NODE_KEY, now, usage),
         usage_core_nano_seconds: Some(usage),
+        psi: None,
     })
 }
 
@@ -37,6 +39,7 @@ pub fn memory_stats(m: MemorySample, capacity: Option<u64>, now: i64) -> MemoryS
         rss_bytes: Some(m.rss),
         page_faults: Some(m.page_faults),
         major_page_faults: Some(m.major_page_faults),
+        psi: None,
     }
 }
 
@@ -55,16 +58,24 @@ fn system_container(
         time: time_string(now),
         usage_nano_cores: ctx.state.cpu.observe(&format!("sys:{name}"), now, u),
         usage_core_nano_seconds: Some(u),
+        psi: None,
     });
-    let memory = ctx.cgroups.memory(cgroup).map(|m| MemoryStats {
+    let mut cpu = cpu;
+    let mut memory = ctx.cgroups.memory(cgroup).map(|m| MemoryStats {
         available_bytes: None,
         ..memory_stats(m, None, now)
     });
+    let io = Pressures::of(ctx.cgroups, cgroup, ctx.state.settings.psi).attach(
+        &mut cpu,
+        &mut memory,
+        now,
+    );
     Some(ContainerStats {
         name: name.into(),
         start_time: start.into(),
         cpu,
         memory,
+        io,
         rootfs: None,
         logs: None,
     })
@@ -93,12 +104,16 @@ pub fn stats(ctx: &Ctx) -> NodeStats {
         now,
         &start_time,
     ));
+    let mut cpu = node_cpu(ctx.state, ctx.cgroups, now);
+    let mut memory = memory;
+    let io = Pressures::of(ctx.cgroups, "/", settings.psi).attach(&mut cpu, &mut memory, now);
     let mut node = NodeStats {
         node_name: settings.node_name.clone(),
         system_containers,
         start_time,
-        cpu: node_cpu(ctx.state, ctx.cgroups, now),
+        cpu,
         memory,
+        io,
         ..Default::default()
     };
     if ctx.only_cpu_and_memory {

@@ -10,6 +10,7 @@ use kubelet_core::runtime::sandbox::pod_log_dir;
 
 use super::cgroup::{Cgroups, expand_slice};
 use super::node::memory_stats;
+use super::psi::Pressures;
 use super::types::*;
 use super::{RuntimeReadings, du};
 use crate::machine::statvfs;
@@ -90,6 +91,7 @@ fn cpu_of(u: &cri::CpuUsage) -> CpuStats {
         time: sample_time(u.timestamp),
         usage_nano_cores: value(&u.usage_nano_cores),
         usage_core_nano_seconds: value(&u.usage_core_nano_seconds),
+        psi: None,
     }
 }
 
@@ -103,6 +105,7 @@ fn memory_of(m: &cri::MemoryUsage) -> MemoryStats {
         rss_bytes: value(&m.rss_bytes),
         page_faults: value(&m.page_faults),
         major_page_faults: value(&m.major_page_faults),
+        psi: None,
     }
 }
 
@@ -197,6 +200,7 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
             ))
         });
 
+    let cgroup = pod_cgroup(settings, ctx.cgroups, pod, &observed.uid);
     let containers: Vec<ContainerStats> = observed
         .containers
         .iter()
@@ -206,11 +210,20 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
         })
         .map(|c| {
             let stats = ctx.readings.containers.get(&c.id);
+            let mut cpu = stats.and_then(|s| s.cpu.as_ref()).map(cpu_of);
+            let mut memory = stats.and_then(|s| s.memory.as_ref()).map(memory_of);
+            let io = cgroup
+                .as_deref()
+                .and_then(|cg| container_cgroup(ctx.cgroups, cg, &c.id))
+                .and_then(|cg| {
+                    Pressures::of(ctx.cgroups, &cg, settings.psi).attach(&mut cpu, &mut memory, now)
+                });
             let mut out = ContainerStats {
                 name: c.name.clone(),
                 start_time: time_string(c.created_at),
-                cpu: stats.and_then(|s| s.cpu.as_ref()).map(cpu_of),
-                memory: stats.and_then(|s| s.memory.as_ref()).map(memory_of),
+                cpu,
+                memory,
+                io,
                 rootfs: None,
                 logs: None,
             };
@@ -228,7 +241,6 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
         })
         .collect();
 
-    let cgroup = pod_cgroup(settings, ctx.cgroups, pod, &observed.uid);
     let cpu = cgroup.as_deref().and_then(|cg| {
         let usage = ctx.cgroups.cpu_usage_ns(cg)?;
         Some(CpuStats {
@@ -238,6 +250,7 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
                 .cpu
                 .observe(&format!("pod:{}", observed.uid), now, usage),
             usage_core_nano_seconds: Some(usage),
+            psi: None,
         })
     });
     let memory = cgroup
@@ -245,14 +258,18 @@ fn one(ctx: &Ctx, observed: &ObservedPod, pod: Option<&Pod>) -> PodStats {
         .and_then(|cg| ctx.cgroups.memory(cg))
         .map(|m| memory_stats(m, None, now));
     // No pod cgroup (cgroupsPerQOS off): the sum of the containers'.
-    let cpu = cpu.or_else(|| sum_cpu(&containers, now));
-    let memory = memory.or_else(|| sum_memory(&containers, now));
+    let mut cpu = cpu.or_else(|| sum_cpu(&containers, now));
+    let mut memory = memory.or_else(|| sum_memory(&containers, now));
+    let io = cgroup.as_deref().and_then(|cg| {
+        Pressures::of(ctx.cgroups, cg, settings.psi).attach(&mut cpu, &mut memory, now)
+    });
     let mut stats = PodStats {
         pod_ref,
         start_time: time_string(sandbox.map(|s| s.created_at).unwrap_or(now)),
         containers,
         cpu,
         memory,
+        io,
         ..Default::default()
     };
     if ctx.only_cpu_and_memory {
@@ -306,6 +323,7 @@ fn sum_cpu(containers: &[ContainerStats], now: i64) -> Option<CpuStats> {
         time: time_string(now),
         usage_nano_cores: sum_of(cpus.iter().map(|c| c.usage_nano_cores)),
         usage_core_nano_seconds: sum_of(cpus.iter().map(|c| c.usage_core_nano_seconds)),
+        psi: None,
     })
 }
 
@@ -325,6 +343,7 @@ fn sum_memory(containers: &[ContainerStats], now: i64) -> Option<MemoryStats> {
         rss_bytes: sum_of(mems.iter().map(|m| m.rss_bytes)),
         page_faults: sum_of(mems.iter().map(|m| m.page_faults)),
         major_page_faults: sum_of(mems.iter().map(|m| m.major_page_faults)),
+        psi: None,
     })
 }
 

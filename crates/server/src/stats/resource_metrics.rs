@@ -187,6 +187,7 @@ mod tests {
                     time: t.clone(),
                     usage_nano_cores: None,
                     usage_core_nano_seconds: Some(2_500_000_000),
+                    psi: None,
                 }),
                 memory: Some(MemoryStats {
                     time: t.clone(),
@@ -208,6 +209,7 @@ mod tests {
                         time: t.clone(),
                         usage_nano_cores: None,
                         usage_core_nano_seconds: Some(1_000_000_000),
+                        psi: None,
                     }),
                     ..Default::default()
                 }],
