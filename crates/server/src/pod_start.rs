@@ -38,9 +38,7 @@ pub fn start_duration(pod: &Pod) -> Option<f64> {
 impl PodStartTracker {
     /// Observe every pod that has started since the last call.
     pub fn record(&self, pods: &[std::sync::Arc<Pod>], metrics: &KubeletMetrics) {
-        let Ok(mut recorded) = self.recorded.lock() else {
-            return;
-        };
+        let mut recorded = kubelet_core::supervisor::lock(&self.recorded, "pod start tracker");
         let live: HashSet<&str> = pods
             .iter()
             .filter_map(|p| p.metadata.uid.as_deref())
