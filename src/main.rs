@@ -133,10 +133,6 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     // Host cgroup checks as upstream: cgroup v1 against failCgroupV1, then the runtime's
     // own cgroup driver (CRI RuntimeConfig) over the configured one.
     let cgroup_host = CgroupHost::detect();
-    if config.fail_swap_on {
-        let swaps = host_checks::read_proc_swaps().map_err(anyhow::Error::msg)?;
-        host_checks::check_swap(swaps.as_deref(), true).map_err(anyhow::Error::msg)?;
-    }
     host_checks::check_cgroup_version(cgroup_host.is_v2(), config.fail_cgroup_v1)
         .map_err(anyhow::Error::msg)?;
     config.cgroup_driver = host_checks::cgroup_driver(
@@ -146,6 +142,11 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     )
     .await
     .map_err(anyhow::Error::msg)?;
+    // Then the container manager's swap check (failSwapOn), as upstream.
+    if config.fail_swap_on {
+        let swaps = host_checks::read_proc_swaps().map_err(anyhow::Error::msg)?;
+        host_checks::check_swap(swaps.as_deref(), true).map_err(anyhow::Error::msg)?;
+    }
     let cgroups = CgroupLayout::on_host(
         config.cgroups_per_qos,
         &config.cgroup_root,
