@@ -19,6 +19,7 @@ use kubelet_core::pod::kill::PodKiller;
 use kubelet_core::runtime::cri::CriClient;
 use kubelet_core::shutdown::{ShutdownManager, groups};
 use kubelet_core::status::store::StatusStore;
+use kubelet_core::supervisor::Loops;
 use kubelet_source::DesiredPods;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +50,7 @@ pub struct Deps<'a> {
     pub health: NodeHealthWriter,
     /// The layout the kubelet detected at start.
     pub cgroups: CgroupLayout,
+    pub loops: &'a Loops,
     pub shutdown: &'a CancellationToken,
 }
 
@@ -64,6 +66,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
         killer,
         health,
         cgroups,
+        loops,
         shutdown,
     } = d;
     let fast = period_override();
@@ -97,7 +100,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
         desired,
     );
     // imageGCHighThresholdPercent 100 disables image GC upstream; containers still go.
-    tokio::spawn(gc.clone().run(shutdown.clone()));
+    loops.spawn("garbage-collection", gc.clone().run(shutdown.clone()));
 
     let max_size = quantity::parse_value(&config.container_log_max_size).map_err(|e| {
         anyhow::anyhow!(
@@ -116,7 +119,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
             .container_log_monitor_interval
             .max(Duration::from_secs(1)),
     );
-    tokio::spawn(rotator.run(shutdown.clone()));
+    loops.spawn("log-rotation", rotator.run(shutdown.clone()));
 
     let thresholds = thresholds::parse(
         &config.eviction_hard,
@@ -166,7 +169,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
         health.clone(),
         Some(gc),
     );
-    tokio::spawn(eviction.run(shutdown.clone()));
+    loops.spawn("eviction-manager", eviction.run(shutdown.clone()));
 
     let by_priority: Vec<(i32, i64)> = config
         .shutdown_grace_period_by_pod_priority
@@ -187,8 +190,12 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
 
 /// SIGPWR: graceful node shutdown, then exit (so a shutdown script can wait for the
 /// process). With graceful shutdown disabled (shutdownGracePeriod 0) it is SIGTERM.
-pub fn spawn_power_signal_handler(manager: Arc<ShutdownManager>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
+pub fn spawn_power_signal_handler(
+    loops: &Loops,
+    manager: Arc<ShutdownManager>,
+    shutdown: CancellationToken,
+) {
+    loops.spawn("power-signal-handler", async move {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut pwr) = signal(SignalKind::from_raw(libc::SIGPWR)) else {
             tracing::error!("cannot install the SIGPWR handler");
@@ -213,6 +220,7 @@ pub fn spawn_power_signal_handler(manager: Arc<ShutdownManager>, shutdown: Cance
 
 /// The pressure view in the shape the cluster crate's node status takes.
 pub fn pressure_for_cluster(
+    loops: &Loops,
     view: NodeHealthView,
     shutdown: CancellationToken,
 ) -> watch::Receiver<kubelet_cluster::Pressure> {
@@ -224,7 +232,8 @@ pub fn pressure_for_cluster(
     };
     let mut rx = view.subscribe();
     let (tx, out) = watch::channel(convert(&rx.borrow()));
-    tokio::spawn(async move {
+    // Ends when the health writer is dropped (no housekeeping in --runonce).
+    loops.spawn_finite("node-pressure-relay", async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -21,6 +21,7 @@ use kubelet_core::runtime::cri::CriClient;
 use kubelet_core::runtime::model::RuntimeSnapshot;
 use kubelet_core::runtime::sandbox::SandboxSettings;
 use kubelet_core::status::store::StatusStore;
+use kubelet_core::supervisor::{Loops, Supervisor};
 use kubelet_source::{DesiredPods, SourceKind, file::FileSource, http::HttpSource};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -109,7 +110,8 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     } = settings;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %node_name, "starting kubelet-rs");
     let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let (supervisor, loops) = Supervisor::new(shutdown.clone());
+    spawn_signal_handler(&loops, shutdown.clone());
 
     let cri = CriClient::new(
         &config.container_runtime_endpoint,
@@ -118,7 +120,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     )?;
     // Pulls can take longer than ordinary calls.
     let pull_cri = cri.with_timeout(config.runtime_request_timeout.max(Duration::from_secs(300)));
-    spawn_runtime_probe(cri.clone(), shutdown.clone());
+    spawn_runtime_probe(&loops, cri.clone(), shutdown.clone());
 
     let root_dir = flags.root_dir.clone();
     std::fs::create_dir_all(root_dir.join("pods"))
@@ -140,6 +142,11 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     )
     .await
     .map_err(anyhow::Error::msg)?;
+    // Then the container manager's swap check (failSwapOn), as upstream.
+    if config.fail_swap_on {
+        let swaps = host_checks::read_proc_swaps().map_err(anyhow::Error::msg)?;
+        host_checks::check_swap(swaps.as_deref(), true).map_err(anyhow::Error::msg)?;
+    }
     let cgroups = CgroupLayout::on_host(
         config.cgroups_per_qos,
         &config.cgroup_root,
@@ -161,7 +168,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         &root_dir,
     );
     node_cgroups
-        .enforce_at_start(shutdown.clone())
+        .enforce_at_start(&loops, shutdown.clone())
         .map_err(anyhow::Error::msg)?;
 
     // Cluster mode (--kubeconfig): the API client; nothing is requested yet.
@@ -178,7 +185,10 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             node_name.clone(),
             config.file_check_frequency,
         );
-        tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
+        loops.spawn(
+            "file-pod-source",
+            source.run(updates_tx.clone(), shutdown.clone()),
+        );
     }
     if let Some(url) = Some(config.static_pod_url.as_str()).filter(|u| !u.is_empty()) {
         expected.insert(SourceKind::Http);
@@ -194,11 +204,15 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             node_name.clone(),
             config.http_check_frequency,
         );
-        tokio::spawn(source.run(updates_tx.clone(), shutdown.clone()));
+        loops.spawn(
+            "http-pod-source",
+            source.run(updates_tx.clone(), shutdown.clone()),
+        );
     }
     if let Some(cluster) = &cluster {
         expected.insert(SourceKind::Api);
-        tokio::spawn(
+        loops.spawn(
+            "api-pod-source",
             cluster
                 .pod_source()
                 .run(updates_tx.clone(), shutdown.clone()),
@@ -206,18 +220,16 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     drop(updates_tx);
     let (desired_tx, desired_rx) = watch::channel(DesiredPods::default());
-    tokio::spawn(kubelet_source::merge::run(
-        expected,
-        updates_rx,
-        desired_tx,
-        shutdown.clone(),
-    ));
+    loops.spawn(
+        "pod-source-merge",
+        kubelet_source::merge::run(expected, updates_rx, desired_tx, shutdown.clone()),
+    );
 
     // Runtime view.
     let pleg = Pleg::new(cri.clone(), node_name.clone(), RELIST_PERIOD);
     let relist = pleg.trigger();
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(RuntimeSnapshot::default()));
-    tokio::spawn(pleg.run(snapshot_tx, shutdown.clone()));
+    loops.spawn("pleg", pleg.run(snapshot_tx, shutdown.clone()));
 
     let statuses = StatusStore::default();
     let reviewers = match &cluster {
@@ -241,6 +253,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         &snapshot_rx,
         &cri,
         &cgroups,
+        &loops,
         &shutdown,
     )?;
     let node_allocatable = kubelet_core::cm::node::NodeAllocatable::compute(
@@ -252,6 +265,12 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let ctx = Arc::new(WorkerContext {
         cri: cri.clone(),
         pull_cri,
+        pull_limits: Arc::new(kubelet_core::runtime::pull_limits::PullLimits::new(
+            config.registry_pull_qps,
+            config.registry_burst,
+            config.serialize_image_pulls,
+            config.max_parallel_image_pulls,
+        )),
         sandbox: SandboxSettings {
             node_name: node_name.clone(),
             pod_logs_dir,
@@ -313,15 +332,26 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let (terminated_tx, terminated_rx) = watch::channel(BTreeSet::new());
     let killer = dispatcher.pod_killer();
     let dispatcher = dispatcher.with_terminated(terminated_tx);
-    let dispatcher_task = tokio::spawn(dispatcher.run(shutdown.clone()));
+    // The dispatcher's end (return or panic) is visible to the shutdown path below.
+    let dispatcher_done = CancellationToken::new();
+    {
+        let done = dispatcher_done.clone().drop_guard();
+        let shutdown = shutdown.clone();
+        loops.spawn("pod-dispatcher", async move {
+            let _done = done;
+            dispatcher.run(shutdown).await;
+        });
+    }
     if let Some(cluster) = cluster {
         cluster.start(kubelet_cluster::ClusterDeps {
+            loops: loops.clone(),
             cri: cri.clone(),
             snapshots: snapshot_rx_cluster,
             statuses: statuses.clone(),
             desired: desired_rx.clone(),
             terminated: terminated_rx,
             pressure: Some(housekeeping::pressure_for_cluster(
+                &loops,
                 health_view.clone(),
                 shutdown.clone(),
             )),
@@ -336,7 +366,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         };
         print!("{}", kubelet_core::runonce::report(&results));
         shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_done.cancelled()).await;
         let ok = !results.is_empty()
             && results
                 .iter()
@@ -358,18 +388,30 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         killer,
         health,
         cgroups,
+        loops: &loops,
         shutdown: &shutdown,
     })?;
-    housekeeping::spawn_power_signal_handler(node_shutdown, shutdown.clone());
+    housekeeping::spawn_power_signal_handler(&loops, node_shutdown, shutdown.clone());
 
-    shutdown.cancelled().await;
-    tracing::info!("shutting down; pods are left running");
-    let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_task).await;
-    Ok(ExitCode::SUCCESS)
+    let code = tokio::select! {
+        _ = shutdown.cancelled() => {
+            tracing::info!("shutting down; pods are left running");
+            ExitCode::SUCCESS
+        }
+        failure = supervisor.failure() => {
+            // Logged by the supervisor, naming the loop; pods are left running and
+            // the restarted kubelet adopts them.
+            tracing::error!(task = failure.name(), "exiting after a background loop failed; pods are left running");
+            shutdown.cancel();
+            ExitCode::from(1)
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher_done.cancelled()).await;
+    Ok(code)
 }
 
-fn spawn_signal_handler(shutdown: CancellationToken) {
-    tokio::spawn(async move {
+fn spawn_signal_handler(loops: &Loops, shutdown: CancellationToken) {
+    loops.spawn("signal-handler", async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (
             signal(SignalKind::terminate()),
@@ -387,8 +429,8 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
 }
 
 /// Log the runtime's name and version once it answers (it may come up after us).
-fn spawn_runtime_probe(cri: CriClient, shutdown: CancellationToken) {
-    tokio::spawn(async move {
+fn spawn_runtime_probe(loops: &Loops, cri: CriClient, shutdown: CancellationToken) {
+    loops.spawn_finite("runtime-probe", async move {
         let mut delay = Duration::from_millis(200);
         loop {
             match cri.version().await {
@@ -421,6 +463,7 @@ fn start_node_api(
     snapshots: &watch::Receiver<Arc<RuntimeSnapshot>>,
     cri: &CriClient,
     cgroups: &CgroupLayout,
+    loops: &Loops,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     use std::net::{IpAddr, Ipv4Addr};
@@ -488,6 +531,6 @@ fn start_node_api(
         reviewers,
         rejected_writes,
     };
-    kubelet_server::start(settings, deps, shutdown.clone())?;
+    kubelet_server::start(settings, deps, loops, shutdown.clone())?;
     Ok(())
 }

@@ -204,3 +204,88 @@ async fn cgroup_v1_is_refused_by_default_and_the_runtime_is_asked_for_its_driver
     node.stop();
     node.purge_runtime().await;
 }
+
+/// Config file fields kubelet-rs does not act on warn like the flags do, naming the field;
+/// a refused field with a non-default value fails the start naming it. (The runtime
+/// endpoint is one kubelet-rs cannot dial, so every start here ends at once, after the
+/// configuration is loaded.)
+#[test]
+fn config_fields_without_effect_warn_and_refused_ones_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kubelet.yaml");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let run = |extra: &str, flags: &[&str]| {
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+                 staticPodPath: {}\ncontainerRuntimeEndpoint: tcp://127.0.0.1:1\n\
+                 enableServer: false\nhealthzPort: 0\n{extra}",
+                manifests.display()
+            ),
+        )
+        .unwrap();
+        let mut args = vec![format!("--config={}", file.display())];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = kubelet(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        err
+    };
+    let warning = "config field cpuManagerPolicy is accepted but has no effect in kubelet-rs";
+    let err = run("cpuManagerPolicy: static\n", &[]);
+    assert!(err.contains(warning), "{err}");
+    assert!(err.contains("only unix:// endpoints"), "{err}");
+    // A default value is no request for the feature: no warning.
+    let err = run("cpuManagerPolicy: none\n", &[]);
+    assert!(!err.contains("cpuManagerPolicy"), "{err}");
+    // Refused, from the file or from the flag.
+    for (extra, flags) in [
+        ("protectKernelDefaults: true\n", &[][..]),
+        ("", &["--protect-kernel-defaults=true"][..]),
+    ] {
+        let err = run(extra, flags);
+        assert!(
+            err.contains("protectKernelDefaults: true is not supported by kubelet-rs"),
+            "{err}"
+        );
+    }
+}
+
+/// A supervised loop that dies ends the kubelet with a non-zero exit code, naming the
+/// loop (debug builds have a test trigger for it); the pods keep running and the next
+/// kubelet adopts them.
+#[cfg(debug_assertions)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_supervised_loop_ends_the_kubelet_and_pods_survive() {
+    let mut node = Node::new("supervised");
+    node.write_config("");
+    node.write_manifest("p.yaml", &busybox_pod("p", "sleep 3600", ""));
+    node.start();
+    let first = node.wait_running(&node.pod_name("p"), &["main"]).await["main"].clone();
+    node.stop();
+
+    node.env
+        .push(("KUBELET_RS_TEST_PANIC_LOOP".into(), "log-rotation".into()));
+    node.start();
+    let status = node
+        .wait_exit(DEADLINE)
+        .expect("the kubelet must exit when a supervised loop dies");
+    let logs = node.logs();
+    assert_eq!(status.code(), Some(1), "{logs}");
+    assert!(
+        logs.contains("a supervised loop failed") && logs.contains("log-rotation"),
+        "{logs}"
+    );
+    assert_eq!(node.running(&node.pod_name("p")).await["main"].id, first.id);
+
+    node.env.clear();
+    node.start();
+    node.write_manifest("q.yaml", &busybox_pod("q", "sleep 3600", ""));
+    node.wait_running(&node.pod_name("q"), &["main"]).await;
+    assert_eq!(node.running(&node.pod_name("p")).await["main"].id, first.id);
+    node.stop();
+    node.purge_runtime().await;
+}

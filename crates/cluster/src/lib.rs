@@ -64,6 +64,8 @@ pub struct ClusterSettings {
 
 /// What the cluster loops read from the rest of the kubelet.
 pub struct ClusterDeps {
+    /// Where the cluster-mode loops are spawned (supervised).
+    pub loops: kubelet_core::supervisor::Loops,
     pub cri: CriClient,
     pub snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
     pub statuses: StatusStore,
@@ -198,7 +200,8 @@ impl Cluster {
             self.rejections.clone(),
         );
         let registered = manager.registered();
-        tokio::spawn(manager.run(cancel.clone()));
+        let loops = deps.loops;
+        loops.spawn("node-status", manager.run(loops.clone(), cancel.clone()));
         let status = pods::status_manager::StatusManager::new(
             self.client.clone(),
             deps.statuses,
@@ -206,7 +209,7 @@ impl Cluster {
             deps.terminated,
             self.rejections.clone(),
         );
-        tokio::spawn(status.run(cancel.clone()));
+        loops.spawn("pod-status-manager", status.run(cancel.clone()));
         let mirrors = pods::mirror::MirrorManager::new(
             self.client.clone(),
             node_name,
@@ -214,7 +217,7 @@ impl Cluster {
             self.api_pods.subscribe(),
             registered,
         );
-        tokio::spawn(mirrors.run(cancel.clone()));
+        loops.spawn("mirror-pods", mirrors.run(cancel.clone()));
         if let (Some(slot), Some(dir)) = (self.serving, self.settings.serving_cert_dir.clone()) {
             let manager = serving::ServingCertManager {
                 client: self.client.clone(),
@@ -226,11 +229,13 @@ impl Cluster {
                 ),
                 slot,
             };
-            tokio::spawn(manager.run(cancel.clone()));
+            // Stops on its own (logged) when no certificate can be requested.
+            loops.spawn_finite("serving-certificate", manager.run(cancel.clone()));
         }
         if let Some(rotation) = self.rotation {
-            tokio::spawn(rotation.run(cancel.clone()));
+            // Stops on its own (logged) when the current certificate is unreadable.
+            loops.spawn_finite("client-certificate-rotation", rotation.run(cancel.clone()));
         }
-        tokio::spawn(self.event_sender.run(cancel));
+        loops.spawn("event-sender", self.event_sender.run(cancel));
     }
 }

@@ -60,9 +60,7 @@ impl Rejections {
         let Some(details) = invalid_details(err) else {
             return false;
         };
-        let Ok(mut st) = self.0.lock() else {
-            return true;
-        };
+        let mut st = kubelet_core::supervisor::lock(&self.0, "rejected writes");
         *st.totals.entry(operation.to_string()).or_default() += 1;
         let key = (operation.to_string(), object.to_string());
         let same = st.standing.get(&key).is_some_and(|r| r.message == details);
@@ -93,7 +91,7 @@ impl Rejections {
     /// The write of `object` by `operation` went through (or the object is gone): its
     /// refusal, if any, is over.
     pub fn accepted(&self, operation: &str, object: &str) {
-        let Ok(mut st) = self.0.lock() else { return };
+        let mut st = kubelet_core::supervisor::lock(&self.0, "rejected writes");
         if st.standing.is_empty() {
             return;
         }
@@ -113,17 +111,19 @@ impl Rejections {
 
 impl RejectedWrites for Rejections {
     fn standing(&self) -> Vec<RejectedWrite> {
-        self.0
-            .lock()
-            .map(|st| st.standing.values().cloned().collect())
-            .unwrap_or_default()
+        kubelet_core::supervisor::lock(&self.0, "rejected writes")
+            .standing
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn totals(&self) -> Vec<(String, u64)> {
-        self.0
-            .lock()
-            .map(|st| st.totals.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        kubelet_core::supervisor::lock(&self.0, "rejected writes")
+            .totals
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 }
 

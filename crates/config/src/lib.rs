@@ -19,6 +19,7 @@
 mod defaults;
 mod error;
 pub mod feature_gates;
+pub mod fields;
 mod file;
 mod flags;
 pub mod go_duration;
@@ -108,7 +109,7 @@ where
         flags::apply::apply(g.spec.name, &g.values, &mut scratch, &mut kubelet_flags);
     }
 
-    let mut config = load_config(&kubelet_flags)?;
+    let (mut config, doc) = load_config(&kubelet_flags)?;
     for g in &given {
         flags::apply::apply(g.spec.name, &g.values, &mut config, &mut kubelet_flags);
         if let Some(notice) = g.spec.deprecated {
@@ -142,6 +143,11 @@ where
         );
     }
 
+    // Config file fields kubelet-rs does not act on (flags were warned about above).
+    let file_defaults = file::decode(&Value::Object(Default::default()), Path::new("<defaults>"))?;
+    let (field_warnings, field_errors) = fields::check(doc.as_ref(), &config, &file_defaults);
+    warnings.extend(field_warnings);
+    errors.extend(field_errors);
     errors.extend(validate::validate_config(&config));
     errors.extend(validate::validate_flags(&kubelet_flags));
     if !errors.is_empty() {
@@ -161,8 +167,9 @@ where
 }
 
 /// Builds the configuration before flags: the `--config` file and
-/// `--config-dir` drop-ins merged, decoded and defaulted.
-fn load_config(f: &KubeletFlags) -> Result<KubeletConfiguration, ConfigError> {
+/// `--config-dir` drop-ins merged, decoded and defaulted; with the merged document
+/// when there was a file.
+fn load_config(f: &KubeletFlags) -> Result<(KubeletConfiguration, Option<Value>), ConfigError> {
     let mut doc = Value::Object(Default::default());
     let mut source: PathBuf = PathBuf::from("<defaults>");
     if let Some(path) = &f.config_file {
@@ -181,5 +188,6 @@ fn load_config(f: &KubeletFlags) -> Result<KubeletConfiguration, ConfigError> {
     if f.config_file.is_none() {
         defaults::apply_legacy_flag_defaults(&mut config, &doc);
     }
-    Ok(config)
+    let from_file = f.config_file.is_some() || f.config_dir.is_some();
+    Ok((config, from_file.then_some(doc)))
 }

@@ -500,6 +500,15 @@ volumeStatsAggPeriod: 0s
         "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
         "--node-ip=192.168.1.10",
     ]);
+    // kubeadm writes zero values for defaults: no field is taken for a request.
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .all(|w| !w.starts_with("config field")),
+        "{:?}",
+        loaded.warnings
+    );
     let c = &loaded.settings.config;
     assert_eq!(c.authentication.webhook.cache_ttl, Duration::from_secs(120));
     assert_eq!(

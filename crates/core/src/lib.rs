@@ -16,4 +16,5 @@ pub mod runonce;
 pub mod runtime;
 pub mod shutdown;
 pub mod status;
+pub mod supervisor;
 pub mod volume;

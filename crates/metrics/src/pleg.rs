@@ -36,9 +36,12 @@ impl PlegMetrics {
     /// Call when a relist starts: records the interval since the previous start.
     pub fn relist_started(&self) {
         let now = Instant::now();
-        if let Ok(mut last) = self.last_start.lock()
-            && let Some(prev) = last.replace(now)
-        {
+        let mut last = match self.last_start.lock() {
+            Ok(guard) => guard,
+            // Propagated, never swallowed: the owning loop (the PLEG) fails.
+            Err(_) => panic!("the PLEG relist-start lock is poisoned"),
+        };
+        if let Some(prev) = last.replace(now) {
             self.interval
                 .observe(now.duration_since(prev).as_secs_f64());
         }

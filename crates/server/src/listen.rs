@@ -11,6 +11,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use kubelet_core::supervisor::Loops;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -42,12 +43,13 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 }
 
 fn serve_plain(
+    loops: &Loops,
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
     name: &'static str,
 ) {
-    tokio::spawn(async move {
+    loops.spawn(name, async move {
         let server =
             axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(err) = server.await {
@@ -57,12 +59,13 @@ fn serve_plain(
 }
 
 fn serve_tls(
+    loops: &Loops,
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
+    loops.spawn("https-server", async move {
         loop {
             let (tcp, _peer) = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -175,6 +178,7 @@ fn build_auth(
 pub fn start(
     settings: ServerSettings,
     deps: ServerDeps,
+    loops: &Loops,
     shutdown: CancellationToken,
 ) -> Result<NodeApi, ServerError> {
     deps.cri.set_metrics(deps.metrics.clone());
@@ -210,6 +214,7 @@ pub fn start(
         api.healthz = l.local_addr().ok();
         tracing::info!(address = ?api.healthz, "serving healthz");
         serve_plain(
+            loops,
             l,
             healthz_router(state.clone()),
             shutdown.clone(),
@@ -220,6 +225,7 @@ pub fn start(
         api.read_only = l.local_addr().ok();
         tracing::info!(address = ?api.read_only, "serving the read-only kubelet API");
         serve_plain(
+            loops,
             l,
             read_only_router(state.clone()),
             shutdown.clone(),
@@ -230,6 +236,7 @@ pub fn start(
         api.secure = l.local_addr().ok();
         tracing::info!(address = ?api.secure, "serving the kubelet API (HTTPS)");
         serve_tls(
+            loops,
             l,
             acceptor,
             secure_router(state.clone(), Arc::new(auth)),
@@ -237,14 +244,14 @@ pub fn start(
         );
     }
     if api.secure.is_some() || api.read_only.is_some() {
-        spawn_cpu_sampler(state, shutdown);
+        spawn_cpu_sampler(loops, state, shutdown);
     }
     Ok(api)
 }
 
 /// Every 10 s: sample CPU usage (so `usageNanoCores` is known at the first request).
-fn spawn_cpu_sampler(state: Shared, shutdown: CancellationToken) {
-    tokio::spawn(async move {
+fn spawn_cpu_sampler(loops: &Loops, state: Shared, shutdown: CancellationToken) {
+    loops.spawn("cpu-sampler", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tokio::select! {

@@ -103,10 +103,8 @@ where
                         Poll::Ready(()) => self.sleep = None,
                     }
                 }
-                let taken = match bucket.lock() {
-                    Ok(mut b) => b.try_take(Instant::now()),
-                    Err(_) => Ok(()),
-                };
+                let taken = kubelet_core::supervisor::lock(bucket, "API rate limiter")
+                    .try_take(Instant::now());
                 match taken {
                     Ok(()) => self.permit = true,
                     Err(wait) => self.sleep = Some(Box::pin(tokio::time::sleep(wait))),

@@ -38,17 +38,14 @@ impl CurrentCert {
 
     pub fn replace(&self, pem: &[u8]) -> Result<(), ClusterError> {
         let key = certified_key(pem)?;
-        match self.key.write() {
-            Ok(mut k) => *k = key,
-            Err(p) => *p.into_inner() = key,
-        }
+        *kubelet_core::supervisor::write(&self.key, "client certificate") = key;
         Ok(())
     }
 }
 
 impl ResolvesClientCert for CurrentCert {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        self.key.read().ok().map(|k| k.clone())
+        Some(kubelet_core::supervisor::read(&self.key, "client certificate").clone())
     }
 
     fn has_certs(&self) -> bool {

@@ -88,7 +88,7 @@ impl NodeManager {
         self.registered.subscribe()
     }
 
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub async fn run(mut self, loops: kubelet_core::supervisor::Loops, cancel: CancellationToken) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         if self.settings.register_node && !self.register_until_done(&nodes, &cancel).await {
             return;
@@ -98,7 +98,7 @@ impl NodeManager {
             self.settings.registration.node_name.clone(),
             self.settings.lease_duration_seconds,
         );
-        tokio::spawn(lease.run(cancel.clone()));
+        loops.spawn("node-lease", lease.run(cancel.clone()));
 
         let mut last_report: Option<(NodeStatus, Instant)> = None;
         let mut backoff = Backoff::new(Duration::from_millis(500), self.settings.update_frequency);

@@ -54,10 +54,7 @@ impl Services {
     }
 
     fn receiver(&self) -> watch::Receiver<Snapshot> {
-        let mut guard = match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut guard = kubelet_core::supervisor::lock(&self.state, "services watch");
         if let Some(rx) = guard.as_ref() {
             return rx.clone();
         }

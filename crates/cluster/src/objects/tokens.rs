@@ -88,12 +88,12 @@ impl Tokens {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let key: Key = (namespace.clone(), uid.clone(), spec.clone());
         let now = SystemTime::now();
-        let cached = self.cache.lock().ok().and_then(|mut c| {
-            c.get_mut(&key).map(|e| {
+        let cached = kubelet_core::supervisor::lock(&self.cache, "service account tokens")
+            .get_mut(&key)
+            .map(|e| {
                 e.last_used = Instant::now();
                 e.clone()
-            })
-        });
+            });
         if let Some(c) = &cached
             && !c.needs_refresh(now)
         {
@@ -103,9 +103,8 @@ impl Tokens {
             Ok(fresh) => {
                 let token = fresh.token.clone();
                 self.schedule_refresh(&fresh);
-                if let Ok(mut c) = self.cache.lock() {
-                    c.insert(key, fresh);
-                }
+                kubelet_core::supervisor::lock(&self.cache, "service account tokens")
+                    .insert(key, fresh);
                 Ok(token)
             }
             Err(e) => match cached {
@@ -173,9 +172,8 @@ impl Tokens {
     }
 
     pub fn expire_unused(&self) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.retain(|_, e| e.last_used.elapsed() < UNUSED_AFTER);
-        }
+        kubelet_core::supervisor::lock(&self.cache, "service account tokens")
+            .retain(|_, e| e.last_used.elapsed() < UNUSED_AFTER);
     }
 }
 

@@ -96,9 +96,8 @@ impl<K: Watchable> WatchedObjects<K> {
 
     pub async fn get(&self, namespace: &str, name: &str) -> Result<Arc<K>, ObjectError> {
         let entry = self.entry(namespace, name);
-        if let Ok(mut t) = entry.last_used.lock() {
-            *t = Instant::now();
-        }
+        *kubelet_core::supervisor::lock(&entry.last_used, "watched object use time") =
+            Instant::now();
         let mut rx = entry.state.clone();
         let state = match tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|s| s.is_some())).await {
             Ok(Ok(s)) => s.clone(),
@@ -137,10 +136,7 @@ impl<K: Watchable> WatchedObjects<K> {
 
     fn entry(&self, namespace: &str, name: &str) -> Arc<Entry<K>> {
         let key = (namespace.to_string(), name.to_string());
-        let Ok(mut entries) = self.entries.lock() else {
-            // A poisoned lock: serve from a fresh, unshared watch.
-            return self.start(namespace, name);
-        };
+        let mut entries = kubelet_core::supervisor::lock(&self.entries, "watched objects");
         if let Some(e) = entries.get(&key)
             && !e.cancel.is_cancelled()
         {
@@ -219,19 +215,16 @@ impl<K: Watchable> WatchedObjects<K> {
 
     /// Stop watches nobody used for a while.
     pub fn expire_unused(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, e| {
-                let fresh = e
-                    .last_used
-                    .lock()
-                    .map(|t| t.elapsed() < UNUSED_AFTER)
-                    .unwrap_or(false);
-                if !fresh {
-                    e.cancel.cancel();
-                }
-                fresh
-            });
-        }
+        let mut entries = kubelet_core::supervisor::lock(&self.entries, "watched objects");
+        entries.retain(|_, e| {
+            let fresh = kubelet_core::supervisor::lock(&e.last_used, "watched object use time")
+                .elapsed()
+                < UNUSED_AFTER;
+            if !fresh {
+                e.cancel.cancel();
+            }
+            fresh
+        });
     }
 }
 

@@ -299,7 +299,11 @@ impl NodeCgroups {
     /// stops the start), then `kubepods`; if that cannot be written now, it is retried in
     /// the background every [`RETRY_PERIOD`] until it works or `cancel` fires. Needs a
     /// tokio runtime.
-    pub fn enforce_at_start(self, cancel: CancellationToken) -> Result<(), String> {
+    pub fn enforce_at_start(
+        self,
+        loops: &crate::supervisor::Loops,
+        cancel: CancellationToken,
+    ) -> Result<(), String> {
         self.enforce_reserved()?;
         match self.enforce_kubepods() {
             Ok(()) => {
@@ -307,7 +311,10 @@ impl NodeCgroups {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "failed to update node allocatable limits; retrying");
-                tokio::spawn(self.keep_enforcing_kubepods(RETRY_PERIOD, cancel));
+                loops.spawn_finite(
+                    "kubepods-enforcement",
+                    self.keep_enforcing_kubepods(RETRY_PERIOD, cancel),
+                );
             }
         }
         Ok(())

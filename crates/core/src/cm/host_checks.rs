@@ -28,6 +28,44 @@ pub fn check_cgroup_version(is_v2: bool, fail_cgroup_v1: bool) -> Result<(), Str
     }
 }
 
+/// Where the kernel lists the active swap areas.
+pub const PROC_SWAPS: &str = "/proc/swaps";
+
+/// `failSwapOn: true` (the default) refuses a host with swap on, as upstream's container
+/// manager: swap is on when `/proc/swaps` has a line beyond its header. `swaps` is the
+/// file's text, `None` when it does not exist (no swap support: taken as off).
+pub fn check_swap(swaps: Option<&str>, fail_swap_on: bool) -> Result<(), String> {
+    if !fail_swap_on {
+        return Ok(());
+    }
+    let Some(text) = swaps else {
+        tracing::info!(
+            path = PROC_SWAPS,
+            "file does not exist, assuming that swap is disabled"
+        );
+        return Ok(());
+    };
+    let lines: Vec<&str> = text.trim().split('\n').collect();
+    if lines.len() > 1 {
+        // Upstream prints the lines as a Go slice: [line line ...].
+        return Err(format!(
+            "running with swap on is not supported, please disable swap! or set --fail-swap-on flag to false. {PROC_SWAPS} contained: [{}]",
+            lines.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// Read `/proc/swaps` for [`check_swap`]: `None` if it does not exist; other read
+/// errors fail the start, as upstream.
+pub fn read_proc_swaps() -> Result<Option<String>, String> {
+    match std::fs::read_to_string(PROC_SWAPS) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {PROC_SWAPS}: {e}")),
+    }
+}
+
 /// How many times the runtime is asked, and the pause after a failed answer (upstream:
 /// three tries, two seconds apart, for a runtime that is still starting).
 pub const RUNTIME_CONFIG_ATTEMPTS: u32 = 3;
@@ -212,5 +250,27 @@ mod tests {
         let err = check_cgroup_version(false, true).unwrap_err();
         assert!(err.contains(CGROUP_V1_REFUSED), "{err}");
         assert!(err.contains("failCgroupV1: false"), "{err}");
+    }
+
+    const SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+
+    #[test]
+    fn swap_on_refuses_the_start_unless_fail_swap_on_is_false() {
+        let on = format!("{SWAPS_HEADER}/dev/dm-1   partition\t16760828\t0\t-2\n");
+        let err = check_swap(Some(&on), true).expect_err("swap is on");
+        assert!(
+            err.starts_with("running with swap on is not supported, please disable swap! or set --fail-swap-on flag to false. /proc/swaps contained: ["),
+            "{err}"
+        );
+        assert!(err.contains("--fail-swap-on flag to false"), "{err}");
+        assert!(err.contains("/dev/dm-1"), "names the swap area: {err}");
+        assert_eq!(check_swap(Some(&on), false), Ok(()));
+    }
+
+    #[test]
+    fn no_swap_areas_or_no_swaps_file_is_swap_off() {
+        assert_eq!(check_swap(Some(SWAPS_HEADER), true), Ok(()));
+        assert_eq!(check_swap(Some(""), true), Ok(()));
+        assert_eq!(check_swap(None, true), Ok(()));
     }
 }

@@ -69,7 +69,7 @@ impl QosCgroups {
         if !self.managed() || uid.is_empty() {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = crate::supervisor::lock(&self.state, "QoS cgroup state");
         match burstable_request {
             Some(milli) => state.burstable.insert(uid.to_string(), milli),
             None => state.burstable.remove(uid),

@@ -89,7 +89,7 @@ fn call<B>(method: &str, body: &B) -> Result<(), zbus::Error>
 where
     B: serde::Serialize + zbus::zvariant::DynamicType,
 {
-    let mut guard = CONNECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = crate::supervisor::lock(&CONNECTION, "systemd D-Bus connection");
     if guard.is_none() {
         *guard = Some(Connection::system()?);
     }

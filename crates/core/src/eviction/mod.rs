@@ -98,6 +98,9 @@ impl EvictionManager {
 
     pub async fn run(mut self, cancel: CancellationToken) {
         if self.settings.thresholds.is_empty() && !self.settings.local_storage_capacity_isolation {
+            // Nothing to watch; idle until shutdown (a supervised loop that returns early
+            // is a failure).
+            cancel.cancelled().await;
             return;
         }
         tracing::info!(

@@ -123,6 +123,8 @@ impl LogRotator {
     pub async fn run(self, cancel: CancellationToken) {
         if self.policy.max_size < 0 {
             tracing::info!("container log rotation is disabled (containerLogMaxSize < 0)");
+            // Idle until shutdown: a supervised loop that returns early is a failure.
+            cancel.cancelled().await;
             return;
         }
         // Log paths by container ID: a container's path never changes.

@@ -57,11 +57,7 @@ impl RelistTrigger {
     }
 
     fn hints(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<String>, Instant)>> {
-        // Nothing can be left half-updated by a panic here: plain inserts and removes.
-        self.0
-            .sandbox_ips
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::supervisor::lock(&self.0.sandbox_ips, "sandbox IP hints")
     }
 }
 

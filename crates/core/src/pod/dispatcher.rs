@@ -48,6 +48,62 @@ pub struct Dispatcher {
     tombstones: Tombstones,
     /// When the last worker was started (see [`TRIM_AFTER_STARTS`]).
     last_spawn: Option<tokio::time::Instant>,
+    /// Which pod each worker task serves, to know whose worker panicked.
+    task_uids: HashMap<tokio::task::Id, String>,
+    /// Pods whose worker panicked: restarted after a growing delay.
+    restarts: WorkerRestarts,
+}
+
+/// A panicked pod worker is started again after 1s, doubling up to 2 min for a worker
+/// that keeps panicking; a worker that ran 4 min without panicking starts over at 1s.
+const WORKER_RESTART_INITIAL: std::time::Duration = std::time::Duration::from_secs(1);
+const WORKER_RESTART_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The restart backoff of panicked pod workers (bounded; see [`WORKER_RESTART_MAX`]).
+#[derive(Debug)]
+struct WorkerRestarts {
+    backoff: crate::runtime::backoff::Backoff,
+    /// UID -> when its worker may be started again (ns since epoch).
+    held_until: HashMap<String, i64>,
+}
+
+impl Default for WorkerRestarts {
+    fn default() -> Self {
+        WorkerRestarts {
+            backoff: crate::runtime::backoff::Backoff::new(
+                WORKER_RESTART_INITIAL,
+                WORKER_RESTART_MAX,
+            ),
+            held_until: HashMap::new(),
+        }
+    }
+}
+
+impl WorkerRestarts {
+    /// The worker of `uid` panicked at `now_ns`: returns the delay before its restart.
+    fn panicked(&mut self, uid: &str, now_ns: i64) -> std::time::Duration {
+        let delay = self.backoff.next(uid, now_ns);
+        self.held_until
+            .insert(uid.to_string(), now_ns + delay.as_nanos() as i64);
+        delay
+    }
+
+    /// Whether a worker for `uid` must not be started yet.
+    fn held(&self, uid: &str, now_ns: i64) -> bool {
+        self.held_until
+            .get(uid)
+            .is_some_and(|until| now_ns < *until)
+    }
+
+    /// Drop the holds that are over; how long until the next one is (to wake up then).
+    fn release(&mut self, now_ns: i64) -> Option<std::time::Duration> {
+        self.held_until.retain(|_, until| now_ns < *until);
+        self.backoff.gc(now_ns);
+        self.held_until
+            .values()
+            .min()
+            .map(|until| std::time::Duration::from_nanos((*until - now_ns).max(0) as u64))
+    }
 }
 
 /// Starting pods is the kubelet's memory peak: every starting pod's sync pass, CRI
@@ -124,6 +180,8 @@ impl Dispatcher {
             terminated_tx: None,
             tombstones: Tombstones::default(),
             last_spawn: None,
+            task_uids: HashMap::new(),
+            restarts: WorkerRestarts::default(),
         }
     }
 
@@ -149,8 +207,10 @@ impl Dispatcher {
         trim_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.reconcile(&mut tasks, &done_tx, &shutdown);
+            let next_restart = self.restarts.release(now_ns());
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(next_restart.unwrap_or_default()), if next_restart.is_some() => {}
                 _ = trim_check.tick() => {
                     if self.last_spawn.is_some_and(|at| at.elapsed() < TRIM_AFTER_STARTS) {
                         release_freed_memory();
@@ -186,9 +246,18 @@ impl Dispatcher {
                         None => std::future::pending().await,
                     }
                 } => self.handle_kill(req),
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Err(err) = joined && err.is_panic() {
-                        tracing::error!(error = %err, "a pod worker panicked; it will be restarted");
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match &joined {
+                        Ok((id, ())) => *id,
+                        Err(err) => err.id(),
+                    };
+                    let uid = self.task_uids.remove(&id);
+                    if let (Err(err), Some(uid)) = (joined, uid)
+                        && err.is_panic()
+                    {
+                        let message = crate::supervisor::panic_message(err.into_panic());
+                        let delay = self.restarts.panicked(&uid, now_ns());
+                        tracing::error!(uid = %uid, panic = %message, restart_in = ?delay, "a pod worker panicked; it is restarted after a backoff");
                     }
                 }
             }
@@ -353,6 +422,10 @@ impl Dispatcher {
         done: &mpsc::UnboundedSender<(String, i64)>,
         shutdown: &CancellationToken,
     ) {
+        if self.restarts.held(uid, now_ns()) {
+            // Its worker panicked: started again when the backoff is over.
+            return;
+        }
         let terminating = matches!(target, Target::Terminate { .. });
         self.tombstones.forget(uid);
         self.last_spawn = Some(tokio::time::Instant::now());
@@ -374,7 +447,8 @@ impl Dispatcher {
                 let _ = done.send((uid_owned, now_ns()));
             }
         });
-        tasks.spawn(fut);
+        let task = tasks.spawn(fut);
+        self.task_uids.insert(task.id(), uid.to_string());
         self.workers.insert(
             uid.to_string(),
             WorkerHandle {
@@ -566,5 +640,36 @@ mod tests {
         t.record("b", 1_000);
         t.forget("b");
         assert!(!t.hides("b"));
+    }
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn a_panicked_worker_is_held_back_with_a_growing_bounded_delay() {
+        let mut r = WorkerRestarts::default();
+        assert!(!r.held("a", 0));
+        assert_eq!(r.panicked("a", 0), WORKER_RESTART_INITIAL);
+        assert!(r.held("a", S / 2), "restarted before its backoff");
+        assert!(!r.held("b", S / 2), "other pods are not held");
+        assert_eq!(
+            r.release(S / 2),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert!(!r.held("a", S));
+        assert_eq!(r.release(S), None, "the hold is over");
+        // It panics again at once: 2s, then 4s, ... never more than the maximum.
+        assert_eq!(r.panicked("a", S), 2 * WORKER_RESTART_INITIAL);
+        let mut now = S;
+        let mut last = std::time::Duration::ZERO;
+        for _ in 0..20 {
+            now += 10 * S;
+            last = r.panicked("a", now);
+            assert!(last <= WORKER_RESTART_MAX);
+        }
+        assert_eq!(last, WORKER_RESTART_MAX);
+        // A worker that ran long enough starts over.
+        now += 2 * WORKER_RESTART_MAX.as_nanos() as i64 + S;
+        assert_eq!(r.release(now), None);
+        assert_eq!(r.panicked("a", now), WORKER_RESTART_INITIAL);
     }
 }

@@ -48,6 +48,8 @@ pub enum Target {
 pub struct WorkerContext {
     pub cri: CriClient,
     pub pull_cri: CriClient,
+    /// Node-wide image pull limits (serializeImagePulls, registryPullQPS, ...).
+    pub pull_limits: Arc<crate::runtime::pull_limits::PullLimits>,
     pub sandbox: SandboxSettings,
     pub container: ContainerSettings,
     pub root_dir: PathBuf,
@@ -97,7 +99,11 @@ impl PodWorker {
         target: watch::Receiver<Target>,
         snapshots: watch::Receiver<Arc<RuntimeSnapshot>>,
     ) -> Self {
-        let images = ImagePuller::new(ctx.cri.clone(), ctx.pull_cri.clone());
+        let images = ImagePuller::new(
+            ctx.cri.clone(),
+            ctx.pull_cri.clone(),
+            ctx.pull_limits.clone(),
+        );
         let probes = ProbeManager::new(ctx.cri.clone(), ctx.events.clone());
         let probe_changes = probes.subscribe();
         let api_changes = ctx.api.as_ref().map(|a| a.changes());
@@ -576,8 +582,26 @@ impl PodWorker {
             self.ctx.container.cpu_cfs_period_us,
             self.ctx.pod_pids_limit,
         );
-        if let Err(err) = self.ctx.cgroups.ensure_pod_cgroup(pod, &limits) {
-            tracing::warn!(pod = %pod_ref(pod), error = %err, "cannot set up the pod cgroup");
+        // As upstream's SyncPod: no sandbox without its pod cgroup and limits; the sync
+        // fails and is retried with the sandbox backoff.
+        if let Err(failure) = ensure_pod_cgroup(&self.ctx.cgroups, pod, &limits) {
+            tracing::error!(pod = %pod_ref(pod), error = %failure.sync_error, "pod sync failed");
+            self.ctx.events.record(PodEvent::new(
+                pod,
+                EventType::Warning,
+                "FailedToCreatePodContainer",
+                failure.event,
+            ));
+            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                self.notes.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: failure.sync_error.clone(),
+                    },
+                );
+            }
+            return None;
         }
         if let Err(err) = std::fs::create_dir_all(&config.log_directory) {
             tracing::warn!(pod = %pod_ref(pod), dir = %config.log_directory, error = %err, "cannot create pod log directory");
@@ -1152,5 +1176,115 @@ fn humantime(d: Duration) -> String {
         format!("{secs}s")
     } else {
         format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
+/// Why a pod's sync failed on its cgroup: upstream's event message and sync error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PodCgroupFailure {
+    pub event: String,
+    pub sync_error: String,
+}
+
+/// Create or update the pod cgroup with its limits (cgroupsPerQOS). A failure fails the
+/// pod's sync, as upstream: the sandbox must not start outside its limits.
+pub(crate) fn ensure_pod_cgroup(
+    cgroups: &CgroupLayout,
+    pod: &Pod,
+    limits: &crate::cm::PodLimits,
+) -> Result<(), PodCgroupFailure> {
+    cgroups.ensure_pod_cgroup(pod, limits).map_err(|err| {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        PodCgroupFailure {
+            event: format!("unable to ensure pod container exists: {err}"),
+            sync_error: format!(
+                "failed to ensure that the pod: {uid} cgroups exist and are correctly applied: {err}"
+            ),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cm::{CgroupHost, CgroupMount};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod() -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                uid: Some("uid-1".into()),
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A cgroup v1 hierarchy "mounted" under a regular file: no cgroup can be created.
+    fn broken_layout(dir: &std::path::Path, per_qos: bool) -> CgroupLayout {
+        let blocker = dir.join("not-a-directory");
+        std::fs::write(&blocker, "").unwrap();
+        CgroupLayout::on_host(
+            per_qos,
+            "/",
+            false,
+            CgroupHost {
+                mounts: vec![CgroupMount {
+                    path: blocker.join("cpu"),
+                    options: Some(vec!["cpu".into()]),
+                }],
+                page_sizes: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_pod_cgroup_that_cannot_be_created_fails_the_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = pod();
+        let limits = crate::cm::pod_limits(&pod, true, 100_000, 0);
+        let failure = ensure_pod_cgroup(&broken_layout(dir.path(), true), &pod, &limits)
+            .expect_err("the cgroup cannot be created");
+        assert!(
+            failure
+                .sync_error
+                .starts_with("failed to ensure that the pod: uid-1 cgroups exist and are correctly applied: creating cgroup "),
+            "{}",
+            failure.sync_error
+        );
+        assert!(
+            failure
+                .event
+                .starts_with("unable to ensure pod container exists: "),
+            "{}",
+            failure.event
+        );
+    }
+
+    #[test]
+    fn the_pod_cgroup_is_written_where_it_can_be_and_skipped_without_cgroups_per_qos() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = pod();
+        let limits = crate::cm::pod_limits(&pod, true, 100_000, 0);
+        // cgroupsPerQOS false: no pod cgroup, nothing to fail.
+        assert_eq!(
+            ensure_pod_cgroup(&broken_layout(dir.path(), false), &pod, &limits),
+            Ok(())
+        );
+        let ok = CgroupLayout::on_host(
+            true,
+            "/",
+            false,
+            CgroupHost {
+                mounts: vec![CgroupMount {
+                    path: dir.path().join("cpu"),
+                    options: Some(vec!["cpu".into()]),
+                }],
+                page_sizes: Vec::new(),
+            },
+        );
+        assert_eq!(ensure_pod_cgroup(&ok, &pod, &limits), Ok(()));
     }
 }

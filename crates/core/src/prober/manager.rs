@@ -26,6 +26,22 @@ struct Running {
     /// The container was already running (past its initial delay) when this manager was
     /// made: the kubelet restarted and adopted it. Cleared once waited for.
     adopted: bool,
+    /// The probe task, to notice it panicked (None in tests).
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Whether the probe task died of a panic (taken: asked once).
+    fn panicked(&mut self) -> Option<String> {
+        use futures::FutureExt;
+        let task = self.task.as_mut().filter(|t| t.is_finished())?;
+        let result = task.now_or_never()?;
+        self.task = None;
+        match result {
+            Err(err) if err.is_panic() => Some(crate::supervisor::panic_message(err.into_panic())),
+            _ => None,
+        }
+    }
 }
 
 /// How long the first pass over an adopted pod waits for its first readiness and startup
@@ -104,12 +120,16 @@ impl ProbeManager {
                 };
                 let key = (spec.name.clone(), kind);
                 wanted.insert(key.clone());
-                if self
-                    .workers
-                    .get(&key)
-                    .is_some_and(|w| w.container_id == running.id)
+                if let Some(w) = self.workers.get_mut(&key)
+                    && w.container_id == running.id
                 {
-                    continue;
+                    // A probe task that panicked is started again on the next pass.
+                    match w.panicked() {
+                        None => continue,
+                        Some(message) => {
+                            tracing::error!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), container = %spec.name, probe = ?kind, panic = %message, "a probe task panicked; it is restarted");
+                        }
+                    }
                 }
                 self.stop(&key);
                 let cancel = self.root.child_token();
@@ -148,7 +168,8 @@ impl ProbeManager {
                 };
                 // Set the initial result now, so the pass that follows already sees it.
                 self.results.set(&running.id, kind, kind.initial());
-                tokio::spawn(task.run(self.cri.clone(), self.results.clone(), cancel.clone()));
+                let task =
+                    tokio::spawn(task.run(self.cri.clone(), self.results.clone(), cancel.clone()));
                 self.workers.insert(
                     key,
                     Running {
@@ -156,6 +177,7 @@ impl ProbeManager {
                         cancel,
                         first_attempt,
                         adopted,
+                        task: Some(task),
                     },
                 );
             }
@@ -455,6 +477,7 @@ mod tests {
                     cancel: CancellationToken::new(),
                     first_attempt: FirstAttempt::new(m.attempts.clone()),
                     adopted,
+                    task: None,
                 },
             );
         }

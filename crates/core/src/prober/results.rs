@@ -34,26 +34,24 @@ impl Default for ProbeResults {
 
 impl ProbeResults {
     pub fn get(&self, container_id: &str, kind: ProbeKind) -> Option<ProbeResult> {
-        let map = self.inner.lock().ok()?;
+        let map = crate::supervisor::lock(&self.inner, "probe results");
         map.get(&(container_id.to_string(), kind)).copied()
     }
 
     /// Record a result; watchers are told only when it differs from the previous one.
     pub fn set(&self, container_id: &str, kind: ProbeKind, result: ProbeResult) {
-        let changed = match self.inner.lock() {
-            Ok(mut map) => map.insert((container_id.to_string(), kind), result) != Some(result),
-            Err(_) => false,
-        };
+        let changed = crate::supervisor::lock(&self.inner, "probe results")
+            .insert((container_id.to_string(), kind), result)
+            != Some(result);
         if changed {
             self.version.send_modify(|v| *v += 1);
         }
     }
 
     pub fn remove(&self, container_id: &str, kind: ProbeKind) {
-        let removed = match self.inner.lock() {
-            Ok(mut map) => map.remove(&(container_id.to_string(), kind)).is_some(),
-            Err(_) => false,
-        };
+        let removed = crate::supervisor::lock(&self.inner, "probe results")
+            .remove(&(container_id.to_string(), kind))
+            .is_some();
         if removed {
             self.version.send_modify(|v| *v += 1);
         }
@@ -65,7 +63,7 @@ impl ProbeResults {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|m| m.len()).unwrap_or(0)
+        crate::supervisor::lock(&self.inner, "probe results").len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -22,6 +22,8 @@ pub struct ImagePuller {
     /// Same client with the (longer) pull timeout.
     pull_cri: CriClient,
     backoff: Backoff,
+    /// Node-wide: serial/parallel pulls and the registry QPS limit.
+    limits: std::sync::Arc<super::pull_limits::PullLimits>,
     /// Images found on the node by [`ImagePuller::find_present`] during this sync pass
     /// (image -> id), taken by the next `ensure` of each.
     present: HashMap<String, String>,
@@ -50,10 +52,15 @@ pub fn pull_policy(container: &Container) -> String {
 }
 
 impl ImagePuller {
-    pub fn new(cri: CriClient, pull_cri: CriClient) -> Self {
+    pub fn new(
+        cri: CriClient,
+        pull_cri: CriClient,
+        limits: std::sync::Arc<super::pull_limits::PullLimits>,
+    ) -> Self {
         ImagePuller {
             cri,
             pull_cri,
+            limits,
             backoff: Backoff::containers(),
             present: HashMap::new(),
         }
@@ -200,26 +207,40 @@ impl ImagePuller {
             "Pulling",
             format!("Pulling image {image:?}"),
         );
+        let queued = std::time::Instant::now();
+        // One pull at a time (serializeImagePulls) or at most maxParallelImagePulls.
+        let _slot = self.limits.slot().await;
         let started = std::time::Instant::now();
-        match self.pull_cri.pull_image(&image, None).await {
+        // (the error for the log, the message for the status)
+        let pulled = if self.limits.try_accept() {
+            self.pull_cri
+                .pull_image(&image, None)
+                .await
+                .map_err(|e| (e.to_string(), e.message()))
+        } else {
+            let m = super::pull_limits::PULL_QPS_EXCEEDED.to_string();
+            Err((m.clone(), m))
+        };
+        match pulled {
             Ok(image_ref) => {
                 tracing::info!(image = %image, image_ref = %image_ref, elapsed_ms = started.elapsed().as_millis() as u64, "pulled image");
                 let took = started.elapsed().as_secs_f64();
+                let with_wait = queued.elapsed().as_secs_f64();
                 emit(
                     EventType::Normal,
                     "Pulled",
                     format!(
-                        "Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)"
+                        "Successfully pulled image {image:?} in {took:.3}s ({with_wait:.3}s including waiting)"
                     ),
                 );
                 Ok(image_ref)
             }
-            Err(err) => {
+            Err((err, message)) => {
                 self.backoff.next(&image, now_ns());
                 tracing::warn!(image = %image, error = %err, "failed to pull image");
                 Err(ImageError {
                     reason: "ErrImagePull",
-                    message: format!("failed to pull image {image:?}: {}", err.message()),
+                    message: format!("failed to pull image {image:?}: {message}"),
                 })
             }
         }

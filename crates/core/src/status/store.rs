@@ -37,9 +37,7 @@ pub struct StatusStore {
 impl StatusStore {
     pub fn set(&self, pod: &Arc<Pod>, status: PodStatus) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let Ok(mut map) = self.inner.write() else {
-            return;
-        };
+        let mut map = crate::supervisor::write(&self.inner, "pod status store");
         // Keep transition times stable while a condition's status does not change.
         let mut status = status;
         if let Some(old) = map.get(&uid) {
@@ -66,10 +64,9 @@ impl StatusStore {
     }
 
     pub fn remove(&self, uid: &str) {
-        let removed = match self.inner.write() {
-            Ok(mut map) => map.remove(uid).is_some(),
-            Err(_) => false,
-        };
+        let removed = crate::supervisor::write(&self.inner, "pod status store")
+            .remove(uid)
+            .is_some();
         if removed {
             self.changes.send_modify(|g| *g += 1);
         }
@@ -77,18 +74,17 @@ impl StatusStore {
 
     /// The pod with its status.
     pub fn get(&self, uid: &str) -> Option<Arc<Pod>> {
-        self.inner
-            .read()
-            .ok()
-            .and_then(|m| m.get(uid).map(Entry::with_status))
+        crate::supervisor::read(&self.inner, "pod status store")
+            .get(uid)
+            .map(Entry::with_status)
     }
 
     /// All pods with their status, ordered by UID.
     pub fn list(&self) -> Vec<Arc<Pod>> {
-        self.inner
-            .read()
-            .map(|m| m.values().map(Entry::with_status).collect())
-            .unwrap_or_default()
+        crate::supervisor::read(&self.inner, "pod status store")
+            .values()
+            .map(Entry::with_status)
+            .collect()
     }
 }
 

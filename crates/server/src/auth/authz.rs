@@ -52,16 +52,17 @@ impl Authorizer {
                     return Err(WebhookError::NoApiServer);
                 };
                 let key = format!("{attrs:?}");
-                if let Ok(map) = cache.lock()
-                    && let Some((d, at)) = map.get(&key)
-                {
-                    let ttl = if *d == Decision::Allow {
+                let cached = kubelet_core::supervisor::lock(cache, "authorization cache")
+                    .get(&key)
+                    .cloned();
+                if let Some((d, at)) = cached {
+                    let ttl = if d == Decision::Allow {
                         *allow_ttl
                     } else {
                         *deny_ttl
                     };
                     if at.elapsed() < ttl {
-                        return Ok(d.clone());
+                        return Ok(d);
                     }
                 }
                 let status = reviewer.review(attrs).await?;
@@ -70,9 +71,8 @@ impl Authorizer {
                 } else {
                     Decision::Deny(status.reason.unwrap_or_default())
                 };
-                if let Ok(mut map) = cache.lock() {
-                    map.insert(key, (decision.clone(), Instant::now()));
-                }
+                kubelet_core::supervisor::lock(cache, "authorization cache")
+                    .insert(key, (decision.clone(), Instant::now()));
                 Ok(decision)
             }
         }

@@ -25,9 +25,7 @@ impl CpuSampler {
     /// Record cumulative usage `usage_ns` at `at_ns` and return the usage rate in
     /// nanocores, once two samples at least a second apart exist.
     pub fn observe(&self, key: &str, at_ns: i64, usage_ns: u64) -> Option<u64> {
-        let Ok(mut map) = self.samples.lock() else {
-            return None;
-        };
+        let mut map = kubelet_core::supervisor::lock(&self.samples, "CPU usage samples");
         match map.get_mut(key) {
             None => {
                 map.insert(
@@ -62,9 +60,7 @@ impl CpuSampler {
 
     /// Forget keys not in `live` (pods that went away).
     pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
-        if let Ok(mut map) = self.samples.lock() {
-            map.retain(|k, _| live(k));
-        }
+        kubelet_core::supervisor::lock(&self.samples, "CPU usage samples").retain(|k, _| live(k));
     }
 }
 

@@ -33,21 +33,19 @@ impl ServingCert {
         let signing = rustls::crypto::ring::sign::any_supported_type(&key)
             .map_err(|e| ServerError::Tls(format!("serving certificate key: {e}")))?;
         let certified = Arc::new(CertifiedKey::new(certs, signing));
-        if let Ok(mut cur) = self.current.write() {
-            *cur = Some(certified);
-        }
+        *kubelet_core::supervisor::write(&self.current, "serving certificate") = Some(certified);
         Ok(())
     }
 
     /// Whether a certificate is being served.
     pub fn is_set(&self) -> bool {
-        self.current.read().map(|c| c.is_some()).unwrap_or(false)
+        kubelet_core::supervisor::read(&self.current, "serving certificate").is_some()
     }
 }
 
 impl ResolvesServerCert for ServingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok()?.clone()
+        kubelet_core::supervisor::read(&self.current, "serving certificate").clone()
     }
 }
 
