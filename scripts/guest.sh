@@ -28,6 +28,8 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$REPO_ROOT/scripts/lib.sh"
 CACHE=${KUBELET_GUEST_CACHE:-/var/cache/kubelet-rs/guest}
 DRIVERS=${KUBELET_GUEST_DRIVERS:-cgroupfs systemd}
 # The guest set: every test here passes under both drivers (see docs/testing.md).
@@ -59,19 +61,11 @@ if [[ -d $HOME/.cargo/bin && ":$PATH:" != *":$HOME/.cargo/bin:"* ]]; then
 fi
 
 install_host_packages() {
-	local missing=() pkg status
-	declare -A installed=()
-	while read -r pkg status; do
-		[[ $status == installed ]] && installed[$pkg]=1
-	done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${HOST_PACKAGES[@]}" 2>/dev/null || true)
-	for pkg in "${HOST_PACKAGES[@]}"; do
-		[[ -n ${installed[$pkg]:-} ]] || missing+=("$pkg")
-	done
+	local missing
+	mapfile -t missing < <(missing_packages "${HOST_PACKAGES[@]}")
 	((${#missing[@]} == 0)) && return 0
 	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		-o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+	apt_install "${missing[@]}" || die "apt-get failed ($?)"
 }
 
 # The unit that runs the tests at boot: mounts the share and runs its run.sh, then powers

@@ -25,6 +25,8 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$REPO_ROOT/scripts/node-env.sh"
 PAUSE_SRC="$REPO_ROOT/images/pause/pause.c"
+# shellcheck source=scripts/lib.sh
+source "$REPO_ROOT/scripts/lib.sh"
 
 log() { printf 'node-env: %s\n' "$*" >&2; }
 die() {
@@ -83,35 +85,14 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 cmd_install() {
 	need_root install
-	local missing=() pkg status
-	declare -A installed=()
-	while read -r pkg status; do
-		[[ $status == installed ]] && installed[$pkg]=1
-	done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
-	for pkg in "${PACKAGES[@]}"; do
-		[[ -n ${installed[$pkg]:-} ]] || missing+=("$pkg")
-	done
+	local missing
+	mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
 	if ((${#missing[@]} == 0)); then
 		log "install: all ${#PACKAGES[@]} packages present"
 		return 0
 	fi
 	log "install: installing ${missing[*]}"
-	# Debian starts services from postinst scripts (docker-registry would take :5000 on all
-	# interfaces). Deny that for the duration of the install, unless a policy already exists.
-	local policy=/usr/sbin/policy-rc.d own_policy=''
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 0755 "$policy"
-		own_policy=1
-	fi
-	local rc=0
-	{
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-				-o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
-	} || rc=$?
-	[[ -z $own_policy ]] || rm -f "$policy"
-	((rc == 0)) || die "install: apt-get failed ($rc)"
+	apt_install "${missing[@]}" || die "install: apt-get failed ($?)"
 }
 
 # ---------------------------------------------------------------------------------------
