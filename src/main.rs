@@ -290,6 +290,17 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             // The flag and the config field are ORed, as upstream.
             seccomp_default: config.seccomp_default || flags.seccomp_default,
             node: node_allocatable.clone(),
+            memory: kubelet_core::cm::container_memory::MemoryPolicy::on_host(
+                cgroups.host.is_v2(),
+                kubelet_core::cm::container_memory::SwapBehavior::from_config(
+                    &config.memory_swap.swap_behavior,
+                ),
+                kubelet_config::feature_gates::enabled(
+                    &config.feature_gates,
+                    kubelet_config::feature_gates::NODE_SWAP,
+                ),
+                config.single_process_oom_kill,
+            ),
         },
         root_dir,
         qos: Arc::new(kubelet_core::cm::qos::QosCgroups::new(cgroups.clone())),

@@ -103,7 +103,8 @@ async fn pod_qos_and_node_allocatable_values_and_removal() {
     node.start();
     let uid = |c: &k8s_cri::v1::Container| c.labels[labels::POD_UID].clone();
     let g = uid(&node.wait_running(&node.pod_name("g"), &["main"]).await["main"]);
-    let b = uid(&node.wait_running(&node.pod_name("b"), &["main"]).await["main"]);
+    let b_main = node.wait_running(&node.pod_name("b"), &["main"]).await["main"].clone();
+    let b = uid(&b_main);
     let e = uid(&node.wait_running(&node.pod_name("e"), &["main"]).await["main"]);
     let g_dir = cgroup(&["kubepods", &format!("pod{g}")]);
     let b_dir = cgroup(&["kubepods", "burstable", &format!("pod{b}")]);
@@ -123,6 +124,26 @@ async fn pod_qos_and_node_allocatable_values_and_removal() {
     assert_eq!(read(&e_dir, "cpu.weight"), "1");
     assert_eq!(read(&e_dir, "memory.max"), "max");
     assert_eq!(read(&e_dir, "pids.max"), "100");
+
+    // The container's own cgroup (runc's, named by the runtime after the container):
+    // its memory limit, no swap (swapBehavior NoSwap) and OOM kills of the whole container
+    // (singleProcessOOMKill unset: false on v2), as upstream asks the runtime for them.
+    let b_container = [
+        b_dir.join(&b_main.id),
+        b_dir.join(format!("cri-containerd-{}.scope", b_main.id)),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir())
+    .unwrap_or_else(|| {
+        panic!(
+            "no cgroup of container {} under {}",
+            b_main.id,
+            b_dir.display()
+        )
+    });
+    assert_eq!(read(&b_container, "memory.max"), (128u64 << 20).to_string());
+    assert_eq!(read(&b_container, "memory.oom.group"), "1");
+    assert_eq!(read(&b_container, "memory.swap.max"), "0");
 
     // QoS cgroups: burstable weighs the Burstable pods' requests, besteffort the minimum.
     let burstable = cgroup(&["kubepods", "burstable"]);

@@ -92,6 +92,15 @@ impl Floor {
                 cluster_domain: s.config.cluster_domain.clone(),
                 seccomp_default: s.config.seccomp_default,
                 node: Default::default(),
+                // What the kubelet adds to every container (swap, OOM group).
+                memory: kubelet_core::cm::container_memory::MemoryPolicy::on_host(
+                    cgroups.host.is_v2(),
+                    kubelet_core::cm::container_memory::SwapBehavior::from_config(
+                        &s.config.memory_swap.swap_behavior,
+                    ),
+                    true,
+                    s.config.single_process_oom_kill,
+                ),
             },
             cgroups,
             image_ref: image_ref.to_string(),

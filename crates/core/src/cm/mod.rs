@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod cgroup;
+pub mod container_memory;
 pub mod enforce;
 pub mod host_checks;
 pub mod node;

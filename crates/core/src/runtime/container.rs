@@ -27,6 +27,8 @@ pub struct ContainerSettings {
     /// Node allocatable: the downward API's default for unset limits, and the host's
     /// huge page sizes (every one gets a CRI hugepage limit).
     pub node: NodeAllocatable,
+    /// Swap and OOM-group settings added to every container's resources.
+    pub memory: cm::container_memory::MemoryPolicy,
 }
 
 /// Everything about the running pod a container config needs.
@@ -149,14 +151,20 @@ pub fn container_config(
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
         linux: Some(cri::LinuxContainerConfig {
-            resources: Some(cm::container_resources(
-                pod,
-                c,
-                settings.cpu_cfs_quota,
-                settings.cpu_cfs_period_us,
-                settings.memory_capacity,
-                &settings.node.hugepages.keys().copied().collect::<Vec<_>>(),
-            )),
+            resources: Some({
+                let mut resources = cm::container_resources(
+                    pod,
+                    c,
+                    settings.cpu_cfs_quota,
+                    settings.cpu_cfs_period_us,
+                    settings.memory_capacity,
+                    &settings.node.hugepages.keys().copied().collect::<Vec<_>>(),
+                );
+                settings
+                    .memory
+                    .apply(&mut resources, pod, c, settings.memory_capacity);
+                resources
+            }),
             security_context: Some(security::container_security_context(
                 pod,
                 c,
@@ -228,6 +236,7 @@ mod tests {
             cluster_domain: String::new(),
             seccomp_default: false,
             node: NodeAllocatable::default(),
+            memory: Default::default(),
         };
         let cfg = container_config(
             &ContainerInputs {
