@@ -8,5 +8,6 @@ pub mod envvars;
 pub mod images;
 pub mod labels;
 pub mod model;
+pub mod runtime_class;
 pub mod sandbox;
 pub mod security;
