@@ -256,6 +256,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
           Root = "$RUNC_ROOT"
+      # A second handler with the same runc, so tests can run a pod whose RuntimeClass names
+      # a non-default handler and check (PodSandboxStatus) that the kubelet asked for it.
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc-alt]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc-alt.options]
+          SystemdCgroup = false
+          Root = "$RUNC_ROOT"
 
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "/usr/lib/cni"

@@ -313,6 +313,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|c| c.events())
             .unwrap_or_else(kubelet_core::events::no_events),
+        runtime_class_handlers: flags.runtime_class_handlers.clone(),
     });
     // Node conditions housekeeping owns (pressure, shutting down); admission reads them.
     let (health, health_view) = kubelet_core::eviction::node_health();
@@ -322,14 +323,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             i64::from(config.max_pods),
         ),
         allowed_unsafe_sysctls: config.allowed_unsafe_sysctls.clone(),
-        handlers: vec![
-            Arc::new(kubelet_core::eviction::PressureAdmission {
-                view: health_view.clone(),
-            }),
-            Arc::new(kubelet_core::shutdown::ShutdownAdmission {
-                view: health_view.clone(),
-            }),
-        ],
+        handlers: admit_handlers(&cri, &flags, cluster.is_some(), &health_view).await,
     };
     tracing::info!(allocatable = ?admission.allocatable, "node allocatable");
     let snapshot_rx_cluster = snapshot_rx.clone();
@@ -544,4 +538,61 @@ fn start_node_api(
     };
     kubelet_server::start(settings, deps, loops, shutdown.clone())?;
     Ok(())
+}
+
+/// The admission checks after the resource fit: node pressure, node shutdown, the pod
+/// security fields this node can honour, and (standalone) the RuntimeClass map.
+async fn admit_handlers(
+    cri: &CriClient,
+    flags: &kubelet_config::KubeletFlags,
+    cluster_mode: bool,
+    health_view: &kubelet_core::eviction::NodeHealthView,
+) -> Vec<Arc<dyn admission::AdmitHandler>> {
+    use kubelet_core::runtime::security::{NodeSecurity, SecurityAdmission};
+    // The runtime's supplementalGroupsPolicy feature, from CRI Status (containerd before
+    // 2.0 does not report features: Strict is then refused, as upstream).
+    let supplemental_groups_policy = match tokio::time::timeout(
+        Duration::from_secs(10),
+        cri.status(),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s.features.is_some_and(|f| f.supplemental_groups_policy),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "CRI Status failed: the runtime's features are unknown; supplementalGroupsPolicy Strict will be refused");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                "CRI Status timed out after 10s: the runtime's features are unknown; supplementalGroupsPolicy Strict will be refused"
+            );
+            false
+        }
+    };
+    let node = NodeSecurity {
+        apparmor: kubelet_core::runtime::security::apparmor_enabled_on_host(),
+        supplemental_groups_policy,
+    };
+    tracing::info!(
+        apparmor = node.apparmor,
+        supplemental_groups_policy,
+        "pod security features of this node"
+    );
+    let mut handlers: Vec<Arc<dyn admission::AdmitHandler>> = vec![
+        Arc::new(kubelet_core::eviction::PressureAdmission {
+            view: health_view.clone(),
+        }),
+        Arc::new(kubelet_core::shutdown::ShutdownAdmission {
+            view: health_view.clone(),
+        }),
+        Arc::new(SecurityAdmission { node }),
+    ];
+    if !cluster_mode {
+        handlers.push(Arc::new(
+            kubelet_core::runtime::runtime_class::StandaloneRuntimeClassAdmission {
+                handlers: flags.runtime_class_handlers.clone(),
+            },
+        ));
+    }
+    handlers
 }

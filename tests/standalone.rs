@@ -292,21 +292,24 @@ async fn foreign_sandboxes_are_never_touched() {
     let cri = cri();
     // A sandbox with kubelet-style labels, made by someone else (no kubelet-rs node label).
     let foreign = cri
-        .run_pod_sandbox(cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: node_name_for_foreign.clone(),
-                uid: format!("{:032x}", std::process::id()),
-                namespace: "default".into(),
-                attempt: 0,
-            }),
-            labels: [
-                (labels::POD_NAME.to_string(), node_name_for_foreign.clone()),
-                (labels::POD_UID.to_string(), "foreign".to_string()),
-            ]
-            .into(),
-            linux: Some(cri::LinuxPodSandboxConfig::default()),
-            ..Default::default()
-        })
+        .run_pod_sandbox(
+            cri::PodSandboxConfig {
+                metadata: Some(cri::PodSandboxMetadata {
+                    name: node_name_for_foreign.clone(),
+                    uid: format!("{:032x}", std::process::id()),
+                    namespace: "default".into(),
+                    attempt: 0,
+                }),
+                labels: [
+                    (labels::POD_NAME.to_string(), node_name_for_foreign.clone()),
+                    (labels::POD_UID.to_string(), "foreign".to_string()),
+                ]
+                .into(),
+                linux: Some(cri::LinuxPodSandboxConfig::default()),
+                ..Default::default()
+            },
+            "",
+        )
         .await
         .expect("create foreign sandbox");
 

@@ -127,7 +127,7 @@ impl Floor {
         let sandbox_cfg = sandbox_config(pod, 0, &self.sandbox);
         std::fs::create_dir_all(&sandbox_cfg.log_directory)?;
         let volumes = volume::prepare(&self.container.root_dir, pod).map_err(anyhow::Error::msg)?;
-        let sandbox_id = self.cri.run_pod_sandbox(sandbox_cfg.clone()).await?;
+        let sandbox_id = self.cri.run_pod_sandbox(sandbox_cfg.clone(), "").await?;
         let spec = pod.spec.as_ref().context("pod without spec")?;
         for c in &spec.containers {
             let inputs = ContainerInputs {

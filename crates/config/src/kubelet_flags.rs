@@ -43,6 +43,9 @@ pub struct KubeletFlags {
     pub seccomp_default: bool,
     /// `--runtime-cgroups`.
     pub runtime_cgroups: String,
+    /// `--runtime-class-handlers` (kubelet-rs extension, standalone mode only):
+    /// RuntimeClass name -> CRI runtime handler.
+    pub runtime_class_handlers: BTreeMap<String, String>,
     /// `--pod-infra-container-image` (removed upstream in v1.35; accepted here).
     pub pod_infra_container_image: Option<String>,
     /// `--image-credential-provider-config`.
@@ -86,6 +89,7 @@ impl Default for KubeletFlags {
             exit_on_lock_contention: false,
             seccomp_default: false,
             runtime_cgroups: String::new(),
+            runtime_class_handlers: BTreeMap::new(),
             pod_infra_container_image: None,
             image_credential_provider_config: None,
             image_credential_provider_bin_dir: None,

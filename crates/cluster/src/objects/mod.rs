@@ -1,6 +1,7 @@
 //! What pod workers need from the API server ([`kubelet_core::objects::ApiObjects`]):
-//! watched ConfigMaps and Secrets, Services, and service account tokens.
+//! watched ConfigMaps and Secrets, Services, service account tokens and RuntimeClasses.
 
+pub mod runtime_classes;
 pub mod services;
 pub mod tokens;
 pub mod watched;
@@ -18,6 +19,7 @@ pub struct ClusterObjects {
     secrets: watched::WatchedObjects<Secret>,
     services: services::Services,
     tokens: tokens::Tokens,
+    runtime_classes: runtime_classes::RuntimeClasses,
     generation: Arc<watch::Sender<u64>>,
 }
 
@@ -38,6 +40,7 @@ impl ClusterObjects {
                 cancel.clone(),
             ),
             services: services::Services::new(client.clone(), cancel.clone()),
+            runtime_classes: runtime_classes::RuntimeClasses::new(client.clone(), cancel.clone()),
             tokens: tokens::Tokens::new(client, generation.clone()),
             generation,
         });
@@ -92,5 +95,9 @@ impl ApiObjects for ClusterObjects {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+
+    fn runtime_handler<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, ObjectError>> {
+        Box::pin(self.runtime_classes.handler(name))
     }
 }

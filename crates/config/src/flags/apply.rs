@@ -138,6 +138,7 @@ pub(crate) fn apply(
         ),
         "root-dir" => set(&mut f.root_dir, string(v).map(PathBuf::from)),
         "runtime-cgroups" => set(&mut f.runtime_cgroups, string(v)),
+        "runtime-class-handlers" => f.runtime_class_handlers.extend(map(v)),
         "seccomp-default" => set(&mut f.seccomp_default, boolean(v)),
         "version" => {}
 

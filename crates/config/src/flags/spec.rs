@@ -263,6 +263,7 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     flag("rotate-server-certificates", Bool, CFG, Used, "Request and rotate the serving certificate through the API server"),
     flag("runonce", Bool, CFG, Used, "Start the static pods once and exit (the kubelet API is not served)"),
     flag("runtime-cgroups", Str, None, NoEffect, "Cgroup of the container runtime"),
+    flag("runtime-class-handlers", Map, None, Used, "kubelet-rs extension, standalone mode only: RuntimeClass name to CRI runtime handler, e.g. fast=runc-alt,sandboxed=runsc (a pod naming an unmapped RuntimeClass is refused)"),
     flag("runtime-request-timeout", Duration, CFG, Used, "Timeout of CRI calls other than pull, logs, exec and attach"),
     flag("seccomp-default", Bool, None, Used, "Use RuntimeDefault as the default seccomp profile"),
     flag("serialize-image-pulls", Bool, CFG, Used, "Pull one image at a time"),

@@ -127,6 +127,35 @@ pub(crate) fn validate_flags(f: &KubeletFlags) -> Vec<String> {
             names::allowed_node_labels_hint()
         ));
     }
+    errors.extend(validate_runtime_class_handlers(f));
+    errors
+}
+
+/// `--runtime-class-handlers` (kubelet-rs extension): RuntimeClass names are DNS
+/// subdomains and handlers DNS labels (as the RuntimeClass API requires), and the map is
+/// for standalone mode only: with an API server, RuntimeClasses come from the API.
+fn validate_runtime_class_handlers(f: &KubeletFlags) -> Vec<String> {
+    let mut errors = Vec::new();
+    if f.runtime_class_handlers.is_empty() {
+        return errors;
+    }
+    if f.kubeconfig.is_some() || f.bootstrap_kubeconfig.is_some() {
+        errors.push(
+            "--runtime-class-handlers is for standalone mode only: with --kubeconfig, RuntimeClasses (node.k8s.io/v1) come from the API server".into(),
+        );
+    }
+    for (name, handler) in &f.runtime_class_handlers {
+        if !names::is_dns_subdomain(name) {
+            errors.push(format!(
+                "invalid RuntimeClass name {name:?} (--runtime-class-handlers): must be a lowercase RFC 1123 subdomain"
+            ));
+        }
+        if !names::is_dns_label(handler) {
+            errors.push(format!(
+                "invalid runtime handler {handler:?} for RuntimeClass {name:?} (--runtime-class-handlers): must be a lowercase RFC 1123 label"
+            ));
+        }
+    }
     errors
 }
 
@@ -957,6 +986,23 @@ mod tests {
                 .unwrap_err()
                 .contains("could not parse")
         );
+    }
+
+    #[test]
+    fn runtime_class_handlers() {
+        let mut f = KubeletFlags::default();
+        f.runtime_class_handlers
+            .insert("fast".into(), "runc-alt".into());
+        assert!(validate_flags(&f).is_empty());
+        f.runtime_class_handlers
+            .insert("Bad_Name".into(), "Bad.Handler".into());
+        let errs = validate_flags(&f);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("invalid RuntimeClass name \"Bad_Name\""));
+        assert!(errs[1].contains("invalid runtime handler \"Bad.Handler\""));
+        f.runtime_class_handlers.remove("Bad_Name");
+        f.kubeconfig = Some("/etc/kubernetes/kubelet.conf".into());
+        assert!(validate_flags(&f)[0].contains("standalone mode only"));
     }
 
     #[test]

@@ -29,18 +29,25 @@ fn check_name_part(name: &str) -> Result<(), String> {
     }
 }
 
+/// A lowercase RFC 1123 DNS label (at most 63 characters).
+pub(crate) fn is_dns_label(label: &str) -> bool {
+    let b = label.as_bytes();
+    !b.is_empty()
+        && b.len() <= NAME_MAX
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+/// A lowercase RFC 1123 DNS subdomain (at most 253 characters).
+pub(crate) fn is_dns_subdomain(value: &str) -> bool {
+    value.len() <= DNS_SUBDOMAIN_MAX && value.split('.').all(is_dns_label)
+}
+
 /// A lowercase RFC 1123 DNS subdomain.
 fn check_dns_subdomain(value: &str) -> Result<(), String> {
-    let valid_label = |label: &str| {
-        let b = label.as_bytes();
-        !b.is_empty()
-            && b.len() <= NAME_MAX
-            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-            && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
-            && b.iter()
-                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-    };
-    if value.len() > DNS_SUBDOMAIN_MAX || !value.split('.').all(valid_label) {
+    if !is_dns_subdomain(value) {
         return Err(format!(
             "prefix part {value:?} must be a lowercase RFC 1123 subdomain"
         ));

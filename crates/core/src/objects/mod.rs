@@ -72,6 +72,11 @@ pub trait ApiObjects: Send + Sync {
 
     /// Bumped whenever a watched object changes, so workers refresh volumes promptly.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// The CRI handler of the RuntimeClass `name` (upstream's runtimeclass manager: a
+    /// watched cache of node.k8s.io/v1 RuntimeClasses). A class that does not exist is
+    /// [`ObjectError::NotFound`] with kind [`crate::runtime::runtime_class::RESOURCE`].
+    fn runtime_handler<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, ObjectError>>;
 }
 
 /// Everything a pod references, as fetched for one sync.

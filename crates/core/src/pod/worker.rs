@@ -64,6 +64,9 @@ pub struct WorkerContext {
     pub api: Option<Arc<dyn crate::objects::ApiObjects>>,
     /// Where pod events go (`events::no_events()` standalone).
     pub events: Arc<dyn crate::events::EventSink>,
+    /// Standalone mode: RuntimeClass name -> CRI handler (`--runtime-class-handlers`).
+    /// Cluster mode resolves RuntimeClasses through `api`.
+    pub runtime_class_handlers: std::collections::BTreeMap<String, String>,
 }
 
 pub struct PodWorker {
@@ -606,7 +609,23 @@ impl PodWorker {
         if let Err(err) = std::fs::create_dir_all(&config.log_directory) {
             tracing::warn!(pod = %pod_ref(pod), dir = %config.log_directory, error = %err, "cannot create pod log directory");
         }
-        match self.ctx.cri.run_pod_sandbox(config).await {
+        let handler = match crate::runtime::runtime_class::runtime_handler(
+            pod,
+            self.ctx.api.as_deref(),
+            &self.ctx.runtime_class_handlers,
+        )
+        .await
+        {
+            Ok(h) => h,
+            Err(err) => {
+                self.sandbox_failed(pod, &err);
+                return None;
+            }
+        };
+        if !handler.is_empty() {
+            tracing::debug!(pod = %pod_ref(pod), runtime_handler = %handler, "running pod with runtime handler");
+        }
+        match self.ctx.cri.run_pod_sandbox(config, &handler).await {
             Ok(id) => {
                 tracing::info!(pod = %pod_ref(pod), sandbox = %id, attempt, "created pod sandbox");
                 let ips = match self.ctx.cri.pod_sandbox_status(&id).await {
@@ -629,24 +648,30 @@ impl PodWorker {
                 Some((id, ips))
             }
             Err(err) => {
-                tracing::error!(pod = %pod_ref(pod), error = %err, "failed to create pod sandbox");
-                self.ctx.events.record(PodEvent::new(
-                    pod,
-                    EventType::Warning,
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {}", err.message()),
-                ));
-                for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                    self.notes.waiting.insert(
-                        c.name.clone(),
-                        Waiting {
-                            reason: "ContainerCreating".into(),
-                            message: format!("failed to create pod sandbox: {}", err.message()),
-                        },
-                    );
-                }
+                self.sandbox_failed(pod, &err.grpc_text());
                 None
             }
+        }
+    }
+
+    /// A sandbox that could not be created: upstream's FailedCreatePodSandBox event, and
+    /// the containers wait in ContainerCreating with the reason.
+    fn sandbox_failed(&mut self, pod: &Pod, err: &str) {
+        tracing::error!(pod = %pod_ref(pod), error = %err, "failed to create pod sandbox");
+        self.ctx.events.record(PodEvent::new(
+            pod,
+            EventType::Warning,
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {err}"),
+        ));
+        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            self.notes.waiting.insert(
+                c.name.clone(),
+                Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: format!("failed to create pod sandbox: {err}"),
+                },
+            );
         }
     }
 

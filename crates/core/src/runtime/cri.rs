@@ -54,6 +54,25 @@ impl CriError {
             other => other.to_string(),
         }
     }
+
+    /// The error as upstream's gRPC client prints it (`rpc error: code = Unknown desc =
+    /// ...`), which is what upstream puts in events such as FailedCreatePodSandBox.
+    pub fn grpc_text(&self) -> String {
+        match self {
+            CriError::Status { code, message, .. } => {
+                let name = match code {
+                    tonic::Code::Ok => "OK".to_string(),
+                    tonic::Code::Cancelled => "Canceled".to_string(),
+                    other => format!("{other:?}"),
+                };
+                format!("rpc error: code = {name} desc = {message}")
+            }
+            CriError::Timeout { .. } => {
+                format!("rpc error: code = DeadlineExceeded desc = {self}")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A CRI client. Every pod worker, image puller and probe manager keeps a clone, so the
@@ -202,10 +221,15 @@ impl CriClient {
         )
     }
 
-    pub async fn run_pod_sandbox(&self, config: cri::PodSandboxConfig) -> Result<String, CriError> {
+    /// RunPodSandbox with the RuntimeClass's handler (empty: the runtime's default).
+    pub async fn run_pod_sandbox(
+        &self,
+        config: cri::PodSandboxConfig,
+        runtime_handler: &str,
+    ) -> Result<String, CriError> {
         let req = cri::RunPodSandboxRequest {
             config: Some(config),
-            runtime_handler: String::new(),
+            runtime_handler: runtime_handler.to_string(),
         };
         call!(self, runtime, run_pod_sandbox, "RunPodSandbox", req).map(|r| r.pod_sandbox_id)
     }
@@ -325,6 +349,32 @@ impl CriClient {
             message: format!("no status returned for container {id}"),
         })?;
         Ok((status, pid))
+    }
+
+    /// The runtime's verbose ContainerStatus info (containerd: "info", a JSON document
+    /// with the CRI config it was created from and the OCI spec).
+    pub async fn container_info(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, CriError> {
+        let req = cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        };
+        call!(self, runtime, container_status, "ContainerStatus", req).map(|r| r.info)
+    }
+
+    /// The runtime's verbose PodSandboxStatus info (containerd: "info", a JSON document
+    /// with the CRI config, the runtime handler and the OCI spec).
+    pub async fn pod_sandbox_info(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, CriError> {
+        let req = cri::PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: true,
+        };
+        call!(self, runtime, pod_sandbox_status, "PodSandboxStatus", req).map(|r| r.info)
     }
 
     pub async fn exec_sync(

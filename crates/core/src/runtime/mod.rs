@@ -9,5 +9,6 @@ pub mod images;
 pub mod labels;
 pub mod model;
 pub mod pull_limits;
+pub mod runtime_class;
 pub mod sandbox;
 pub mod security;

@@ -86,6 +86,12 @@ pub fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
         } else {
             pod_mode
         },
+        // Upstream (UserNamespacesSupport, on by default) names the host's user namespace
+        // explicitly; `hostUsers: false` is refused at admission (see security::admit).
+        userns_options: Some(cri::UserNamespace {
+            mode: node,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -278,6 +284,12 @@ pub fn sandbox_config(
                             .unwrap_or_default(),
                     )
                     .collect(),
+                // Unknown values are refused at admission (security::admit).
+                supplemental_groups_policy: super::security::supplemental_groups_policy(pod)
+                    .unwrap_or_default(),
+                selinux_options: psc
+                    .and_then(|p| p.se_linux_options.as_ref())
+                    .map(super::security::selinux_options),
                 privileged: has_privileged_container(pod),
                 seccomp: Some(sandbox_seccomp()),
                 ..Default::default()
@@ -419,6 +431,46 @@ mod tests {
         let sc = cfg.linux.unwrap().security_context.unwrap();
         assert!(sc.privileged);
         assert_eq!(sc.supplemental_groups, vec![2000, 4000], "fsGroup first");
+    }
+
+    #[test]
+    fn selinux_options_policy_and_host_user_namespace_reach_the_sandbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = pod("Default", false);
+        p.spec.as_mut().unwrap().security_context =
+            Some(k8s_openapi::api::core::v1::PodSecurityContext {
+                se_linux_options: Some(k8s_openapi::api::core::v1::SELinuxOptions {
+                    user: Some("system_u".into()),
+                    role: Some("system_r".into()),
+                    type_: Some("container_t".into()),
+                    level: Some("s0:c1,c2".into()),
+                }),
+                supplemental_groups_policy: Some("Strict".into()),
+                ..Default::default()
+            });
+        let sc = sandbox_config(&p, 0, &settings(tmp.path(), &[]))
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap();
+        let se = sc.selinux_options.unwrap();
+        assert_eq!(
+            (
+                se.user.as_str(),
+                se.role.as_str(),
+                se.r#type.as_str(),
+                se.level.as_str()
+            ),
+            ("system_u", "system_r", "container_t", "s0:c1,c2")
+        );
+        assert_eq!(
+            sc.supplemental_groups_policy,
+            cri::SupplementalGroupsPolicy::Strict as i32
+        );
+        assert_eq!(
+            sc.namespace_options.unwrap().userns_options.unwrap().mode,
+            cri::NamespaceMode::Node as i32
+        );
     }
 
     #[test]

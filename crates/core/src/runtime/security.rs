@@ -1,11 +1,16 @@
-//! Security context for CRI: user and groups, capabilities, privileged, read-only root,
-//! no_new_privs, seccomp (container over pod over `seccompDefault`), procMount masked and
-//! read-only paths, and the runAsNonRoot check against the image's user.
+//! Security context for CRI: user and groups (fsGroup, then supplementalGroups, and the
+//! supplementalGroupsPolicy), capabilities, privileged, read-only root, no_new_privs,
+//! seccomp (container over pod over `seccompDefault`), AppArmor (container field, then the
+//! deprecated annotation, then the pod field), SELinux options (container over pod),
+//! procMount masked and read-only paths, and the runAsNonRoot check against the image's
+//! user. What the node cannot honour is refused at admission ([`admit`]).
 
 use std::path::Path;
 
 use k8s_cri::v1 as cri;
-use k8s_openapi::api::core::v1::{Container, Pod, SeccompProfile};
+use k8s_openapi::api::core::v1::{AppArmorProfile, Container, Pod, SELinuxOptions, SeccompProfile};
+
+use crate::cm::admission::Rejection;
 
 use super::sandbox::namespace_options;
 
@@ -166,6 +171,233 @@ pub fn seccomp(
     }
 }
 
+/// The deprecated per-container AppArmor annotation (`<prefix><container name>`).
+pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+fn apparmor_from_annotation(pod: &Pod, container: &str) -> Option<AppArmorProfile> {
+    let value = pod
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(&format!("{APPARMOR_ANNOTATION_PREFIX}{container}"))?;
+    let profile = |type_: &str, local: Option<&str>| AppArmorProfile {
+        type_: type_.into(),
+        localhost_profile: local.map(str::to_string),
+    };
+    match value.as_str() {
+        "runtime/default" => Some(profile("RuntimeDefault", None)),
+        "unconfined" => Some(profile("Unconfined", None)),
+        v => v
+            .strip_prefix("localhost/")
+            .map(|name| profile("Localhost", Some(name))),
+    }
+}
+
+/// The container's AppArmor profile as upstream picks it: the container's field, else the
+/// deprecated annotation (static pods never had it synced to the fields), else the pod's.
+pub fn apparmor_profile(pod: &Pod, c: &Container) -> Option<AppArmorProfile> {
+    c.security_context
+        .as_ref()
+        .and_then(|s| s.app_armor_profile.clone())
+        .or_else(|| apparmor_from_annotation(pod, &c.name))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|p| p.app_armor_profile.clone())
+        })
+}
+
+/// Whether the pod asks for any AppArmor confinement (upstream `isRequired`).
+fn apparmor_required(pod: &Pod) -> bool {
+    let spec = pod.spec.as_ref();
+    let confining = |p: Option<&AppArmorProfile>| p.is_some_and(|p| p.type_ != "Unconfined");
+    if confining(
+        spec.and_then(|s| s.security_context.as_ref())
+            .and_then(|p| p.app_armor_profile.as_ref()),
+    ) {
+        return true;
+    }
+    if all_containers(pod).any(|c| {
+        confining(
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.app_armor_profile.as_ref()),
+        )
+    }) {
+        return true;
+    }
+    pod.metadata
+        .annotations
+        .iter()
+        .flatten()
+        .any(|(k, v)| k.starts_with(APPARMOR_ANNOTATION_PREFIX) && v != "unconfined")
+}
+
+fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.spec.iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+    })
+}
+
+/// Whether AppArmor is enabled on this host (as runc checks it).
+pub fn apparmor_enabled_on_host() -> bool {
+    Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.starts_with('Y'))
+}
+
+/// Upstream's AppArmor validator: nothing to check unless the pod asks for confinement;
+/// then the host must have AppArmor and every Localhost profile a name.
+fn validate_apparmor(pod: &Pod, host_enabled: bool) -> Result<(), String> {
+    if !apparmor_required(pod) {
+        return Ok(());
+    }
+    if !host_enabled {
+        return Err("AppArmor is not enabled on the host".into());
+    }
+    for c in all_containers(pod) {
+        if let Some(p) = apparmor_profile(pod, c)
+            && p.type_ == "Localhost"
+            && p.localhost_profile
+                .as_deref()
+                .unwrap_or("")
+                .trim()
+                .is_empty()
+        {
+            return Err(format!(
+                "invalid empty AppArmor profile name: {:?}",
+                format!(
+                    "{{{} {:?}}}",
+                    p.type_,
+                    p.localhost_profile.unwrap_or_default()
+                )
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The CRI AppArmor profile and its deprecated string form, both sent as upstream does.
+fn cri_apparmor(
+    profile: Option<AppArmorProfile>,
+) -> Result<(Option<cri::SecurityProfile>, String), String> {
+    use cri::security_profile::ProfileType;
+    let Some(p) = profile else {
+        return Ok((None, String::new()));
+    };
+    let make = |t: ProfileType, local: &str| cri::SecurityProfile {
+        profile_type: t as i32,
+        localhost_ref: local.to_string(),
+    };
+    match p.type_.as_str() {
+        "RuntimeDefault" => Ok((
+            Some(make(ProfileType::RuntimeDefault, "")),
+            "runtime/default".into(),
+        )),
+        "Unconfined" => Ok((Some(make(ProfileType::Unconfined, "")), "unconfined".into())),
+        "Localhost" => {
+            let name = p
+                .localhost_profile
+                .ok_or("missing localhost apparmor profile name")?;
+            Ok((
+                Some(make(ProfileType::Localhost, &name)),
+                format!("localhost/{name}"),
+            ))
+        }
+        other => Err(format!("unknown apparmor profile type: {other:?}")),
+    }
+}
+
+pub fn selinux_options(o: &SELinuxOptions) -> cri::SeLinuxOption {
+    cri::SeLinuxOption {
+        user: o.user.clone().unwrap_or_default(),
+        role: o.role.clone().unwrap_or_default(),
+        r#type: o.type_.clone().unwrap_or_default(),
+        level: o.level.clone().unwrap_or_default(),
+    }
+}
+
+/// CRI value of `supplementalGroupsPolicy` (upstream errors on a value CRI lacks).
+pub fn supplemental_groups_policy(pod: &Pod) -> Result<i32, String> {
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|p| p.supplemental_groups_policy.as_deref());
+    match policy {
+        None | Some("Merge") => Ok(cri::SupplementalGroupsPolicy::Merge as i32),
+        Some("Strict") => Ok(cri::SupplementalGroupsPolicy::Strict as i32),
+        Some(other) => Err(format!("unsupported supplementalGroupsPolicy: {other}")),
+    }
+}
+
+/// What the node and its runtime can honour, for [`admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeSecurity {
+    /// AppArmor is enabled on the host ([`apparmor_enabled_on_host`]).
+    pub apparmor: bool,
+    /// The runtime reports the supplementalGroupsPolicy feature (CRI Status features).
+    pub supplemental_groups_policy: bool,
+}
+
+/// Admission for pod security fields the kubelet cannot honour on this node, with
+/// upstream's reasons and messages where upstream refuses too:
+/// - `supplementalGroupsPolicy: Strict` when the runtime lacks the feature
+///   (SupplementalGroupsPolicyNotSupported, from upstream's predicate admit handler);
+/// - AppArmor confinement on a host without AppArmor (AppArmor, upstream's handler);
+/// - `hostUsers: false`: kubelet-rs does not allocate user namespace ID mappings, so the
+///   pod is refused rather than run in the host's user namespace (kubelet-rs' own reason).
+pub fn admit(pod: &Pod, node: NodeSecurity) -> Result<(), Rejection> {
+    let spec = pod.spec.as_ref();
+    let strict = spec
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|p| p.supplemental_groups_policy.as_deref())
+        == Some("Strict");
+    if let Err(e) = supplemental_groups_policy(pod) {
+        return Err(Rejection {
+            reason: "SupplementalGroupsPolicyNotSupported".into(),
+            message: format!("Pod was rejected: {e}"),
+        });
+    }
+    if strict && !node.supplemental_groups_policy {
+        return Err(Rejection {
+            reason: "SupplementalGroupsPolicyNotSupported".into(),
+            message:
+                "Pod was rejected: SupplementalGroupsPolicy=Strict is not supported in this node"
+                    .into(),
+        });
+    }
+    if let Err(e) = validate_apparmor(pod, node.apparmor) {
+        return Err(Rejection {
+            reason: "AppArmor".into(),
+            message: format!("Pod was rejected: Cannot enforce AppArmor: {e}"),
+        });
+    }
+    if spec.and_then(|s| s.host_users) == Some(false) {
+        return Err(Rejection {
+            reason: "UserNamespacesNotSupported".into(),
+            message: "Pod was rejected: hostUsers: false is not supported by kubelet-rs: it does not allocate user namespace ID mappings, and will not run the pod in the host's user namespace instead".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The AdmitHandler form of [`admit`].
+#[derive(Debug)]
+pub struct SecurityAdmission {
+    pub node: NodeSecurity,
+}
+
+impl crate::cm::admission::AdmitHandler for SecurityAdmission {
+    fn admit(&self, pod: &Pod) -> Result<(), Rejection> {
+        admit(pod, self.node)
+    }
+}
+
 pub fn container_security_context(
     pod: &Pod,
     c: &Container,
@@ -179,15 +411,18 @@ pub fn container_security_context(
         .or(psc.and_then(|p| p.run_as_group));
     let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     let caps = sc.and_then(|s| s.capabilities.as_ref());
-    let mut supplemental = psc
-        .and_then(|p| p.supplemental_groups.clone())
-        .unwrap_or_default();
-    if let Some(fs_group) = psc.and_then(|p| p.fs_group) {
-        supplemental.push(fs_group);
-    }
-    // Unmasked /proc only makes sense (and is only allowed upstream) without masks at all;
-    // privileged containers get no masks from the runtime either.
-    let unmasked = sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked") || privileged;
+    // Upstream's order: fsGroup first, then the supplementalGroups.
+    let supplemental: Vec<i64> = psc
+        .and_then(|p| p.fs_group)
+        .into_iter()
+        .chain(
+            psc.and_then(|p| p.supplemental_groups.clone())
+                .unwrap_or_default(),
+        )
+        .collect();
+    // Masked and read-only paths by procMount alone, as upstream sends them (the runtime
+    // itself drops them for privileged containers).
+    let unmasked = sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked");
     let list = |paths: &[&str]| {
         if unmasked {
             Vec::new()
@@ -195,6 +430,12 @@ pub fn container_security_context(
             paths.iter().map(|p| p.to_string()).collect()
         }
     };
+    let (apparmor, apparmor_profile) = cri_apparmor(apparmor_profile(pod, c))?;
+    let selinux = sc
+        .and_then(|s| s.se_linux_options.as_ref())
+        .or(psc.and_then(|p| p.se_linux_options.as_ref()))
+        .map(selinux_options);
+    #[allow(deprecated)]
     Ok(cri::LinuxContainerSecurityContext {
         capabilities: caps.map(|c| cri::Capability {
             add_capabilities: c.add.clone().unwrap_or_default(),
@@ -203,16 +444,20 @@ pub fn container_security_context(
         }),
         privileged,
         namespace_options: Some(namespace_options(pod)),
+        selinux_options: selinux,
         run_as_user: effective_run_as_user(pod, c).map(|value| cri::Int64Value { value }),
         run_as_group: run_as_group.map(|value| cri::Int64Value { value }),
         readonly_rootfs: sc
             .and_then(|s| s.read_only_root_filesystem)
             .unwrap_or(false),
         supplemental_groups: supplemental,
+        supplemental_groups_policy: supplemental_groups_policy(pod)?,
         no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
         masked_paths: list(DEFAULT_MASKED_PATHS),
         readonly_paths: list(DEFAULT_READONLY_PATHS),
         seccomp: Some(seccomp(pod, c, root_dir, seccomp_default)?),
+        apparmor,
+        apparmor_profile,
         ..Default::default()
     })
 }
@@ -402,5 +647,199 @@ mod tests {
                 .masked_paths
                 .is_empty()
         );
+    }
+
+    const NODE_WITHOUT: NodeSecurity = NodeSecurity {
+        apparmor: false,
+        supplemental_groups_policy: false,
+    };
+    const NODE_WITH: NodeSecurity = NodeSecurity {
+        apparmor: true,
+        supplemental_groups_policy: true,
+    };
+
+    fn apparmor(t: &str, local: Option<&str>) -> AppArmorProfile {
+        AppArmorProfile {
+            type_: t.into(),
+            localhost_profile: local.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn groups_selinux_apparmor_and_policy_reach_the_container_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (pod, c) = pod_with(
+            PodSecurityContext {
+                fs_group: Some(2000),
+                supplemental_groups: Some(vec![4000, 5000]),
+                supplemental_groups_policy: Some("Strict".into()),
+                se_linux_options: Some(SELinuxOptions {
+                    level: Some("s0:c1".into()),
+                    ..Default::default()
+                }),
+                app_armor_profile: Some(apparmor("Localhost", Some("k8s-x"))),
+                ..Default::default()
+            },
+            None,
+        );
+        let sc = container_security_context(&pod, &c, tmp.path(), false).unwrap();
+        assert_eq!(
+            sc.supplemental_groups,
+            vec![2000, 4000, 5000],
+            "fsGroup first"
+        );
+        assert_eq!(
+            sc.supplemental_groups_policy,
+            cri::SupplementalGroupsPolicy::Strict as i32
+        );
+        assert_eq!(sc.selinux_options.unwrap().level, "s0:c1");
+        let aa = sc.apparmor.unwrap();
+        assert_eq!(
+            aa.profile_type,
+            cri::security_profile::ProfileType::Localhost as i32
+        );
+        assert_eq!(aa.localhost_ref, "k8s-x");
+        #[allow(deprecated)]
+        let deprecated = sc.apparmor_profile;
+        assert_eq!(deprecated, "localhost/k8s-x");
+        assert_eq!(
+            sc.namespace_options.unwrap().userns_options.unwrap().mode,
+            cri::NamespaceMode::Node as i32
+        );
+        // The container's SELinux options and AppArmor profile win over the pod's.
+        let (pod, c) = pod_with(
+            PodSecurityContext {
+                se_linux_options: Some(SELinuxOptions {
+                    level: Some("s0:c1".into()),
+                    ..Default::default()
+                }),
+                app_armor_profile: Some(apparmor("RuntimeDefault", None)),
+                ..Default::default()
+            },
+            Some(SecurityContext {
+                se_linux_options: Some(SELinuxOptions {
+                    type_: Some("spc_t".into()),
+                    ..Default::default()
+                }),
+                app_armor_profile: Some(apparmor("Unconfined", None)),
+                ..Default::default()
+            }),
+        );
+        let sc = container_security_context(&pod, &c, tmp.path(), false).unwrap();
+        let se = sc.selinux_options.unwrap();
+        assert_eq!((se.r#type.as_str(), se.level.as_str()), ("spc_t", ""));
+        #[allow(deprecated)]
+        let deprecated = sc.apparmor_profile;
+        assert_eq!(deprecated, "unconfined");
+    }
+
+    #[test]
+    fn the_deprecated_apparmor_annotation_sits_between_container_and_pod() {
+        let (mut pod, c) = pod_with(
+            PodSecurityContext {
+                app_armor_profile: Some(apparmor("Unconfined", None)),
+                ..Default::default()
+            },
+            None,
+        );
+        pod.metadata.annotations = Some(
+            [(
+                format!("{APPARMOR_ANNOTATION_PREFIX}c"),
+                "runtime/default".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(apparmor_profile(&pod, &c).unwrap().type_, "RuntimeDefault");
+        assert!(apparmor_required(&pod));
+        pod.metadata.annotations = Some(
+            [(
+                format!("{APPARMOR_ANNOTATION_PREFIX}c"),
+                "localhost/p1".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            apparmor_profile(&pod, &c)
+                .unwrap()
+                .localhost_profile
+                .as_deref(),
+            Some("p1")
+        );
+    }
+
+    #[test]
+    fn admission_refuses_what_the_node_cannot_honour_with_upstreams_words() {
+        let (plain, _) = pod_with(PodSecurityContext::default(), None);
+        assert!(admit(&plain, NODE_WITHOUT).is_ok());
+        let (strict, _) = pod_with(
+            PodSecurityContext {
+                supplemental_groups_policy: Some("Strict".into()),
+                ..Default::default()
+            },
+            None,
+        );
+        let r = admit(&strict, NODE_WITHOUT).unwrap_err();
+        assert_eq!(r.reason, "SupplementalGroupsPolicyNotSupported");
+        assert_eq!(
+            r.message,
+            "Pod was rejected: SupplementalGroupsPolicy=Strict is not supported in this node"
+        );
+        assert!(admit(&strict, NODE_WITH).is_ok());
+        let (merge, _) = pod_with(
+            PodSecurityContext {
+                supplemental_groups_policy: Some("Merge".into()),
+                ..Default::default()
+            },
+            None,
+        );
+        assert!(admit(&merge, NODE_WITHOUT).is_ok());
+        let (confined, _) = pod_with(
+            PodSecurityContext::default(),
+            Some(SecurityContext {
+                app_armor_profile: Some(apparmor("RuntimeDefault", None)),
+                ..Default::default()
+            }),
+        );
+        let r = admit(&confined, NODE_WITHOUT).unwrap_err();
+        assert_eq!(r.reason, "AppArmor");
+        assert_eq!(
+            r.message,
+            "Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host"
+        );
+        assert!(admit(&confined, NODE_WITH).is_ok());
+        let (unconfined, _) = pod_with(
+            PodSecurityContext {
+                app_armor_profile: Some(apparmor("Unconfined", None)),
+                ..Default::default()
+            },
+            None,
+        );
+        assert!(
+            admit(&unconfined, NODE_WITHOUT).is_ok(),
+            "Unconfined needs no AppArmor"
+        );
+        let (empty_local, _) = pod_with(
+            PodSecurityContext {
+                app_armor_profile: Some(apparmor("Localhost", Some(" "))),
+                ..Default::default()
+            },
+            None,
+        );
+        assert!(
+            admit(&empty_local, NODE_WITH)
+                .unwrap_err()
+                .message
+                .contains("invalid empty AppArmor profile name")
+        );
+        let (mut userns, _) = pod_with(PodSecurityContext::default(), None);
+        userns.spec.as_mut().unwrap().host_users = Some(false);
+        let r = admit(&userns, NODE_WITH).unwrap_err();
+        assert_eq!(r.reason, "UserNamespacesNotSupported");
+        assert!(
+            r.message
+                .starts_with("Pod was rejected: hostUsers: false is not supported")
+        );
+        userns.spec.as_mut().unwrap().host_users = Some(true);
+        assert!(admit(&userns, NODE_WITH).is_ok());
     }
 }

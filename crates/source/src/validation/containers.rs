@@ -34,6 +34,8 @@ enum Kind {
 struct Ctx<'a> {
     volumes: &'a BTreeSet<String>,
     host_network: bool,
+    /// `spec.hostUsers` (unset means true: the pod shares the host's user namespace).
+    host_users: bool,
 }
 
 /// Validates every container list of the spec.
@@ -46,6 +48,7 @@ pub fn validate_all(
     let ctx = Ctx {
         volumes,
         host_network: spec.host_network.unwrap_or(false),
+        host_users: spec.host_users.unwrap_or(true),
     };
     let containers_path = spec_path.child("containers");
     if spec.containers.is_empty() {
@@ -174,7 +177,32 @@ fn validate_container(c: &Container, path: &Path, kind: Kind, ctx: &Ctx<'_>) -> 
     if let Some(r) = &c.resources {
         errs.extend(validate_resources(r, &path.child("resources")));
     }
+    check_proc_mount(c, path, ctx, &mut errs);
     errs
+}
+
+const PROC_MOUNT_TYPES: &[&str] = &["Default", "Unmasked"];
+
+/// `securityContext.procMount`: Default or Unmasked, and Unmasked only in a pod with its
+/// own user namespace (`hostUsers: false`), as upstream validation.
+fn check_proc_mount(c: &Container, path: &Path, ctx: &Ctx<'_>, errs: &mut Vec<FieldError>) {
+    let Some(proc_mount) = c
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.proc_mount.as_deref())
+    else {
+        return;
+    };
+    let p = path.child("securityContext").child("procMount");
+    if !PROC_MOUNT_TYPES.contains(&proc_mount) {
+        errs.push(FieldError::not_supported(&p, proc_mount, PROC_MOUNT_TYPES));
+    } else if ctx.host_users && proc_mount == "Unmasked" {
+        errs.push(FieldError::invalid(
+            &p,
+            proc_mount,
+            "`hostUsers` must be false to use `Unmasked`",
+        ));
+    }
 }
 
 /// A required enum field: empty is `Required`, an unknown value is `Unsupported`.

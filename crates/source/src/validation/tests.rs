@@ -451,3 +451,21 @@ fn static_pods_may_not_reference_api_objects() {
         "invalid pod: spec: Forbidden: static pods may not reference secrets"
     );
 }
+
+#[test]
+fn unmasked_proc_mount_needs_own_user_namespace() {
+    let unmasked = BASE.replace(
+        "  - name: sidecar\n    image: busybox\n",
+        "  - name: sidecar\n    image: busybox\n    securityContext: {procMount: Unmasked}\n",
+    );
+    assert_error(
+        &unmasked,
+        "spec.containers[1].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`",
+    );
+    let own_userns = unmasked.replace("spec:\n", "spec:\n  hostUsers: false\n");
+    assert_eq!(errors(&own_userns), Vec::<String>::new());
+    assert_error_prefix(
+        &unmasked.replace("Unmasked", "Bogus"),
+        "spec.containers[1].securityContext.procMount: Unsupported value: \"Bogus\"",
+    );
+}

@@ -1,4 +1,5 @@
-//! Admission on create: the ServiceAccount plugin (default SA, kube-api-access projected
+//! Admission on create: the RuntimeClass plugin (overhead and scheduling from the pod's
+//! RuntimeClass) and the ServiceAccount plugin (default SA, kube-api-access projected
 //! volume and mounts). Priority and DefaultTolerationSeconds live in the pod defaults.
 
 use serde_json::{Value, json};
@@ -15,7 +16,80 @@ pub const SA_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Runs the admission plugins for a create.
 pub fn admit_create(cl: &Cluster, def: &ResourceDef, obj: &mut Value) -> ApiResult<()> {
     if def.kind == "Pod" && def.group.is_empty() {
+        runtime_class(cl, obj)?;
         service_account(cl, obj)?;
+    }
+    Ok(())
+}
+
+/// Upstream's RuntimeClass admission plugin on pod create: a pod naming a RuntimeClass
+/// that does not exist is refused; the class's `overhead.podFixed` becomes the pod's
+/// `spec.overhead` (a different overhead already set is refused); its
+/// `scheduling.nodeSelector` is merged into the pod's (a conflicting value is refused) and
+/// its tolerations are added to the pod's.
+fn runtime_class(cl: &Cluster, pod_obj: &mut Value) -> ApiResult<()> {
+    let name = meta::name(pod_obj).to_string();
+    let Some(spec) = pod_obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let class = match spec.get("runtimeClassName").and_then(Value::as_str) {
+        Some(c) if !c.is_empty() => c.to_string(),
+        _ => return Ok(()),
+    };
+    let forbidden = |msg: String| ApiError::Forbidden(Subject::new("", "pods", &name), msg);
+    let rc = cl
+        .store
+        .get(&ObjKey::new("runtimeclasses", "", &class))
+        .ok_or_else(|| forbidden(format!("pod rejected: RuntimeClass {class:?} not found")))?;
+    if let Some(fixed) = rc.pointer("/overhead/podFixed").filter(|v| !v.is_null()) {
+        match spec.get("overhead").filter(|v| !v.is_null()) {
+            Some(existing) if existing != fixed => {
+                return Err(forbidden(
+                    "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+                        .into(),
+                ));
+            }
+            _ => {
+                spec.insert("overhead".into(), fixed.clone());
+            }
+        }
+    }
+    if let Some(selector) = rc
+        .pointer("/scheduling/nodeSelector")
+        .and_then(Value::as_object)
+    {
+        let pod_selector = spec.entry("nodeSelector").or_insert_with(|| json!({}));
+        if let Some(pod_selector) = pod_selector.as_object_mut() {
+            for (k, v) in selector {
+                match pod_selector.get(k) {
+                    Some(existing) if existing != v => {
+                        return Err(forbidden(format!(
+                            "conflict: runtimeClass.scheduling.nodeSelector[{k}] = {}; pod.spec.nodeSelector[{k}] = {}",
+                            v.as_str().unwrap_or_default(),
+                            existing.as_str().unwrap_or_default()
+                        )));
+                    }
+                    _ => {
+                        pod_selector.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    let rc_tolerations = rc
+        .pointer("/scheduling/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !rc_tolerations.is_empty() {
+        let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+        if let Some(list) = tolerations.as_array_mut() {
+            for t in rc_tolerations {
+                if !list.contains(&t) {
+                    list.push(t);
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -187,6 +187,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     resource!("events.k8s.io" "v1" "Event" "events" "event" true ["ev"] CRUD [],
         storage: "events"),
     resource!("coordination.k8s.io" "v1" "Lease" "leases" "lease" true [] CRUD []),
+    resource!("node.k8s.io" "v1" "RuntimeClass" "runtimeclasses" "runtimeclass" false [] CRUD []),
     resource!("certificates.k8s.io" "v1" "CertificateSigningRequest"
         "certificatesigningrequests" "certificatesigningrequest" false ["csr"] CRUD [
         sub_g("approval", "CertificateSigningRequest", "certificates.k8s.io", "v1", GET_PATCH_UPDATE),

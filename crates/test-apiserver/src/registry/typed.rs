@@ -126,7 +126,7 @@ fn diff_unknown(input: &Value, out: &Value, prefix: &str, found: &mut Vec<String
 /// model pass through unchanged).
 pub fn decode(def: &ResourceDef, input: Value) -> Result<(Value, Vec<String>), ApiError> {
     use k8s_openapi::api::{
-        authentication, authorization, certificates, coordination, core, events,
+        authentication, authorization, certificates, coordination, core, events, node,
     };
     let av = def.api_version();
     let av = av.as_str();
@@ -142,6 +142,7 @@ pub fn decode(def: &ResourceDef, input: Value) -> Result<(Value, Vec<String>), A
         ("", "Binding") => roundtrip::<core::v1::Binding>(av, def.kind, input),
         ("events.k8s.io", _) => roundtrip::<events::v1::Event>(av, def.kind, input),
         ("coordination.k8s.io", _) => roundtrip::<coordination::v1::Lease>(av, def.kind, input),
+        ("node.k8s.io", _) => roundtrip::<node::v1::RuntimeClass>(av, def.kind, input),
         ("certificates.k8s.io", _) => {
             roundtrip::<certificates::v1::CertificateSigningRequest>(av, def.kind, input)
         }
