@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn connect(
     flags: &KubeletFlags,
     config: &KubeletConfiguration,
+    reservations: &kubelet_core::cm::node::Reservations,
     node_name: &str,
     host_ips: &[String],
     shutdown: &CancellationToken,
@@ -70,9 +71,7 @@ pub async fn connect(
             max_images: config.node_status_max_images,
             reservations: Reservations {
                 max_pods: i64::from(config.max_pods),
-                system_reserved: config.system_reserved.clone(),
-                kube_reserved: config.kube_reserved.clone(),
-                eviction_hard: config.eviction_hard.clone(),
+                node: reservations.clone(),
             },
             root_dir: flags.root_dir.clone(),
         },

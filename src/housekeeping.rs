@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kubelet_config::{KubeletConfiguration, KubeletFlags};
 use kubelet_core::cm::CgroupLayout;
-use kubelet_core::cm::quantity;
+use kubelet_core::cm::node::Reservations;
 use kubelet_core::eviction::signals::NodeSources;
 use kubelet_core::eviction::stats::PodPaths;
 use kubelet_core::eviction::{
@@ -20,28 +20,31 @@ use kubelet_core::runtime::cri::CriClient;
 use kubelet_core::shutdown::{ShutdownManager, groups};
 use kubelet_core::status::store::StatusStore;
 use kubelet_core::supervisor::Loops;
+use kubelet_primitives::quantity;
 use kubelet_source::DesiredPods;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Testing aid: `KUBELET_RS_HOUSEKEEPING_PERIOD=2s` replaces the container GC (1m) and
-/// image GC (5m) periods and the eviction monitoring interval (10s).
+/// Testing aid: `KUBELET_RS_HOUSEKEEPING_PERIOD=2s` (a Go duration) replaces the container
+/// GC (1m) and image GC (5m) periods and the eviction monitoring interval (10s).
 const PERIOD_ENV: &str = "KUBELET_RS_HOUSEKEEPING_PERIOD";
 
 fn period_override() -> Option<Duration> {
     let v = std::env::var(PERIOD_ENV).ok()?;
-    let v = v.trim();
-    let d = if let Some(ms) = v.strip_suffix("ms") {
-        Duration::from_millis(ms.parse().ok()?)
-    } else {
-        Duration::from_secs_f64(v.strip_suffix('s').unwrap_or(v).parse().ok()?)
-    };
-    (!d.is_zero()).then_some(d)
+    match kubelet_primitives::duration::parse(v.trim()) {
+        Ok(d) => (!d.is_zero()).then_some(d),
+        Err(e) => {
+            tracing::warn!("{PERIOD_ENV} ignored: {e}");
+            None
+        }
+    }
 }
 
 pub struct Deps<'a> {
     pub flags: &'a KubeletFlags,
     pub config: &'a KubeletConfiguration,
+    /// systemReserved, kubeReserved and evictionHard as parsed at start-up.
+    pub reservations: &'a Reservations,
     pub node_name: &'a str,
     pub cri: &'a CriClient,
     pub statuses: &'a StatusStore,
@@ -59,6 +62,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
     let Deps {
         flags,
         config,
+        reservations,
         node_name,
         cri,
         statuses,
@@ -129,11 +133,6 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
         config.enforce_node_allocatable.iter().any(|k| k == "pods"),
     )
     .map_err(|e| anyhow::anyhow!("eviction thresholds: {e}"))?;
-    let reserved = |m: &std::collections::BTreeMap<String, String>| {
-        m.get("memory")
-            .and_then(|q| quantity::parse_value(q).ok())
-            .unwrap_or(0)
-    };
     let pods_cgroup = if cgroups.systemd {
         "/kubepods.slice".to_string()
     } else {
@@ -152,8 +151,7 @@ pub fn start(d: Deps<'_>) -> anyhow::Result<Arc<ShutdownManager>> {
                 cgroup_dir: PathBuf::from("/sys/fs/cgroup"),
                 pods_cgroup,
                 pod_allocatable_memory: kubelet_core::cm::memory_capacity()
-                    - reserved(&config.system_reserved)
-                    - reserved(&config.kube_reserved),
+                    - reservations.reserved("memory"),
             },
             pods: PodPaths {
                 root_dir,

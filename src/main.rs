@@ -154,14 +154,22 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         cgroup_host,
     );
 
+    // systemReserved, kubeReserved and evictionHard, parsed once (validation refused
+    // anything malformed already) and shared by every user below.
+    let reservations = kubelet_core::cm::node::Reservations::parse(
+        &config.system_reserved,
+        &config.kube_reserved,
+        &config.eviction_hard,
+    )
+    .map_err(anyhow::Error::msg)?;
     // Node allocatable enforcement: the kubepods cgroup before any pod is created under
     // it (retried in the background while it fails), the reserved cgroups or no start.
     let node_cgroups = kubelet_core::cm::enforce::NodeCgroups::for_host(
         cgroups.clone(),
         kubelet_core::cm::enforce::Enforcement {
             enforce: config.enforce_node_allocatable.clone(),
-            system_reserved: config.system_reserved.clone(),
-            kube_reserved: config.kube_reserved.clone(),
+            system_reserved: reservations.system_reserved.clone(),
+            kube_reserved: reservations.kube_reserved.clone(),
             system_reserved_cgroup: config.system_reserved_cgroup.clone(),
             kube_reserved_cgroup: config.kube_reserved_cgroup.clone(),
         },
@@ -172,7 +180,15 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
 
     // Cluster mode (--kubeconfig): the API client; nothing is requested yet.
-    let cluster = cluster_mode::connect(&flags, &config, &node_name, &host_ips, &shutdown).await?;
+    let cluster = cluster_mode::connect(
+        &flags,
+        &config,
+        &reservations,
+        &node_name,
+        &host_ips,
+        &shutdown,
+    )
+    .await?;
 
     // Sources -> merge -> desired pods.
     let (updates_tx, updates_rx) = mpsc::channel(16);
@@ -258,9 +274,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     )?;
     let node_allocatable = kubelet_core::cm::node::NodeAllocatable::compute(
         &kubelet_core::cm::node::Machine::read(&root_dir),
-        &config.system_reserved,
-        &config.kube_reserved,
-        &config.eviction_hard,
+        &reservations,
     );
     let ctx = Arc::new(WorkerContext {
         cri: cri.clone(),
@@ -386,6 +400,7 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let node_shutdown = housekeeping::start(housekeeping::Deps {
         flags: &flags,
         config: &config,
+        reservations: &reservations,
         node_name: &node_name,
         cri: &cri,
         statuses: &statuses,

@@ -28,7 +28,8 @@ fn read(path: &std::path::Path) -> String {
 async fn requests_and_limits_become_cgroup_values() {
     let mut node = Node::new("cgroups");
     node.write_config("podPidsLimit: 200\n");
-    // The seeds' hello-dep: cpu 50m/150m, memory 32Mi.
+    // The seeds' hello-dep: cpu 50m/150m, memory 32Mi; the cpu limit written in micro
+    // units (any suffix upstream accepts is honoured, not treated as unset).
     node.write_manifest(
         "hello.yaml",
         r#"apiVersion: v1
@@ -41,7 +42,7 @@ spec:
     command: ["sleep", "3600"]
     resources:
       requests: {cpu: 50m, memory: 32Mi}
-      limits: {cpu: 150m, memory: 32Mi}
+      limits: {cpu: 150000u, memory: 32Mi}
 "#,
     );
     node.start();
@@ -1118,13 +1119,14 @@ fn task_limit() -> i128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_allocatable_is_enforced_on_kubepods_and_the_reserved_cgroup() {
-    // A cgroup root of its own: other kubelets on this machine write /kubepods.
+    // A cgroup root of its own: other kubelets on this machine write /kubepods. The cpu
+    // reservation is written in micro units: 500000u is 500m everywhere.
     let root = format!("kubelet-rs-it-alloc-{}", std::process::id());
     let system = format!("{root}-system");
     make_cgroup(&system);
     let config = |enforce: &str, system_cgroup: &str| {
         format!(
-            "cgroupRoot: /{root}\nsystemReserved: {{cpu: 500m, memory: 1Gi, pid: \"1000\"}}\nkubeReserved: {{memory: 256Mi}}\nenforceNodeAllocatable: [{enforce}]\nsystemReservedCgroup: \"{system_cgroup}\"\n"
+            "cgroupRoot: /{root}\nsystemReserved: {{cpu: 500000u, memory: 1Gi, pid: \"1000\"}}\nkubeReserved: {{memory: 256Mi}}\nenforceNodeAllocatable: [{enforce}]\nsystemReservedCgroup: \"{system_cgroup}\"\n"
         )
     };
     // Enforcing system-reserved without its cgroup is a configuration error; on a cgroup

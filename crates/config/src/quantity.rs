@@ -1,79 +1,33 @@
-//! Syntax checks for Kubernetes resource quantities (`"10Mi"`, `"200m"`,
-//! `"1.5Gi"`, `"1e3"`) and eviction thresholds (`"10%"`).
+//! Resource quantities (`"10Mi"`, `"200m"`, `"1.5Gi"`, `"1e3"`, `"500000u"`) and eviction
+//! thresholds (`"10%"`) in the configuration.
 //!
-//! The configuration keeps quantities as strings (that is what the file and
-//! `/configz` carry); this module only rejects values that upstream's
-//! `resource.ParseQuantity` would reject, so errors surface at start-up.
+//! The configuration keeps them as strings (that is what the file and `/configz` carry);
+//! validation parses them with the one exact parser, [`kubelet_primitives::Quantity`],
+//! so what is accepted here is exactly what the kubelet later uses, and what upstream's
+//! `resource.ParseQuantity` refuses is refused at start-up.
 
-/// Checks the `resource.Quantity` grammar:
-/// `[+-]digits[.digits]` followed by nothing, a binary SI suffix
-/// (`Ki`…`Ei`), a decimal SI suffix (`n u m k M G T P E`) or an exponent
-/// (`e3`, `E-2`).
+use kubelet_primitives::{Quantity, ThresholdValue};
+
+/// Checks the `resource.Quantity` grammar; the error names the value and the reason.
 pub fn validate(value: &str) -> Result<(), String> {
-    let invalid = || format!("quantity {value:?} is not valid (expected e.g. 100Mi, 1.5Gi, 200m)");
-    let unsigned = value
-        .strip_prefix('+')
-        .or_else(|| value.strip_prefix('-'))
-        .unwrap_or(value);
-    let number_len = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(number_len);
-    if !is_decimal(number) {
-        return Err(invalid());
-    }
-    let suffix_ok = matches!(
-        suffix,
-        "" | "Ki"
-            | "Mi"
-            | "Gi"
-            | "Ti"
-            | "Pi"
-            | "Ei"
-            | "n"
-            | "u"
-            | "m"
-            | "k"
-            | "M"
-            | "G"
-            | "T"
-            | "P"
-            | "E"
-    ) || suffix.strip_prefix(['e', 'E']).is_some_and(|exponent| {
-        let digits = exponent
-            .strip_prefix('+')
-            .or_else(|| exponent.strip_prefix('-'))
-            .unwrap_or(exponent);
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-    });
-    if suffix_ok { Ok(()) } else { Err(invalid()) }
+    Quantity::parse(value)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// `digits`, `digits.digits`, `digits.` or `.digits`.
-fn is_decimal(number: &str) -> bool {
-    let mut parts = number.splitn(2, '.');
-    let whole = parts.next().unwrap_or("");
-    let frac = parts.next().unwrap_or("");
-    let has_digits = !(whole.is_empty() && frac.is_empty());
-    has_digits && !frac.contains('.')
+/// A quantity that must not be negative (reservations, sizes).
+pub fn validate_non_negative(value: &str) -> Result<(), String> {
+    let q = Quantity::parse(value).map_err(|e| e.to_string())?;
+    if q.is_negative() {
+        return Err(format!("quantity {value:?} must not be negative"));
+    }
+    Ok(())
 }
 
 /// Checks an eviction threshold value: a percentage in `[0%, 100%]` or a
 /// non-negative quantity.
 pub fn validate_threshold(value: &str) -> Result<(), String> {
-    if let Some(percent) = value.strip_suffix('%') {
-        return match percent.parse::<f64>() {
-            Ok(p) if (0.0..=100.0).contains(&p) => Ok(()),
-            _ => Err(format!(
-                "threshold {value:?} must be a percentage between 0% and 100%"
-            )),
-        };
-    }
-    validate(value)?;
-    if value.starts_with('-') {
-        return Err(format!("threshold {value:?} must not be negative"));
-    }
-    Ok(())
+    ThresholdValue::parse(value).map(|_| ())
 }
 
 #[cfg(test)]
@@ -84,7 +38,7 @@ mod tests {
     fn accepts_kubernetes_quantities() {
         for ok in [
             "10Mi", "0", "1", "200m", "1.5Gi", "1e3", "1E-2", "+5k", "-1", ".5", "5.", "100n",
-            "3u", "2Ei",
+            "3u", "2Ei", "500000u",
         ] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
@@ -93,11 +47,18 @@ mod tests {
     #[test]
     fn rejects_malformed_quantities() {
         for bad in [
-            "", "Mi", "10MB", "1.2.3", "abc", "10 Mi", "1e", "1ee3", "--1", "1KiB",
+            "", "10MB", "1.2.3", "abc", "10 Mi", "1e", "1ee3", "--1", "1KiB",
         ] {
             assert!(validate(bad).is_err(), "{bad}");
         }
+        // Upstream reads an empty number as zero: "Mi" is 0, not an error.
+        assert_eq!(validate("Mi"), Ok(()));
         assert!(validate("10MB").unwrap_err().contains("10MB"));
+        assert!(
+            validate_non_negative("-1")
+                .unwrap_err()
+                .contains("negative")
+        );
     }
 
     #[test]

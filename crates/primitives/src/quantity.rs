@@ -48,6 +48,13 @@ pub struct QuantityError {
     reason: &'static str,
 }
 
+impl QuantityError {
+    /// Why the text was refused, without the text.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
 impl fmt::Display for QuantityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "quantity {:?} is not valid: {}", self.input, self.reason)
@@ -144,6 +151,12 @@ impl Quantity {
     pub fn format(&self) -> Format {
         self.format
     }
+}
+
+/// Thousandths to whole units, rounded up as upstream's `Value` (memory bytes from a
+/// milli amount).
+pub fn milli_to_units(milli: i128) -> i128 {
+    div_ceil(milli, NANOS_PER_UNIT / NANOS_PER_MILLI)
 }
 
 /// A non-negative quantity in thousandths, rounded up (cgroup CPU values, the downward API).
@@ -453,6 +466,9 @@ mod tests {
         assert_eq!(q("2").milli_value(), 2000);
         assert_eq!(q("-1500m").value(), -1);
         assert_eq!(q("1e3").value(), 1000);
+        assert_eq!(milli_to_units(1001), 2);
+        assert_eq!(milli_to_units(1000), 1);
+        assert_eq!(milli_to_units(-1500), -1);
     }
 
     #[test]

@@ -7,8 +7,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_core::cm::node::NodeAllocatable;
 use std::collections::BTreeMap;
 
-use super::quantity;
-
 /// What the node reports it has.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resources {
@@ -20,9 +18,8 @@ pub struct Resources {
 #[derive(Debug, Clone, Default)]
 pub struct Reservations {
     pub max_pods: i64,
-    pub system_reserved: BTreeMap<String, String>,
-    pub kube_reserved: BTreeMap<String, String>,
-    pub eviction_hard: BTreeMap<String, String>,
+    /// systemReserved, kubeReserved and evictionHard as parsed once at start-up.
+    pub node: kubelet_core::cm::node::Reservations,
 }
 
 /// Facts read from the machine: the same reading the pod admission, the downward API
@@ -34,22 +31,39 @@ pub fn hugepage_name(page_bytes: i128) -> String {
     kubelet_core::cm::node::hugepage_resource_name(page_bytes)
 }
 
+/// Bytes as the API server prints them (BinarySI: `1Gi`, `32665980Ki`, `0`).
 fn bytes(value: i128) -> Quantity {
-    quantity::bytes(value.max(0) as u64)
+    api(kubelet_primitives::Quantity::from_bytes(value.max(0)))
+}
+
+/// CPU in millicores, canonical (`4`, `3500m`).
+fn cpu_milli(milli: i128) -> Quantity {
+    api(kubelet_primitives::Quantity::from_milli(milli.max(0)))
+}
+
+/// A plain count.
+fn count(n: i64) -> Quantity {
+    api(kubelet_primitives::Quantity::from_value(i128::from(
+        n.max(0),
+    )))
+}
+
+fn api(q: kubelet_primitives::Quantity) -> Quantity {
+    Quantity(q.to_string())
 }
 
 /// Capacity from the machine; allocatable as computed by kubelet-core's
 /// [`NodeAllocatable`] (reservations, hard eviction thresholds, huge pages).
 pub fn compute(m: &Machine, r: &Reservations) -> Resources {
-    let alloc = NodeAllocatable::compute(m, &r.system_reserved, &r.kube_reserved, &r.eviction_hard);
+    let alloc = NodeAllocatable::compute(m, &r.node);
     let mut capacity = BTreeMap::new();
     let mut allocatable = BTreeMap::new();
-    capacity.insert("cpu".to_string(), quantity::cpu_milli(m.cpu_cores * 1000));
-    allocatable.insert("cpu".to_string(), quantity::cpu_milli(alloc.cpu_milli));
+    capacity.insert("cpu".to_string(), cpu_milli(m.cpu_cores * 1000));
+    allocatable.insert("cpu".to_string(), cpu_milli(alloc.cpu_milli));
     capacity.insert("memory".to_string(), bytes(m.memory_bytes));
     allocatable.insert("memory".to_string(), bytes(alloc.memory_bytes));
-    capacity.insert("pods".to_string(), quantity::count(r.max_pods));
-    allocatable.insert("pods".to_string(), quantity::count(r.max_pods));
+    capacity.insert("pods".to_string(), count(r.max_pods));
+    allocatable.insert("pods".to_string(), count(r.max_pods));
     capacity.insert(
         "ephemeral-storage".to_string(),
         bytes(m.ephemeral_storage_bytes),
@@ -95,13 +109,16 @@ mod tests {
         };
         let r = Reservations {
             max_pods: 110,
-            system_reserved: [("cpu".to_string(), "500m".to_string())].into(),
-            kube_reserved: [("memory".to_string(), "1Gi".to_string())].into(),
-            eviction_hard: [
-                ("memory.available".to_string(), "100Mi".to_string()),
-                ("nodefs.available".to_string(), "10%".to_string()),
-            ]
-            .into(),
+            node: kubelet_core::cm::node::Reservations::parse(
+                &[("cpu".to_string(), "500m".to_string())].into(),
+                &[("memory".to_string(), "1Gi".to_string())].into(),
+                &[
+                    ("memory.available".to_string(), "100Mi".to_string()),
+                    ("nodefs.available".to_string(), "10%".to_string()),
+                ]
+                .into(),
+            )
+            .unwrap(),
         };
         let res = compute(&m, &r);
         assert_eq!(res.capacity["cpu"].0, "8");
@@ -116,6 +133,39 @@ mod tests {
         // 10% is a single-precision fraction upstream (0.1f32 = 0.10000000149...), so
         // the threshold is 10737418400 bytes and allocatable not quite 90Gi.
         assert_eq!(res.allocatable["ephemeral-storage"].0, "96636764000");
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(bytes(0).0, "0");
+        assert_eq!(bytes(1 << 30).0, "1Gi");
+        assert_eq!(bytes(33449963520).0, "32665980Ki");
+        // Below 1024 upstream prints a binary quantity with decimal suffixes.
+        assert_eq!(bytes(1000).0, "1k");
+        assert_eq!(bytes(2 * 1024 * 1024).0, "2Mi");
+        assert_eq!(cpu_milli(8000).0, "8");
+        assert_eq!(cpu_milli(3500).0, "3500m");
+        assert_eq!(count(110).0, "110");
+    }
+
+    /// `systemReserved: {cpu: 500000u}` is 500m off the node's allocatable.
+    #[test]
+    fn micro_unit_reservations_are_honoured() {
+        let m = Machine {
+            cpu_cores: 8,
+            memory_bytes: 32 << 30,
+            ..Default::default()
+        };
+        let r = Reservations {
+            max_pods: 110,
+            node: kubelet_core::cm::node::Reservations::parse(
+                &[("cpu".to_string(), "500000u".to_string())].into(),
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+            )
+            .unwrap(),
+        };
+        assert_eq!(compute(&m, &r).allocatable["cpu"].0, "7500m");
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod health;
 pub mod images;
 pub mod info;
 pub mod lease;
-pub mod quantity;
 pub mod register;
 pub mod runtime_features;
 pub mod status;

@@ -524,7 +524,7 @@ impl Validator {
             ("kubeReserved", "--kube-reserved", &c.kube_reserved),
         ] {
             for (resource, amount) in map {
-                if let Err(e) = quantity::validate(amount) {
+                if let Err(e) = quantity::validate_non_negative(amount) {
                     self.fail(format!("{field} ({flag}) {resource}: {e}"));
                 }
             }

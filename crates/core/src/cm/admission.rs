@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-
-use super::quantity;
+use kubelet_primitives::pod::is_sidecar;
+use kubelet_primitives::quantity;
 
 /// What the node can give pods: capacity minus reservations and the hard eviction
 /// threshold for memory.
@@ -75,53 +75,6 @@ pub const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_wmem",
 ];
 
-fn reserved(map: &BTreeMap<String, String>, key: &str, milli: bool) -> i128 {
-    map.get(key)
-        .and_then(|q| {
-            if milli {
-                quantity::parse_milli(q).ok()
-            } else {
-                quantity::parse_value(q).ok()
-            }
-        })
-        .unwrap_or(0)
-}
-
-/// Capacity minus systemReserved, kubeReserved and (memory) the evictionHard threshold.
-pub fn allocatable(
-    cpu_cores: i128,
-    memory_bytes: i128,
-    max_pods: i64,
-    system_reserved: &BTreeMap<String, String>,
-    kube_reserved: &BTreeMap<String, String>,
-    eviction_hard: &BTreeMap<String, String>,
-) -> Allocatable {
-    let eviction_memory = eviction_hard
-        .get("memory.available")
-        .map(|v| match v.strip_suffix('%') {
-            Some(pct) => pct
-                .parse::<f64>()
-                .map(|p| (memory_bytes as f64 * p / 100.0) as i128)
-                .unwrap_or(0),
-            None => quantity::parse_value(v).unwrap_or(0),
-        })
-        .unwrap_or(0);
-    Allocatable {
-        cpu_milli: (cpu_cores * 1000
-            - reserved(system_reserved, "cpu", true)
-            - reserved(kube_reserved, "cpu", true))
-        .max(0),
-        memory_bytes: (memory_bytes
-            - reserved(system_reserved, "memory", false)
-            - reserved(kube_reserved, "memory", false)
-            - eviction_memory)
-            .max(0),
-        pods: max_pods,
-        ephemeral_storage_bytes: 0,
-        hugepages: BTreeMap::new(),
-    }
-}
-
 fn request(c: &Container, name: &str) -> i128 {
     let Some(res) = c.resources.as_ref() else {
         return 0;
@@ -149,7 +102,7 @@ pub fn pod_request(pod: &Pod, name: &str) -> i128 {
         .init_containers
         .iter()
         .flatten()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .filter(|c| is_sidecar(c))
         .map(|c| request(c, name))
         .sum();
     let regular: i128 = spec
@@ -354,14 +307,19 @@ mod tests {
     }
 
     fn node() -> Allocatable {
-        allocatable(
-            2,
-            4 << 30,
-            3,
+        use crate::cm::node::{Machine, NodeAllocatable, Reservations};
+        let machine = Machine {
+            cpu_cores: 2,
+            memory_bytes: 4 << 30,
+            ..Default::default()
+        };
+        let reservations = Reservations::parse(
             &BTreeMap::from([("cpu".to_string(), "500m".to_string())]),
             &BTreeMap::new(),
             &BTreeMap::from([("memory.available".to_string(), "100Mi".to_string())]),
         )
+        .unwrap();
+        Allocatable::from_node(&NodeAllocatable::compute(&machine, &reservations), 3)
     }
 
     #[test]
@@ -417,9 +375,12 @@ mod tests {
         };
         let node = NodeAllocatable::compute(
             &machine,
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &BTreeMap::from([("memory.available".to_string(), "100Mi".to_string())]),
+            &crate::cm::node::Reservations::parse(
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                &BTreeMap::from([("memory.available".to_string(), "100Mi".to_string())]),
+            )
+            .unwrap(),
         );
         let a = Allocatable::from_node(&node, 110);
         // Reserved huge pages are not memory pods can have.

@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::CgroupName;
+pub use super::node::Resources;
 use super::node::{self, Machine};
-use super::{CgroupLayout, cpu_shares, quantity, shares_to_weight};
+use super::{CgroupLayout, cpu_shares, shares_to_weight};
 
 /// The resource upstream calls the process-id limit (`pid` in the reserved maps).
 pub const PIDS: &str = "pid";
@@ -25,17 +26,15 @@ pub const PIDS: &str = "pid";
 /// minute), e.g. while the pods use more memory than the new limit allows.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(60);
 
-/// A resource list in base units: `cpu` in millicores, everything else in units (bytes,
-/// process ids).
-pub type Resources = BTreeMap<String, i128>;
-
 /// The enforcement settings of the kubelet configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Enforcement {
     /// `enforceNodeAllocatable`.
     pub enforce: Vec<String>,
-    pub system_reserved: BTreeMap<String, String>,
-    pub kube_reserved: BTreeMap<String, String>,
+    /// `systemReserved` / `kubeReserved`, parsed once with the configuration
+    /// ([`node::Reservations`]).
+    pub system_reserved: Resources,
+    pub kube_reserved: Resources,
     /// `systemReservedCgroup` / `kubeReservedCgroup` (cgroupfs paths).
     pub system_reserved_cgroup: String,
     pub kube_reserved_cgroup: String,
@@ -45,21 +44,6 @@ impl Enforcement {
     fn has(&self, key: &str) -> bool {
         self.enforce.iter().any(|v| v == key)
     }
-}
-
-/// A reserved map in base units; malformed quantities (refused by config validation) are
-/// left out.
-pub fn parse_resources(map: &BTreeMap<String, String>) -> Resources {
-    map.iter()
-        .filter_map(|(name, q)| {
-            let v = if name == "cpu" {
-                quantity::parse_milli(q)
-            } else {
-                quantity::parse_value(q)
-            };
-            v.ok().map(|v| (name.clone(), v))
-        })
-        .collect()
 }
 
 /// The system-wide task limit: the smaller of `kernel.pid_max` and `kernel.threads-max`
@@ -94,13 +78,11 @@ pub fn internal_capacity(machine: &Machine, pids: Option<i128>) -> Resources {
 /// Capacity minus both reservations, per resource, never negative (upstream
 /// getNodeAllocatableAbsolute; no eviction thresholds).
 pub fn allocatable_absolute(capacity: &Resources, e: &Enforcement) -> Resources {
-    let system = parse_resources(&e.system_reserved);
-    let kube = parse_resources(&e.kube_reserved);
     capacity
         .iter()
         .map(|(name, value)| {
-            let reserved =
-                system.get(name).copied().unwrap_or(0) + kube.get(name).copied().unwrap_or(0);
+            let reserved = e.system_reserved.get(name).copied().unwrap_or(0)
+                + e.kube_reserved.get(name).copied().unwrap_or(0);
             (name.clone(), (value - reserved).max(0))
         })
         .collect()
@@ -262,7 +244,7 @@ impl NodeCgroups {
             if !e.has(key) && !compressible {
                 continue;
             }
-            let limits = CgroupLimits::from_resources(&parse_resources(reserved), compressible);
+            let limits = CgroupLimits::from_resources(reserved, compressible);
             let written = if reserved.is_empty() {
                 // Nothing reserved: upstream has no limits to apply and refuses.
                 Err(format!("{cgroup:?} cgroup is not configured properly"))
@@ -347,10 +329,13 @@ mod tests {
     use super::*;
     use crate::cm::node::HugePages;
 
-    fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
+    /// A reserved map as the configuration gives it, parsed as at start-up.
+    fn map(kv: &[(&str, &str)]) -> Resources {
+        let strings: BTreeMap<String, String> = kv
+            .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+            .collect();
+        node::parse_resources(&strings).unwrap()
     }
 
     fn machine() -> Machine {
@@ -431,6 +416,18 @@ mod tests {
         assert_eq!((l.cpu_shares, l.memory_bytes), (Some(2), None));
     }
 
+    /// `systemReserved: {cpu: 500000u}` is 500m on the kubepods cgroup, as `500m` is.
+    #[test]
+    fn micro_unit_reservations_reach_the_cgroup() {
+        let capacity = internal_capacity(&machine(), None);
+        let mut e = enforcement(&["pods"]);
+        e.system_reserved = map(&[("cpu", "500000u")]);
+        e.kube_reserved = map(&[]);
+        let l = CgroupLimits::from_resources(&kubepods_resources(&capacity, &e, true), false);
+        // 4000m - 500m = 3500m → 3584 shares.
+        assert_eq!(l.cpu_shares, Some(3584));
+    }
+
     #[test]
     fn cgroup_files_for_v1_and_v2() {
         let capacity = internal_capacity(&machine(), Some(32768));
@@ -475,10 +472,7 @@ mod tests {
         assert_eq!(read("cpu.weight"), shares_to_weight(3328).to_string());
         assert!(!tmp.path().join("cpu.shares").exists());
         // Compressible only: just the cpu files, no memory, pids or hugetlb.
-        let c = CgroupLimits::from_resources(
-            &parse_resources(&map(&[("cpu", "1"), ("memory", "1Gi")])),
-            true,
-        );
+        let c = CgroupLimits::from_resources(&map(&[("cpu", "1"), ("memory", "1Gi")]), true);
         let names: Vec<String> = c.files(&[2 << 20]).into_iter().map(|(f, _)| f).collect();
         assert_eq!(names, vec!["cpu.shares", "cpu.weight"]);
     }

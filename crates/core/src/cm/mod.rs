@@ -8,7 +8,7 @@ pub mod enforce;
 pub mod host_checks;
 pub mod node;
 pub mod qos;
-pub mod quantity;
+pub mod resource_field;
 pub mod systemd;
 
 use std::collections::BTreeMap;
@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod};
+use kubelet_primitives::pod::is_sidecar;
+use kubelet_primitives::quantity;
 
 use cgroup::CgroupName;
 
@@ -46,6 +48,9 @@ fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
     })
 }
 
+/// A container's request or limit of `name` in milli-units; `None` when unset or zero.
+/// Manifests are validated before they reach here (source validation, the API server),
+/// so every quantity upstream accepts parses (`500000u` is 500m).
 fn resource(c: &Container, limits: bool, name: &str) -> Option<i128> {
     let res = c.resources.as_ref()?;
     let map = if limits {
@@ -253,10 +258,6 @@ pub struct PodLimits {
     pub hugepages: BTreeMap<i128, i128>,
 }
 
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
-}
-
 /// The pod's total of one resource in milli-units, as upstream's PodRequests/PodLimits:
 /// regular containers and sidecars (restartable init containers) summed, or the largest
 /// init container plus the sidecars started before it when that is more; plus the pod
@@ -336,7 +337,7 @@ fn pod_hugepages(pod: &Pod) -> BTreeMap<i128, i128> {
     let mut out = BTreeMap::new();
     for name in names {
         if let Some(size) = node::hugepage_size_of(&name) {
-            *out.entry(size).or_insert(0) += pod_total(pod, false, &name) / 1000;
+            *out.entry(size).or_insert(0) += quantity::milli_to_units(pod_total(pod, false, &name));
         }
     }
     out
@@ -366,7 +367,7 @@ pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i6
         cpu_quota: quota,
         cpu_period: cfs_period_us,
         memory_bytes: if memory_declared {
-            (pod_total(pod, true, "memory") / 1000) as i64
+            quantity::milli_to_units(pod_total(pod, true, "memory")) as i64
         } else {
             0
         },
@@ -551,10 +552,12 @@ pub fn oom_score_adj(pod: &Pod, container: &Container, memory_capacity: i128) ->
         QosClass::Guaranteed => -997,
         QosClass::BestEffort => 1000,
         QosClass::Burstable => {
-            let request = resource(container, false, "memory")
-                .or_else(|| resource(container, true, "memory"))
-                .unwrap_or(0)
-                / 1000;
+            // Bytes rounded up, as upstream's Value().
+            let request = quantity::milli_to_units(
+                resource(container, false, "memory")
+                    .or_else(|| resource(container, true, "memory"))
+                    .unwrap_or(0),
+            );
             if memory_capacity <= 0 {
                 return 999;
             }
@@ -576,7 +579,7 @@ pub fn container_resources(
     let cpu_limit = resource(container, true, "cpu");
     let cpu_request = resource(container, false, "cpu").or(cpu_limit).unwrap_or(0);
     let memory_limit = resource(container, true, "memory")
-        .map(|m| (m / 1000) as i64)
+        .map(|m| quantity::milli_to_units(m) as i64)
         .unwrap_or(0);
     let quota = match (cfs_quota, cpu_limit) {
         (true, Some(limit)) => cpu_quota(limit, cfs_period_us),
@@ -987,5 +990,19 @@ mod tests {
         assert_eq!(r.oom_score_adj, 1000 - (1000 * (32 << 20)) / (8i64 << 30));
         assert_eq!(cpu_shares(0), 2);
         assert_eq!(cpu_quota(1, 100_000), 1000);
+    }
+
+    /// A limit written as `500000u` is 500m (it used to be treated as unset).
+    #[test]
+    fn micro_unit_limits_are_honoured() {
+        let p = pod_with(&[], &[("cpu", "500000u"), ("memory", "64Mi")]);
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let r = container_resources(&p, c, true, 100_000, 8 << 30, &[]);
+        assert_eq!(r.cpu_quota, 50_000);
+        assert_eq!(r.cpu_shares, 512, "the request defaults to the limit");
+        // Both limits set (requests default to them): Guaranteed, where an unreadable cpu
+        // limit made the pod Burstable.
+        assert_eq!(qos_class(&p), QosClass::Guaranteed);
+        assert_eq!(pod_limits(&p, true, 100_000, 0).cpu_quota, 50_000);
     }
 }

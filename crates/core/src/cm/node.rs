@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::quantity;
+use kubelet_primitives::{Quantity, ThresholdValue, quantity};
 
 /// Huge pages of one size the host supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,16 +83,10 @@ pub fn host_hugepages(dir: &Path) -> Vec<HugePages> {
     out
 }
 
-/// The API resource name of a huge page size: `hugepages-2Mi`, `hugepages-1Gi`.
+/// The API resource name of a huge page size: `hugepages-2Mi`, `hugepages-1Gi` (the size
+/// as a canonical BinarySI quantity, as upstream).
 pub fn hugepage_resource_name(page_bytes: i128) -> String {
-    let units = ["", "Ki", "Mi", "Gi", "Ti", "Pi"];
-    let mut value = page_bytes;
-    let mut unit = 0;
-    while value >= 1024 && value % 1024 == 0 && unit + 1 < units.len() {
-        value /= 1024;
-        unit += 1;
-    }
-    format!("hugepages-{value}{}", units[unit])
+    format!("hugepages-{}", Quantity::from_bytes(page_bytes))
 }
 
 /// The page size of a `hugepages-<size>` resource name, in bytes.
@@ -124,69 +118,110 @@ pub struct NodeAllocatable {
     pub hugepages: BTreeMap<i128, i128>,
 }
 
-/// A hard eviction threshold (`100Mi` or `10%`) in bytes of `capacity`. Percentages are
-/// single precision upstream, and so here, so both round alike.
-fn threshold(value: Option<&String>, capacity: i128) -> i128 {
-    let Some(v) = value else {
-        return 0;
-    };
-    match v.strip_suffix('%') {
-        Some(pct) => pct
-            .trim()
-            .parse::<f32>()
-            .map(|p| (capacity as f64 * f64::from(p / 100.0)) as i128)
-            .unwrap_or(0),
-        None => quantity::parse_value(v).unwrap_or(0),
+/// A resource list in base units: `cpu` in millicores, everything else in units (bytes,
+/// process ids).
+pub type Resources = BTreeMap<String, i128>;
+
+/// The amount of one resource in base units: millicores for `cpu`, whole units (rounded
+/// up, as upstream's `Value`) for everything else.
+pub fn base_units(resource: &str, q: &Quantity) -> i128 {
+    if resource == "cpu" {
+        q.milli_value()
+    } else {
+        q.value()
     }
 }
 
-fn reserved(maps: [&BTreeMap<String, String>; 2], key: &str, milli: bool) -> i128 {
-    maps.iter()
-        .filter_map(|m| m.get(key))
-        .filter_map(|v| {
-            if milli {
-                quantity::parse_milli(v).ok()
-            } else {
-                quantity::parse_value(v).ok()
+/// A reserved map (`systemReserved`, `kubeReserved`) in base units; a malformed or
+/// negative quantity is an error naming the resource and the value.
+pub fn parse_resources(map: &BTreeMap<String, String>) -> Result<Resources, String> {
+    map.iter()
+        .map(|(name, text)| {
+            let q = Quantity::parse(text).map_err(|e| format!("{name}: {e}"))?;
+            if q.is_negative() {
+                return Err(format!("{name}: quantity {text:?} must not be negative"));
             }
+            Ok((name.clone(), base_units(name, &q)))
         })
-        .sum()
+        .collect()
+}
+
+/// `systemReserved`, `kubeReserved` and `evictionHard`, parsed once where the
+/// configuration is read and shared by everything that needs them: the node's
+/// allocatable (status, admission, downward API), the `kubepods` and reserved cgroups,
+/// and the eviction manager's pod memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reservations {
+    pub system_reserved: Resources,
+    pub kube_reserved: Resources,
+    /// Signal (`memory.available`, `nodefs.available`, ...) → threshold.
+    pub eviction_hard: BTreeMap<String, ThresholdValue>,
+}
+
+impl Reservations {
+    /// Parses the three maps of the configuration; the error names the field, the
+    /// resource and the value.
+    pub fn parse(
+        system_reserved: &BTreeMap<String, String>,
+        kube_reserved: &BTreeMap<String, String>,
+        eviction_hard: &BTreeMap<String, String>,
+    ) -> Result<Reservations, String> {
+        Ok(Reservations {
+            system_reserved: parse_resources(system_reserved)
+                .map_err(|e| format!("systemReserved {e}"))?,
+            kube_reserved: parse_resources(kube_reserved)
+                .map_err(|e| format!("kubeReserved {e}"))?,
+            eviction_hard: eviction_hard
+                .iter()
+                .map(|(signal, text)| {
+                    ThresholdValue::parse(text)
+                        .map(|v| (signal.clone(), v))
+                        .map_err(|e| format!("evictionHard {signal}: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// systemReserved plus kubeReserved of one resource, in base units.
+    pub fn reserved(&self, resource: &str) -> i128 {
+        self.system_reserved.get(resource).copied().unwrap_or(0)
+            + self.kube_reserved.get(resource).copied().unwrap_or(0)
+    }
+
+    /// The hard eviction threshold of `signal` in units of `capacity` (percentages in
+    /// single precision, as upstream); 0 when there is none.
+    fn threshold(&self, signal: &str, capacity: i128) -> i128 {
+        self.eviction_hard
+            .get(signal)
+            .map_or(0, |t| t.amount(capacity))
+    }
 }
 
 impl NodeAllocatable {
     /// Capacity minus reservations and hard eviction thresholds, never negative.
-    pub fn compute(
-        machine: &Machine,
-        system_reserved: &BTreeMap<String, String>,
-        kube_reserved: &BTreeMap<String, String>,
-        eviction_hard: &BTreeMap<String, String>,
-    ) -> NodeAllocatable {
-        let both = [system_reserved, kube_reserved];
+    pub fn compute(machine: &Machine, r: &Reservations) -> NodeAllocatable {
         let hugepages_total: i128 = machine
             .hugepages
             .iter()
             .map(|h| h.page_bytes * h.pages)
             .sum();
         NodeAllocatable {
-            cpu_milli: (machine.cpu_cores * 1000 - reserved(both, "cpu", true)).max(0),
+            cpu_milli: (machine.cpu_cores * 1000 - r.reserved("cpu")).max(0),
             memory_bytes: (machine.memory_bytes
-                - reserved(both, "memory", false)
-                - threshold(eviction_hard.get("memory.available"), machine.memory_bytes)
+                - r.reserved("memory")
+                - r.threshold("memory.available", machine.memory_bytes)
                 - hugepages_total)
                 .max(0),
             ephemeral_storage_bytes: (machine.ephemeral_storage_bytes
-                - reserved(both, "ephemeral-storage", false)
-                - threshold(
-                    eviction_hard.get("nodefs.available"),
-                    machine.ephemeral_storage_bytes,
-                ))
+                - r.reserved("ephemeral-storage")
+                - r.threshold("nodefs.available", machine.ephemeral_storage_bytes))
             .max(0),
             hugepages: machine
                 .hugepages
                 .iter()
                 .map(|h| {
                     let name = hugepage_resource_name(h.page_bytes);
-                    let free = h.page_bytes * h.pages - reserved(both, &name, false);
+                    let free = h.page_bytes * h.pages - r.reserved(&name);
                     (h.page_bytes, free.max(0))
                 })
                 .collect(),
@@ -215,6 +250,14 @@ mod tests {
             .collect()
     }
 
+    pub(crate) fn reservations(
+        system: &[(&str, &str)],
+        kube: &[(&str, &str)],
+        eviction_hard: &[(&str, &str)],
+    ) -> Reservations {
+        Reservations::parse(&map(system), &map(kube), &map(eviction_hard)).unwrap()
+    }
+
     #[test]
     fn allocatable_subtracts_reservations_thresholds_and_hugepages() {
         let machine = Machine {
@@ -234,9 +277,11 @@ mod tests {
         };
         let a = NodeAllocatable::compute(
             &machine,
-            &map(&[("cpu", "500m"), ("memory", "1Gi")]),
-            &map(&[("cpu", "250m"), ("ephemeral-storage", "1Gi")]),
-            &map(&[("memory.available", "100Mi"), ("nodefs.available", "10%")]),
+            &reservations(
+                &[("cpu", "500m"), ("memory", "1Gi")],
+                &[("cpu", "250m"), ("ephemeral-storage", "1Gi")],
+                &[("memory.available", "100Mi"), ("nodefs.available", "10%")],
+            ),
         );
         assert_eq!(a.cpu_milli, 3250);
         assert_eq!(
@@ -253,13 +298,47 @@ mod tests {
         assert_eq!(a.hugepages[&(1 << 30)], 0);
         assert_eq!(a.milli_of("cpu"), Some(3250));
         assert_eq!(a.milli_of("nvidia.com/gpu"), None);
-        let over = NodeAllocatable::compute(
-            &machine,
-            &map(&[("cpu", "8")]),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-        );
+        let over = NodeAllocatable::compute(&machine, &reservations(&[("cpu", "8")], &[], &[]));
         assert_eq!(over.cpu_milli, 0, "never negative");
+    }
+
+    /// Every quantity form upstream accepts is honoured: `500000u` of cpu is 500m, as
+    /// `0.5` and `500m` are (it used to parse in the configuration and be dropped here).
+    #[test]
+    fn reservations_in_any_quantity_form_are_honoured() {
+        let machine = Machine {
+            cpu_cores: 2,
+            memory_bytes: 4 << 30,
+            ..Default::default()
+        };
+        for cpu in ["500000u", "0.5", "500m", "500000000n", "5e-1"] {
+            let a = NodeAllocatable::compute(&machine, &reservations(&[("cpu", cpu)], &[], &[]));
+            assert_eq!(a.cpu_milli, 1500, "systemReserved cpu {cpu}");
+        }
+        let a = NodeAllocatable::compute(
+            &machine,
+            &reservations(&[], &[("memory", "1Gi")], &[("memory.available", "0.5Gi")]),
+        );
+        assert_eq!(a.memory_bytes, (4 << 30) - (1 << 30) - (512 << 20));
+    }
+
+    #[test]
+    fn malformed_reservations_are_refused_naming_them() {
+        let err =
+            Reservations::parse(&map(&[("cpu", "1 core")]), &map(&[]), &map(&[])).unwrap_err();
+        assert!(
+            err.contains("systemReserved cpu") && err.contains("\"1 core\""),
+            "{err}"
+        );
+        let err =
+            Reservations::parse(&map(&[]), &map(&[("memory", "-1Gi")]), &map(&[])).unwrap_err();
+        assert!(
+            err.contains("kubeReserved memory") && err.contains("negative"),
+            "{err}"
+        );
+        let err = Reservations::parse(&map(&[]), &map(&[]), &map(&[("memory.available", "10MB")]))
+            .unwrap_err();
+        assert!(err.contains("evictionHard memory.available"), "{err}");
     }
 
     #[test]

@@ -10,29 +10,11 @@ use k8s_openapi::api::core::v1::Pod;
 use super::signals::{Observation, Signal};
 use super::stats::PodStats;
 use super::thresholds::Threshold;
-use crate::cm::quantity;
+use kubelet_primitives::quantity;
 
-/// Go's `resource.Quantity` rendering of a byte count (BinarySI): the largest binary
-/// suffix that divides it exactly, otherwise the plain number.
+/// Go's `resource.Quantity` rendering of a byte count (BinarySI, canonical).
 pub fn format_bytes(v: i128) -> String {
-    const SUFFIXES: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
-    if v == 0 {
-        return "0".into();
-    }
-    let mut best: Option<(i128, &str)> = None;
-    let mut unit: i128 = 1;
-    for s in SUFFIXES {
-        unit *= 1024;
-        if v % unit == 0 {
-            best = Some((v / unit, s));
-        } else {
-            break;
-        }
-    }
-    match best {
-        Some((n, s)) => format!("{n}{s}"),
-        None => v.to_string(),
-    }
+    kubelet_primitives::Quantity::from_bytes(v).to_string()
 }
 
 fn limit_of(c: &k8s_openapi::api::core::v1::Container) -> Option<(i128, String)> {
@@ -233,6 +215,8 @@ mod tests {
         assert_eq!(format_bytes(1536), "1536");
         assert_eq!(format_bytes(0), "0");
         assert_eq!(format_bytes(123), "123");
+        // Below 1024 upstream switches to decimal suffixes.
+        assert_eq!(format_bytes(1000), "1k");
     }
 
     #[test]

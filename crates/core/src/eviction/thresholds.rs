@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::signals::{Observations, Pressure, Signal};
-use crate::cm::quantity;
+use kubelet_primitives::ThresholdValue;
+use kubelet_primitives::duration;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
@@ -26,23 +27,13 @@ pub enum Value {
 }
 
 impl Value {
+    /// A percentage or a non-negative quantity, with the one threshold parser
+    /// ([`ThresholdValue`]); percentages keep upstream's single precision.
     pub fn parse(text: &str) -> Result<Value, String> {
-        if let Some(p) = text.strip_suffix('%') {
-            let pct: f64 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("invalid percentage {text:?}"))?;
-            if !(0.0..=100.0).contains(&pct) {
-                return Err(format!("percentage {text:?} must be between 0% and 100%"));
-            }
-            return Ok(Value::Percentage(pct / 100.0));
-        }
-        let q =
-            quantity::parse_value(text).map_err(|e| format!("invalid quantity {text:?}: {e}"))?;
-        if q < 0 {
-            return Err(format!("{text:?} must not be negative"));
-        }
-        Ok(Value::Quantity(q))
+        Ok(match ThresholdValue::parse(text)? {
+            ThresholdValue::Quantity(q) => Value::Quantity(q.value()),
+            ThresholdValue::Percentage(p) => Value::Percentage(f64::from(p)),
+        })
     }
 
     /// The absolute amount for a signal with this capacity (upstream GetThresholdQuantity).
@@ -101,7 +92,7 @@ pub fn parse(
                 let g = soft_grace.get(name).ok_or_else(|| {
                     format!("grace period must be specified for the soft eviction threshold {name}")
                 })?;
-                go_duration(g)?
+                duration::parse(g).map_err(|e| format!("evictionSoftGracePeriod {name}: {e}"))?
             } else {
                 Duration::ZERO
             };
@@ -125,41 +116,6 @@ pub fn parse(
         out.extend(copies);
     }
     Ok(out)
-}
-
-/// "1m30s", "90s", "500ms", "1h": the Go durations grace periods are written in.
-fn go_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}");
-    let mut total = 0f64;
-    let mut rest = text.trim();
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
 }
 
 /// Indices of the thresholds whose signal is below them (plus min reclaim when asked).
@@ -444,6 +400,7 @@ mod tests {
 
     #[test]
     fn durations() {
+        let go_duration = duration::parse;
         assert_eq!(go_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(go_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(go_duration("0").unwrap(), Duration::ZERO);

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+use kubelet_primitives::pod::is_sidecar;
 use tokio::sync::watch;
 
 use crate::events::{EventSink, EventType, PodEvent};
@@ -195,10 +196,6 @@ async fn restore_spec(cri: &CriClient, pod: &Pod, kill: &Kill) -> Option<Contain
             None
         }
     }
-}
-
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// Who each running container waits for before its stop signal (upstream

@@ -264,7 +264,7 @@ impl PodWorker {
                     reason: "CrashLoopBackOff".into(),
                     message: format!(
                         "back-off {} restarting failed container={} pod={}",
-                        humantime(delay),
+                        kubelet_primitives::duration::format(delay),
                         waiting.name,
                         pod_ref(pod)
                     ),
@@ -1192,16 +1192,6 @@ pub fn pod_ref(pod: &Pod) -> String {
         pod.metadata.namespace.as_deref().unwrap_or_default(),
         pod.metadata.uid.as_deref().unwrap_or_default()
     )
-}
-
-/// Go-style short durations ("10s", "1m20s", "5m0s").
-fn humantime(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{}s", secs / 60, secs % 60)
-    }
 }
 
 /// Why a pod's sync failed on its cgroup: upstream's event message and sync error.

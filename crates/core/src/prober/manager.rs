@@ -67,7 +67,7 @@ fn probed_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
         .and_then(|s| s.init_containers.as_ref())
         .into_iter()
         .flatten()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        .filter(|c| kubelet_primitives::pod::is_sidecar(c));
     let regular = spec.into_iter().flat_map(|s| s.containers.iter());
     sidecars.chain(regular)
 }

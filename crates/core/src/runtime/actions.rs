@@ -2,6 +2,7 @@
 //! return the actions (upstream computePodActions). Pure: no I/O, unit-tested.
 
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
+use kubelet_primitives::pod::is_sidecar;
 
 use super::backoff::Backoff;
 use super::labels::container_hash;
@@ -116,10 +117,6 @@ fn restart_policy(pod: &Pod) -> &str {
         .as_ref()
         .and_then(|s| s.restart_policy.as_deref())
         .unwrap_or("Always")
-}
-
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// Whether an exited container should run again under the pod's restart policy.

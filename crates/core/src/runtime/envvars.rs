@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 
 use crate::cm::node::NodeAllocatable;
-use crate::cm::quantity;
+use crate::cm::resource_field;
 use crate::objects::PodApiData;
 
 /// What env resolution may read that is not in the spec.
@@ -246,7 +246,7 @@ fn resolve_one(
             }
             _ => (container, true),
         };
-        return quantity::resource_field_value(
+        return resource_field::resource_field_value(
             target,
             &res.resource,
             res.divisor.as_ref().map(|d| d.0.as_str()),

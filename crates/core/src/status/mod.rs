@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kubelet_primitives::pod::is_sidecar;
 
 use crate::cm;
 use crate::runtime::model::{self, ObservedContainer, ObservedPod};
@@ -82,10 +83,6 @@ fn terminated(o: &ObservedContainer, notes: &WorkerNotes) -> ContainerStateTermi
         container_id: Some(format!("containerd://{}", o.id)),
         signal: None,
     }
-}
-
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// Which list of the spec a container comes from.

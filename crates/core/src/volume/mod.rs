@@ -161,7 +161,7 @@ fn prepare_one(
         if medium == "Memory" && !is_mount_point(&dir) {
             let size_limit = match &empty.size_limit {
                 Some(q) => Some(
-                    crate::cm::quantity::parse_value(&q.0)
+                    kubelet_primitives::quantity::parse_value(&q.0)
                         .map_err(|e| format!("sizeLimit: {e}"))?,
                 ),
                 None => None,
@@ -212,7 +212,7 @@ pub fn memory_medium_size(pod: &Pod, size_limit: Option<i128>, node_memory: i128
 pub fn hugepages_mount_option(pod: &Pod, medium: &str) -> Result<String, String> {
     let wanted = match medium.strip_prefix("HugePages-") {
         Some(size) => Some(
-            crate::cm::quantity::parse_value(size)
+            kubelet_primitives::quantity::parse_value(size)
                 .ok()
                 .filter(|b| *b > 0)
                 .ok_or_else(|| format!("invalid huge page size in medium {medium:?}"))?,
@@ -308,7 +308,7 @@ pub(crate) fn downward_payload(
                 .find(|c| c.name == name)
                 .ok_or_else(|| format!("item {:?}: unknown container {name:?}", item.path))?;
             // Volumes default every named container's unset limits to the node's.
-            crate::cm::quantity::resource_field_value(
+            crate::cm::resource_field::resource_field_value(
                 container,
                 &res.resource,
                 res.divisor.as_ref().map(|d| d.0.as_str()),

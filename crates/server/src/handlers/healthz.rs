@@ -17,24 +17,7 @@ use crate::state::Shared;
 pub const RELIST_THRESHOLD: Duration = Duration::from_secs(180);
 
 /// Go's duration formatting for the messages upstream prints ("3m5.2s").
-pub fn go_duration(d: Duration) -> String {
-    let total_ms = d.as_millis();
-    let (h, rem) = (total_ms / 3_600_000, total_ms % 3_600_000);
-    let (m, rem) = (rem / 60_000, rem % 60_000);
-    let secs = rem as f64 / 1000.0;
-    let mut s = String::new();
-    if h > 0 {
-        s.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        s.push_str(&format!("{m}m"));
-    }
-    let sec = format!("{secs:.3}");
-    let sec = sec.trim_end_matches('0').trim_end_matches('.');
-    s.push_str(if sec.is_empty() { "0" } else { sec });
-    s.push('s');
-    s
-}
+pub use kubelet_primitives::duration::format as go_duration;
 
 /// The PLEG health: ok, or why not.
 pub fn pleg_health(state: &Shared) -> Result<(), String> {

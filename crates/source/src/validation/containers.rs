@@ -12,7 +12,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::field::{FieldError, Path};
 use super::names;
-use super::quantity;
 use super::volumes::has_backsteps;
 
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
@@ -65,7 +64,7 @@ pub fn validate_all(
     let init_path = spec_path.child("initContainers");
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
         let p = init_path.index(i);
-        let kind = if c.restart_policy.as_deref() == Some("Always") {
+        let kind = if kubelet_primitives::pod::is_sidecar(c) {
             Kind::Sidecar
         } else {
             Kind::Init
@@ -590,25 +589,37 @@ fn check_quantities(
     list: &BTreeMap<String, Quantity>,
     path: &Path,
     errs: &mut Vec<FieldError>,
-) -> BTreeMap<String, f64> {
+) -> BTreeMap<String, kubelet_primitives::Quantity> {
     let mut values = BTreeMap::new();
     for (name, q) in list {
-        let p = path.key(name);
-        match quantity::parse(&q.0) {
-            None => errs.push(FieldError::invalid(
-                &p,
-                &q.0,
-                "must be a quantity such as 100m, 1.5, 128Mi or 1e3",
-            )),
-            Some(v) if v < 0.0 => errs.push(FieldError::invalid(
-                &p,
-                &q.0,
-                "must be greater than or equal to 0",
-            )),
-            Some(v) => {
-                values.insert(name.clone(), v);
-            }
+        if let Some(v) = check_quantity(&q.0, &path.key(name), errs) {
+            values.insert(name.clone(), v);
         }
     }
     values
+}
+
+/// A quantity of the manifest with the exact parser every later user has
+/// ([`kubelet_primitives::Quantity`]); an invalid or negative one is an error on `path`,
+/// so nothing downstream meets a value it cannot read.
+pub(super) fn check_quantity(
+    text: &str,
+    path: &Path,
+    errs: &mut Vec<FieldError>,
+) -> Option<kubelet_primitives::Quantity> {
+    match kubelet_primitives::Quantity::parse(text) {
+        Err(e) => {
+            errs.push(FieldError::invalid(path, text, e.reason()));
+            None
+        }
+        Ok(v) if v.is_negative() => {
+            errs.push(FieldError::invalid(
+                path,
+                text,
+                "must be greater than or equal to 0",
+            ));
+            None
+        }
+        Ok(v) => Some(v),
+    }
 }

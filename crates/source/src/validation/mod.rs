@@ -8,7 +8,6 @@ mod apiref;
 mod containers;
 mod field;
 pub mod names;
-mod quantity;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -18,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use apiref::api_reference;
 pub use field::{BadValue, ErrorType, FieldError, Path, ValidationError};
-pub use quantity::parse as parse_quantity;
 pub use volumes::volume_source_names;
 
 use crate::Pod;
@@ -120,6 +118,9 @@ fn validate_spec(spec: &PodSpec, path: &Path) -> Vec<FieldError> {
         &path.child("volumes"),
     );
     errs.extend(containers::validate_all(spec, path, &volume_names));
+    for (name, q) in spec.overhead.iter().flatten() {
+        containers::check_quantity(&q.0, &path.child("overhead").key(name), &mut errs);
+    }
     check_enum(
         spec.restart_policy.as_deref(),
         RESTART_POLICIES,

@@ -391,6 +391,47 @@ fn resources_are_checked() {
     assert!(errors(&res("{limits: {cpu: 1}, requests: {cpu: 500m}}")).is_empty());
 }
 
+/// Every quantity form upstream accepts validates, and compares exactly: `500000u` is
+/// 500m (equal, so not above a 500m limit), `1n` is above a `0` limit.
+#[test]
+fn quantities_are_read_exactly_as_upstream() {
+    let res = |r: &str| {
+        BASE.replace(
+            "image: busybox",
+            &format!("image: busybox\n    resources: {r}"),
+        )
+    };
+    for ok in [
+        "1", "100m", "1.5Gi", "128Mi", "2k", "2e3", "5E-1", ".5", "500000u", "1n", "Mi", ".",
+    ] {
+        let yaml = res(&format!("{{limits: {{cpu: \"{ok}\"}}}}"));
+        assert!(errors(&yaml).is_empty(), "{ok}: {:?}", errors(&yaml));
+    }
+    for bad in ["abc", "1x", "1.2.3", "1 Gi", "1e", "1e+"] {
+        assert_error_prefix(
+            &res(&format!("{{limits: {{cpu: \"{bad}\"}}}}")),
+            &format!("spec.containers[1].resources.limits[cpu]: Invalid value: \"{bad}\""),
+        );
+    }
+    assert_error(
+        &res("{limits: {cpu: \"-1\"}}"),
+        "spec.containers[1].resources.limits[cpu]: Invalid value: \"-1\": must be greater than or equal to 0",
+    );
+    assert!(errors(&res("{limits: {cpu: 500m}, requests: {cpu: 500000u}}")).is_empty());
+    assert_error_prefix(
+        &res("{limits: {cpu: \"0\"}, requests: {cpu: 1n}}"),
+        "spec.containers[1].resources.requests[cpu]: Invalid value: \"1n\": must be less than or equal to cpu limit",
+    );
+    assert_error_prefix(
+        &BASE.replace("emptyDir: {}", "emptyDir: {sizeLimit: 10MB}"),
+        "spec.volumes[0].emptyDir.sizeLimit: Invalid value: \"10MB\"",
+    );
+    assert_error_prefix(
+        &BASE.replace("  volumes:", "  overhead: {cpu: lots}\n  volumes:"),
+        "spec.overhead[cpu]: Invalid value: \"lots\"",
+    );
+}
+
 #[test]
 fn tolerations_are_checked() {
     let tol = |t: &str| BASE.replace("spec:\n", &format!("spec:\n  tolerations:\n  - {t}\n"));

@@ -91,6 +91,10 @@ pub fn validate_volumes(volumes: &[Volume], path: &Path) -> (Vec<FieldError>, BT
         if let Some(hp) = &v.host_path {
             errs.extend(validate_host_path(hp, &idx.child("hostPath")));
         }
+        if let Some(size) = v.empty_dir.as_ref().and_then(|e| e.size_limit.as_ref()) {
+            let p = idx.child("emptyDir").child("sizeLimit");
+            super::containers::check_quantity(&size.0, &p, &mut errs);
+        }
     }
     (errs, names_seen)
 }

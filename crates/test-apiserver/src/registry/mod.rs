@@ -5,7 +5,6 @@ pub mod csr;
 pub mod defs;
 pub mod event_conv;
 pub mod pod;
-mod quantity;
 pub mod service;
 pub mod typed;
 pub mod validate;

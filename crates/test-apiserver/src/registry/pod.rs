@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use crate::error::Cause;
 use crate::meta;
 
-use super::quantity;
 use super::validate::{NameRule, check_name};
 use super::{default_field, get_array};
+use kubelet_primitives::Quantity;
 
 /// Fields supported by `fieldSelector` on pods.
 pub const FIELDS: &[&str] = &[
@@ -277,11 +277,12 @@ pub fn qos_class(pod: &Value) -> &'static str {
             for res in ["cpu", "memory"] {
                 let l = lim.and_then(|l| l.get(res)).and_then(quantity_of);
                 let r = req.and_then(|r| r.get(res)).and_then(quantity_of).or(l);
-                if r.is_some_and(|v| v > 0.0) || l.is_some_and(|v| v > 0.0) {
+                let positive = |q: &Quantity| !q.is_zero() && !q.is_negative();
+                if r.as_ref().is_some_and(positive) || l.as_ref().is_some_and(positive) {
                     any = true;
                 }
                 match (r, l) {
-                    (Some(r), Some(l)) if (r - l).abs() < f64::EPSILON * r.abs().max(1.0) => {}
+                    (Some(r), Some(l)) if r == l => {}
                     _ => guaranteed = false,
                 }
             }
@@ -296,10 +297,11 @@ pub fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
-fn quantity_of(v: &Value) -> Option<f64> {
+/// A quantity of the stored object: a string, or a JSON number as the API accepts.
+pub fn quantity_of(v: &Value) -> Option<Quantity> {
     match v {
-        Value::String(s) => quantity::parse(s),
-        Value::Number(n) => n.as_f64(),
+        Value::String(s) => Quantity::parse(s).ok(),
+        Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
         _ => None,
     }
 }
@@ -483,6 +485,24 @@ mod tests {
 
     fn pod(spec: Value) -> Value {
         json!({"metadata": {"name": "p"}, "spec": spec})
+    }
+
+    /// Stored quantities are read with the exact parser (strings and JSON numbers).
+    #[test]
+    fn quantities_of_stored_objects() {
+        let q = |v: Value| quantity_of(&v).map(|q| q.nano_value());
+        assert_eq!(q(json!("100m")), Some(100_000_000));
+        assert_eq!(q(json!("1Gi")), Some((1i128 << 30) * 1_000_000_000));
+        assert_eq!(q(json!("1G")), Some(1_000_000_000_000_000_000));
+        assert_eq!(q(json!("2")), Some(2_000_000_000));
+        assert_eq!(q(json!(2)), Some(2_000_000_000));
+        assert_eq!(q(json!("1e3")), Some(1_000_000_000_000));
+        assert_eq!(q(json!("x")), None);
+        // Equal amounts written differently make a Guaranteed pod.
+        let p = pod(json!({"containers": [{"name": "c", "resources": {
+            "requests": {"cpu": "500000u", "memory": "1Gi"},
+            "limits": {"cpu": "0.5", "memory": "1073741824"}}}]}));
+        assert_eq!(qos_class(&p), "Guaranteed");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::content::{SUBDOMAIN_MAX, label_value, qualified_name};
 use super::{Bad, Errors, entries, items, s};
 use crate::meta;
-use crate::registry::quantity;
+use kubelet_primitives::Quantity;
 
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
@@ -55,16 +55,18 @@ fn quantity_value(name: &str, q: &Value, field: &str, out: &mut Errors) {
         Value::Number(n) => n.to_string(),
         _ => String::new(),
     };
-    let Some(v) = quantity::parse(&text) else {
-        out.invalid(field, text.as_str(), "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
-        return;
+    let v = match Quantity::parse(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            out.invalid(field, text.as_str(), e.reason());
+            return;
+        }
     };
-    if v < 0.0 {
+    if v.is_negative() {
         out.invalid(field, text.as_str(), "must be greater than or equal to 0");
     }
-    // MilliValue rounds up; a whole number of units has no milli remainder.
-    let milli = (v * 1000.0).ceil();
-    if is_integer_resource(name) && milli % 1000.0 != 0.0 {
+    // A whole number of units has no milli remainder.
+    if is_integer_resource(name) && v.milli_value() % 1000 != 0 {
         out.invalid(field, text.as_str(), "must be an integer");
     }
 }

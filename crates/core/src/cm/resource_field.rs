@@ -1,76 +1,8 @@
-//! Kubernetes resource quantities ("50m", "1.5", "32Mi", "1G", "1e3") as exact integers,
-//! enough for cgroup values and the downward API.
+//! The downward API's `resourceFieldRef` values, from the exact quantities of
+//! [`kubelet_primitives::quantity`].
 
 use k8s_openapi::api::core::v1::Container;
-
-/// Parse a quantity into thousandths (milli-units), rounding up like upstream MilliValue.
-pub fn parse_milli(q: &str) -> Result<i128, String> {
-    let q = q.trim();
-    let bad = || format!("invalid quantity {q:?}");
-    if q.is_empty() {
-        return Err(bad());
-    }
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let (mantissa_scale, num) = parse_decimal(num).ok_or_else(bad)?;
-    // value = num * 10^-mantissa_scale * multiplier; result in milli.
-    let (mult_num, mult_pow10): (i128, i32) = match suffix {
-        "" => (1, 0),
-        "m" => (1, -3),
-        "k" => (1, 3),
-        "M" => (1, 6),
-        "G" => (1, 9),
-        "T" => (1, 12),
-        "P" => (1, 15),
-        "E" => (1, 18),
-        "Ki" => (1 << 10, 0),
-        "Mi" => (1 << 20, 0),
-        "Gi" => (1 << 30, 0),
-        "Ti" => (1 << 40, 0),
-        "Pi" => (1 << 50, 0),
-        "Ei" => (1 << 60, 0),
-        s if s.starts_with('e') || s.starts_with('E') => {
-            (1, s[1..].parse::<i32>().map_err(|_| bad())?)
-        }
-        _ => return Err(bad()),
-    };
-    if num < 0 {
-        return Err(format!("quantity {q:?} must not be negative"));
-    }
-    let exp = mult_pow10 + 3 - mantissa_scale;
-    let base = num.checked_mul(mult_num).ok_or_else(bad)?;
-    if exp >= 0 {
-        base.checked_mul(10i128.checked_pow(exp as u32).ok_or_else(bad)?)
-            .ok_or_else(bad)
-    } else {
-        let div = 10i128.checked_pow((-exp) as u32).ok_or_else(bad)?;
-        Ok((base + div - 1) / div)
-    }
-}
-
-fn parse_decimal(s: &str) -> Option<(i32, i128)> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if s.is_empty() || s == "." {
-        return None;
-    }
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let digits = format!("{int}{frac}");
-    let v: i128 = digits.parse().ok()?;
-    Some((frac.len() as i32, if neg { -v } else { v }))
-}
-
-/// Whole units, rounded up (bytes for memory, cores for cpu).
-pub fn parse_value(q: &str) -> Result<i128, String> {
-    parse_milli(q).map(|m| (m + 999) / 1000)
-}
+use kubelet_primitives::quantity::parse_milli;
 
 fn quantity_of(container: &Container, limits: bool, resource: &str) -> Option<i128> {
     let res = container.resources.as_ref()?;
@@ -131,6 +63,10 @@ pub fn resource_field_value(
 mod tests {
     use super::*;
 
+    use kubelet_primitives::quantity::parse_value;
+
+    /// The values the downward API and the cgroups take from quantities (the parser
+    /// itself is kubelet_primitives').
     #[test]
     fn parses_units() {
         assert_eq!(parse_milli("50m"), Ok(50));
@@ -144,6 +80,7 @@ mod tests {
         assert!(parse_milli("-1").is_err());
         assert!(parse_milli("1Zi").is_err());
         assert!(parse_milli("").is_err());
+        assert_eq!(parse_milli("500000u"), Ok(500));
     }
 
     fn container(requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
