@@ -202,6 +202,12 @@ pub const FIELDS: &[FieldSpec] = &[
     no_effect("logging.options", "logs are always text"),
 ];
 
+/// Feature gates whose enabled behaviour kubelet-rs does not have: enabling one warns.
+pub const GATES_WITHOUT_EFFECT: &[(&str, &str)] = &[(
+    crate::feature_gates::MEMORY_QOS,
+    "memory QoS (memory.min and memory.high on container, pod and QoS cgroups) is not implemented",
+)];
+
 /// The row for `name`, if any.
 pub fn field(name: &str) -> Option<&'static FieldSpec> {
     FIELDS.iter().find(|f| f.name == name)
@@ -252,6 +258,13 @@ pub(crate) fn check(
                     ));
                 }
             }
+        }
+    }
+    for (gate, reason) in GATES_WITHOUT_EFFECT {
+        if config.feature_gates.get(*gate) == Some(&true) {
+            warnings.push(format!(
+                "feature gate {gate} is enabled but has no effect in kubelet-rs: {reason}"
+            ));
         }
     }
     (warnings, errors)
@@ -400,5 +413,19 @@ mod tests {
         );
         let (doc, config) = decoded("protectKernelDefaults: false\n");
         assert!(check(Some(&doc), &config, &defaults()).1.is_empty());
+    }
+
+    #[test]
+    fn an_enabled_gate_without_effect_warns_naming_it() {
+        let (doc, config) = decoded("featureGates: {MemoryQoS: true}\n");
+        let (warnings, _) = check(Some(&doc), &config, &defaults());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("feature gate MemoryQoS is enabled but has no effect"),
+            "{}",
+            warnings[0]
+        );
+        let (doc, config) = decoded("featureGates: {MemoryQoS: false}\n");
+        assert!(check(Some(&doc), &config, &defaults()).0.is_empty());
     }
 }
