@@ -276,6 +276,22 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         &kubelet_core::cm::node::Machine::read(&root_dir),
         &reservations,
     );
+    let gate = |name| kubelet_config::feature_gates::enabled(&config.feature_gates, name);
+    let memory_policy = kubelet_core::cm::container_memory::MemoryPolicy::on_host(
+        cgroups.host.is_v2(),
+        kubelet_core::cm::container_memory::SwapBehavior::from_config(
+            &config.memory_swap.swap_behavior,
+        ),
+        gate(kubelet_config::feature_gates::NODE_SWAP),
+        config.single_process_oom_kill,
+    )
+    .with_memory_qos(
+        gate(kubelet_config::feature_gates::MEMORY_QOS),
+        kubelet_core::cm::container_memory::MemoryQos {
+            throttling_factor: config.memory_throttling_factor,
+            allocatable_memory: node_allocatable.memory_bytes,
+        },
+    );
     let ctx = Arc::new(WorkerContext {
         cri: cri.clone(),
         pull_cri,
@@ -304,20 +320,13 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             // The flag and the config field are ORed, as upstream.
             seccomp_default: config.seccomp_default || flags.seccomp_default,
             node: node_allocatable.clone(),
-            memory: kubelet_core::cm::container_memory::MemoryPolicy::on_host(
-                cgroups.host.is_v2(),
-                kubelet_core::cm::container_memory::SwapBehavior::from_config(
-                    &config.memory_swap.swap_behavior,
-                ),
-                kubelet_config::feature_gates::enabled(
-                    &config.feature_gates,
-                    kubelet_config::feature_gates::NODE_SWAP,
-                ),
-                config.single_process_oom_kill,
-            ),
+            memory: memory_policy.clone(),
         },
         root_dir,
-        qos: Arc::new(kubelet_core::cm::qos::QosCgroups::new(cgroups.clone())),
+        qos: Arc::new(
+            kubelet_core::cm::qos::QosCgroups::new(cgroups.clone())
+                .with_memory_qos(memory_policy.memory_qos.is_some()),
+        ),
         cgroups: cgroups.clone(),
         pod_pids_limit: config.pod_pids_limit,
         relist,

@@ -14,6 +14,7 @@ pub const KUBELET_PSI: &str = "KubeletPSI";
 pub const KUBELET_ENSURE_SECRET_PULLED_IMAGES: &str = "KubeletEnsureSecretPulledImages";
 pub const MEMORY_QOS: &str = "MemoryQoS";
 pub const NODE_LOG_QUERY: &str = "NodeLogQuery";
+pub const QOS_RESERVED: &str = "QOSReserved";
 pub const NODE_SWAP: &str = "NodeSwap";
 pub const ROTATE_KUBELET_SERVER_CERTIFICATE: &str = "RotateKubeletServerCertificate";
 
@@ -29,6 +30,7 @@ const DEFAULTS: &[(&str, bool)] = &[
     (MEMORY_QOS, false),
     (NODE_LOG_QUERY, false),
     (NODE_SWAP, true),
+    (QOS_RESERVED, false),
     (ROTATE_KUBELET_SERVER_CERTIFICATE, true),
 ];
 

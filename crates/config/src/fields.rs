@@ -59,7 +59,7 @@ const NO_TOPOLOGY_MANAGER: &str =
     "there is no topology manager; pods are admitted without NUMA alignment (policy none)";
 const NO_SYSTEM_CGROUPS: &str =
     "the kubelet and runtime processes are not moved into cgroups by kubelet-rs";
-const NO_MEMORY_QOS: &str = "memory QoS (memory.high) is not implemented";
+const NO_QOS_RESERVED: &str = "memory limits on the QoS cgroups (QOSReserved) are not implemented";
 const NO_PROFILING: &str = "no profiling or debug-flags handlers are served";
 const NO_IPTABLES: &str = "kubelet-rs does not manage iptables rules";
 
@@ -125,7 +125,7 @@ pub const FIELDS: &[FieldSpec] = &[
     no_effect("topologyManagerPolicy", NO_TOPOLOGY_MANAGER),
     no_effect("topologyManagerScope", NO_TOPOLOGY_MANAGER),
     no_effect("topologyManagerPolicyOptions", NO_TOPOLOGY_MANAGER),
-    no_effect("qosReserved", NO_MEMORY_QOS),
+    no_effect("qosReserved", NO_QOS_RESERVED),
     used("runtimeRequestTimeout"),
     no_effect("hairpinMode", "hairpin traffic is left to the CNI plugin"),
     used("maxPods"),
@@ -185,8 +185,8 @@ pub const FIELDS: &[FieldSpec] = &[
     no_effect("enableProfilingHandler", NO_PROFILING),
     no_effect("enableDebugFlagsHandler", NO_PROFILING),
     used("seccompDefault"),
-    no_effect("memoryThrottlingFactor", NO_MEMORY_QOS),
-    no_effect("memoryReservationPolicy", NO_MEMORY_QOS),
+    used("memoryThrottlingFactor"),
+    no_effect("memoryReservationPolicy", "the TieredReservation policy of MemoryQoS is not implemented"),
     used("registerWithTaints"),
     used("registerNode"),
     no_effect("tracing", "no OpenTelemetry traces are exported"),
@@ -204,8 +204,8 @@ pub const FIELDS: &[FieldSpec] = &[
 
 /// Feature gates whose enabled behaviour kubelet-rs does not have: enabling one warns.
 pub const GATES_WITHOUT_EFFECT: &[(&str, &str)] = &[(
-    crate::feature_gates::MEMORY_QOS,
-    "memory QoS (memory.min and memory.high on container, pod and QoS cgroups) is not implemented",
+    crate::feature_gates::QOS_RESERVED,
+    "memory limits on the QoS cgroups (qosReserved) are not implemented",
 )];
 
 /// The row for `name`, if any.
@@ -417,15 +417,15 @@ mod tests {
 
     #[test]
     fn an_enabled_gate_without_effect_warns_naming_it() {
-        let (doc, config) = decoded("featureGates: {MemoryQoS: true}\n");
+        let (doc, config) = decoded("featureGates: {QOSReserved: true}\n");
         let (warnings, _) = check(Some(&doc), &config, &defaults());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].starts_with("feature gate MemoryQoS is enabled but has no effect"),
+            warnings[0].starts_with("feature gate QOSReserved is enabled but has no effect"),
             "{}",
             warnings[0]
         );
-        let (doc, config) = decoded("featureGates: {MemoryQoS: false}\n");
+        let (doc, config) = decoded("featureGates: {QOSReserved: false}\n");
         assert!(check(Some(&doc), &config, &defaults()).0.is_empty());
     }
 }

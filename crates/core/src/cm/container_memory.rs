@@ -1,11 +1,15 @@
 //! The container memory settings upstream's kuberuntime adds to the CRI resources beside
-//! the limits: swap (`memorySwap.swapBehavior`, NodeSwap) and, on cgroup v2, OOM kills of
-//! the whole container (`singleProcessOOMKill: false`, the v2 default: `memory.oom.group`).
+//! the limits: swap (`memorySwap.swapBehavior`, NodeSwap), on cgroup v2 OOM kills of the
+//! whole container (`singleProcessOOMKill: false`, the v2 default: `memory.oom.group`) and
+//! MemoryQoS (alpha gate: `memory.min` from the request, `memory.high` throttling before
+//! the limit).
 
 use std::path::Path;
 
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod};
+
+use kubelet_primitives::quantity;
 
 use super::{QosClass, qos_class, resource};
 
@@ -44,7 +48,21 @@ pub struct MemoryPolicy {
     pub node_swap: bool,
     /// `singleProcessOOMKill` as configured; unset means true on v1, false on v2.
     pub single_process_oom_kill: Option<bool>,
+    /// MemoryQoS on a cgroup v2 host: `memory.min` and `memory.high`.
+    pub memory_qos: Option<MemoryQos>,
 }
+
+/// MemoryQoS settings (the gate on, cgroup v2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryQos {
+    /// `memoryThrottlingFactor` (default 0.9).
+    pub throttling_factor: f64,
+    /// Node allocatable memory: `memory.high` of a container without a memory limit.
+    pub allocatable_memory: i128,
+}
+
+/// The page size `memory.high` is rounded down to, as upstream (its Go default).
+const PAGE_SIZE: i128 = 4096;
 
 impl MemoryPolicy {
     /// Reads the host facts; `cgroup_v2` comes from the detected hierarchy.
@@ -78,10 +96,18 @@ impl MemoryPolicy {
             swap_behavior,
             node_swap,
             single_process_oom_kill,
+            memory_qos: None,
         }
     }
 
-    /// Adds the swap and OOM-group settings to a container's CRI resources.
+    /// MemoryQoS, when the gate is on and the host runs cgroup v2 (upstream enforces it
+    /// only there).
+    pub fn with_memory_qos(mut self, gate: bool, qos: MemoryQos) -> Self {
+        self.memory_qos = (gate && self.cgroup_v2).then_some(qos);
+        self
+    }
+
+    /// Adds the swap, OOM-group and MemoryQoS settings to a container's CRI resources.
     pub fn apply(
         &self,
         resources: &mut cri::LinuxContainerResources,
@@ -93,6 +119,11 @@ impl MemoryPolicy {
             resources
                 .unified
                 .insert("memory.oom.group".into(), "1".into());
+        }
+        if let Some(qos) = &self.memory_qos {
+            for (file, value) in memory_qos_files(container, qos) {
+                resources.unified.insert(file.into(), value.to_string());
+            }
         }
         if !self.swap_controller {
             return;
@@ -140,6 +171,35 @@ impl MemoryPolicy {
         }
         Some((request as f64 / capacity as f64 * self.swap_capacity as f64) as i128)
     }
+}
+
+/// A container's `memory.min` (its request) and `memory.high` (the request plus the
+/// throttling factor of the way to its limit, or to node allocatable without one, rounded
+/// down to a page; only when above the request, never for request == limit).
+fn memory_qos_files(container: &Container, qos: &MemoryQos) -> Vec<(&'static str, i128)> {
+    let bytes =
+        |limits| quantity::milli_to_units(resource(container, limits, "memory").unwrap_or(0));
+    let (request, limit) = (bytes(false), bytes(true));
+    let mut out = Vec::new();
+    if request != 0 {
+        out.push(("memory.min", request));
+    }
+    if request != limit {
+        let ceiling = if limit != 0 {
+            limit
+        } else {
+            qos.allocatable_memory
+        };
+        if ceiling > 0 {
+            let high = (request as f64 + (ceiling - request) as f64 * qos.throttling_factor)
+                / PAGE_SIZE as f64;
+            let high = high.floor() as i128 * PAGE_SIZE;
+            if high != 0 && high > request {
+                out.push(("memory.high", high));
+            }
+        }
+    }
+    out
 }
 
 /// SwapTotal of /proc/meminfo, in bytes.
@@ -270,5 +330,40 @@ mod tests {
             Some(2 << 20)
         );
         assert_eq!(swap_total("MemTotal: 100 kB\n"), None);
+    }
+
+    #[test]
+    fn memory_qos_sets_min_and_high_as_upstream() {
+        let qos = MemoryQos {
+            throttling_factor: 0.9,
+            allocatable_memory: 8 << 30,
+        };
+        let on = v2().with_memory_qos(true, qos);
+        // request 64Mi, limit 128Mi: high = floor((64 + 0.9 * 64) Mi / 4 KiB) pages.
+        let r = applied(&on, &pod("64Mi", "128Mi"));
+        assert_eq!(r.unified["memory.min"], (64u64 << 20).to_string());
+        let high = ((64.0 + 0.9 * 64.0) * 1048576.0 / 4096.0) as u64 * 4096;
+        assert_eq!(r.unified["memory.high"], high.to_string());
+        // No limit: towards node allocatable.
+        let r = applied(&on, &pod("1Gi", ""));
+        let high = ((1.0 + 0.9 * 7.0) * 1073741824.0 / 4096.0) as u64 * 4096;
+        assert_eq!(r.unified["memory.high"], high.to_string());
+        // Guaranteed memory: min only; nothing requested: nothing.
+        let r = applied(&on, &pod("128Mi", "128Mi"));
+        assert!(r.unified.contains_key("memory.min") && !r.unified.contains_key("memory.high"));
+        let r = applied(&on, &pod("", ""));
+        assert!(!r.unified.contains_key("memory.min"));
+        // Gate off, or a cgroup v1 host: nothing.
+        for off in [
+            v2().with_memory_qos(false, qos),
+            MemoryPolicy {
+                cgroup_v2: false,
+                ..v2()
+            }
+            .with_memory_qos(true, qos),
+        ] {
+            let r = applied(&off, &pod("64Mi", "128Mi"));
+            assert!(!r.unified.contains_key("memory.min"), "{off:?}");
+        }
     }
 }

@@ -254,6 +254,8 @@ pub struct PodLimits {
     pub memory_bytes: i64,
     /// <= 0 = unlimited.
     pub pids: i64,
+    /// cgroup v2 `memory.min` with MemoryQoS: the pod's memory requests; 0 = not written.
+    pub memory_min: i64,
     /// Huge page size in bytes → bytes the pod requested; sizes not listed get 0.
     pub hugepages: BTreeMap<i128, i128>,
 }
@@ -372,6 +374,7 @@ pub fn pod_limits(pod: &Pod, cfs_quota: bool, cfs_period_us: i64, pids_limit: i6
             0
         },
         pids: pids_limit,
+        memory_min: quantity::milli_to_units(pod_total(pod, false, "memory")) as i64,
         hugepages: pod_hugepages(pod),
     }
 }
@@ -419,6 +422,11 @@ fn pod_cgroup_files(limits: &PodLimits, host_sizes: &[i128]) -> Vec<(String, Str
             "cpu.max".into(),
             format!("{} {}", limits.cpu_quota, limits.cpu_period),
         ));
+    }
+    // MemoryQoS (the caller leaves it 0 otherwise): protected from reclaim up to the
+    // pod's requests, as upstream's ResourceConfigForPod.
+    if limits.memory_min > 0 {
+        files.push(("memory.min".into(), limits.memory_min.to_string()));
     }
     files.extend(hugetlb_writes(&limits.hugepages, host_sizes));
     files
@@ -871,6 +879,19 @@ mod tests {
             &[("cpu", "150m"), ("memory", "32Mi")],
         );
         let limits = pod_limits(&p, true, 100_000, 100);
+        // MemoryQoS: memory.min is the pod's memory requests, written only when set.
+        assert_eq!(limits.memory_min, 32 << 20);
+        let with_min = pod_cgroup_files(&limits, &[]);
+        assert!(with_min.contains(&("memory.min".into(), (32u64 << 20).to_string())));
+        let without = PodLimits {
+            memory_min: 0,
+            ..limits.clone()
+        };
+        assert!(
+            !pod_cgroup_files(&without, &[])
+                .iter()
+                .any(|(f, _)| f == "memory.min")
+        );
         // A fake cgroup v2 directory: only the v2 files exist, so only they are written.
         let tmp = tempfile::tempdir().unwrap();
         for f in [

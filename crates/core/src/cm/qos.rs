@@ -27,6 +27,10 @@ struct State {
     burstable: BTreeMap<String, i128>,
     /// Burstable shares last written (None: nothing written yet).
     written: Option<i64>,
+    /// MemoryQoS: active Guaranteed and Burstable pods by UID → class and memory request.
+    memory: BTreeMap<String, (QosClass, i128)>,
+    /// `memory.min` of (kubepods, burstable) last written.
+    written_memory: Option<(i128, i128)>,
     /// A failure was already logged as a warning (later ones go to debug: every pod sync
     /// retries, e.g. when the kubelet runs without the right to write cgroups).
     warned: bool,
@@ -36,6 +40,8 @@ struct State {
 #[derive(Debug)]
 pub struct QosCgroups {
     layout: CgroupLayout,
+    /// MemoryQoS (gate on, cgroup v2): `memory.min` on the burstable and kubepods cgroups.
+    memory_qos: bool,
     state: Mutex<State>,
 }
 
@@ -43,8 +49,16 @@ impl QosCgroups {
     pub fn new(layout: CgroupLayout) -> Self {
         QosCgroups {
             layout,
+            memory_qos: false,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// With MemoryQoS, as upstream's QoS container manager: `burstable` gets `memory.min`
+    /// = the Burstable pods' memory requests, `kubepods` = those plus the Guaranteed pods'.
+    pub fn with_memory_qos(mut self, on: bool) -> Self {
+        self.memory_qos = on;
+        self
     }
 
     fn managed(&self) -> bool {
@@ -55,13 +69,47 @@ impl QosCgroups {
     /// cgroups if the Burstable total changed.
     pub fn track(&self, pod: &Pod, active: bool) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let request =
-            (active && super::qos_class(pod) == QosClass::Burstable).then(|| pod_cpu_request(pod));
+        let class = super::qos_class(pod);
+        let request = (active && class == QosClass::Burstable).then(|| pod_cpu_request(pod));
+        if self.memory_qos && self.managed() && !uid.is_empty() {
+            let memory = (active && class != QosClass::BestEffort)
+                .then(|| (class, super::pod_total(pod, false, "memory") / 1000));
+            self.set_memory(&uid, memory);
+        }
         self.set(&uid, request);
+    }
+
+    /// Record a pod's memory request (MemoryQoS) and rewrite `memory.min` if a sum changed.
+    fn set_memory(&self, uid: &str, entry: Option<(QosClass, i128)>) {
+        let mut state = crate::supervisor::lock(&self.state, "QoS cgroup state");
+        match entry {
+            Some(e) => state.memory.insert(uid.to_string(), e),
+            None => state.memory.remove(uid),
+        };
+        let sums = memory_mins(state.memory.values().copied());
+        if state.written_memory == Some(sums) {
+            return;
+        }
+        let (kubepods, burstable) = sums;
+        let write = |qos, bytes: i128| {
+            self.layout.apply_cgroup(
+                &self.layout.qos_name(qos),
+                &[("memory.min".to_string(), bytes.to_string())],
+            )
+        };
+        match write(QosClass::Burstable, burstable)
+            .and_then(|()| write(QosClass::Guaranteed, kubepods))
+        {
+            Ok(()) => state.written_memory = Some(sums),
+            Err(err) => tracing::warn!(error = %err, "cannot write memory.min of the QoS cgroups"),
+        }
     }
 
     /// The pod is gone from the node.
     pub fn forget(&self, uid: &str) {
+        if self.memory_qos && self.managed() && !uid.is_empty() {
+            self.set_memory(uid, None);
+        }
         self.set(uid, None);
     }
 
@@ -124,6 +172,20 @@ impl QosCgroups {
     }
 }
 
+/// `memory.min` of (kubepods, burstable): the Burstable pods' memory requests on
+/// burstable, and those plus the Guaranteed pods' on kubepods (upstream setMemoryQoS).
+fn memory_mins(pods: impl Iterator<Item = (QosClass, i128)>) -> (i128, i128) {
+    let (mut guaranteed, mut burstable) = (0, 0);
+    for (class, bytes) in pods {
+        match class {
+            QosClass::Guaranteed => guaranteed += bytes,
+            QosClass::Burstable => burstable += bytes,
+            QosClass::BestEffort => {}
+        }
+    }
+    (guaranteed + burstable, burstable)
+}
+
 /// The pod's cpu request as upstream sums it for the Burstable tier.
 fn pod_cpu_request(pod: &Pod) -> i128 {
     super::pod_total(pod, false, "cpu")
@@ -172,5 +234,17 @@ mod tests {
         });
         flat.track(&pod("a", Some("250m")), true);
         assert!(flat.state.lock().unwrap().burstable.is_empty());
+    }
+
+    #[test]
+    fn memory_min_sums_per_tier() {
+        assert_eq!(memory_mins([].into_iter()), (0, 0));
+        let pods = [
+            (QosClass::Guaranteed, 100),
+            (QosClass::Burstable, 30),
+            (QosClass::Burstable, 20),
+            (QosClass::BestEffort, 999),
+        ];
+        assert_eq!(memory_mins(pods.into_iter()), (150, 50));
     }
 }

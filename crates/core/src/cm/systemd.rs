@@ -20,6 +20,8 @@ pub struct SliceProperties {
     pub cpu_period_us: Option<u64>,
     /// MemoryMax; u64::MAX = infinity.
     pub memory_max: Option<u64>,
+    /// MemoryMin (MemoryQoS).
+    pub memory_min: Option<u64>,
     /// TasksMax; u64::MAX = infinity.
     pub tasks_max: Option<u64>,
 }
@@ -60,6 +62,7 @@ impl SliceProperties {
                     }
                 }
                 "memory.max" => p.memory_max = max_or(value),
+                "memory.min" => p.memory_min = value.parse().ok(),
                 "pids.max" => p.tasks_max = max_or(value),
                 _ => {}
             }
@@ -78,6 +81,7 @@ impl SliceProperties {
         push("CPUQuotaPerSecUSec", self.cpu_quota_per_sec_us);
         push("CPUQuotaPeriodUSec", self.cpu_period_us);
         push("MemoryMax", self.memory_max);
+        push("MemoryMin", self.memory_min);
         push("TasksMax", self.tasks_max);
         out
     }
@@ -169,6 +173,7 @@ mod tests {
             ("cpu.weight", "9"),
             ("cpu.max", "20000 100000"),
             ("memory.max", "67108864"),
+            ("memory.min", "33554432"),
             ("pids.max", "max"),
         ]));
         assert_eq!(
@@ -178,6 +183,7 @@ mod tests {
                 cpu_quota_per_sec_us: Some(200_000),
                 cpu_period_us: Some(100_000),
                 memory_max: Some(64 << 20),
+                memory_min: Some(32 << 20),
                 tasks_max: Some(u64::MAX),
             }
         );

@@ -579,12 +579,15 @@ impl PodWorker {
 
     async fn create_sandbox(&mut self, pod: &Pod, attempt: u32) -> Option<(String, Vec<String>)> {
         let config = sandbox_config(pod, attempt, &self.ctx.sandbox);
-        let limits = crate::cm::pod_limits(
+        let mut limits = crate::cm::pod_limits(
             pod,
             self.ctx.container.cpu_cfs_quota,
             self.ctx.container.cpu_cfs_period_us,
             self.ctx.pod_pids_limit,
         );
+        if self.ctx.container.memory.memory_qos.is_none() {
+            limits.memory_min = 0;
+        }
         // As upstream's SyncPod: no sandbox without its pod cgroup and limits; the sync
         // fails and is retried with the sandbox backoff.
         if let Err(failure) = ensure_pod_cgroup(&self.ctx.cgroups, pod, &limits) {
