@@ -85,10 +85,7 @@ impl MemoryPolicy {
         } else {
             Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         };
-        let swap_capacity = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| swap_total(&s))
-            .unwrap_or(0);
+        let swap_capacity = super::meminfo_bytes("SwapTotal").unwrap_or(0);
         MemoryPolicy {
             cgroup_v2,
             swap_controller,
@@ -202,18 +199,6 @@ fn memory_qos_files(container: &Container, qos: &MemoryQos) -> Vec<(&'static str
     out
 }
 
-/// SwapTotal of /proc/meminfo, in bytes.
-fn swap_total(meminfo: &str) -> Option<i128> {
-    let kb = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("SwapTotal:"))?
-        .split_whitespace()
-        .next()?
-        .parse::<i128>()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,15 +306,6 @@ mod tests {
         let mut critical = burstable.clone();
         critical.spec.as_mut().unwrap().priority = Some(2_000_000_000);
         assert_eq!(applied(&limited, &critical).unified["memory.swap.max"], "0");
-    }
-
-    #[test]
-    fn reads_swap_total() {
-        assert_eq!(
-            swap_total("MemTotal: 100 kB\nSwapTotal:    2048 kB\n"),
-            Some(2 << 20)
-        );
-        assert_eq!(swap_total("MemTotal: 100 kB\n"), None);
     }
 
     #[test]

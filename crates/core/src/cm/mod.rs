@@ -630,21 +630,38 @@ pub fn hugepage_limits(container: &Container, host_sizes: &[i128]) -> Vec<cri::H
 
 /// Physical memory from /proc/meminfo, in bytes (0 when unreadable).
 pub fn memory_capacity() -> i128 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<i128>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    meminfo_bytes("MemTotal").unwrap_or(0)
+}
+
+/// One `/proc/meminfo` value (`MemTotal`, `SwapTotal`, ...) in bytes.
+pub fn meminfo_bytes(key: &str) -> Option<i128> {
+    meminfo_value(&std::fs::read_to_string("/proc/meminfo").ok()?, key)
+}
+
+/// `key` of a /proc/meminfo text, in bytes (the file gives kB).
+fn meminfo_value(text: &str, key: &str) -> Option<i128> {
+    let kb = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse::<i128>()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_meminfo_values_in_bytes() {
+        let text = "MemTotal:       100 kB\nSwapTotal:    2048 kB\n";
+        assert_eq!(meminfo_value(text, "SwapTotal"), Some(2 << 20));
+        assert_eq!(meminfo_value(text, "MemTotal"), Some(100 * 1024));
+        assert_eq!(meminfo_value(text, "Swap"), None);
+        assert_eq!(meminfo_value(text, "HugePages_Total"), None);
+    }
     use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
